@@ -1,0 +1,50 @@
+import { z } from "zod";
+import type { Route } from "./route.js";
+
+const ErrorBody = {
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      properties: { code: { type: "string" }, message: { type: "string" }, field: { type: "string" } },
+    },
+  },
+};
+
+/** The OpenAPI 3.1 document, derived from the same route schemas that validate requests. */
+export function openApiDocument(routes: Route[], version: string) {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const path = r.url.replace(/:(\w+)/g, "{$1}");
+    const parameters = r.params
+      ? Object.keys((z.toJSONSchema(r.params) as { properties?: object }).properties ?? {}).map((name) => ({
+          name,
+          in: "path",
+          required: true,
+          schema: { type: "string" },
+        }))
+      : [];
+    paths[path] ??= {};
+    (paths[path] as Record<string, unknown>)[r.method.toLowerCase()] = {
+      summary: r.summary,
+      parameters,
+      ...(r.body
+        ? { requestBody: { content: { "application/json": { schema: z.toJSONSchema(r.body, { io: "input" }) } } } }
+        : {}),
+      responses: {
+        [String(r.status ?? 200)]: { description: "Success" },
+        "4XX": { description: "Bad input, unknown volume, or a conflict", content: { "application/json": { schema: ErrorBody } } },
+        "5XX": { description: "Failure", content: { "application/json": { schema: ErrorBody } } },
+      },
+    };
+  }
+  return {
+    openapi: "3.1.0",
+    info: { title: "Holdfast agent API", version },
+    components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

@@ -1,0 +1,21 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { z } from "zod";
+
+/** One REST route: its schemas validate requests and also produce the OpenAPI document. */
+export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
+  method: "GET" | "POST" | "PATCH" | "DELETE";
+  /** Path in fastify form, e.g. `/v1/volumes/:name`. */
+  url: string;
+  /** One line for the OpenAPI document. */
+  summary: string;
+  params?: P;
+  body?: B;
+  /** Status of a successful answer. @default 200 */
+  status?: number;
+  handler: (input: { params: z.output<P>; body: z.output<B> }, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+}
+
+/** Declares a route with its types inferred from its schemas. */
+export function route<P extends z.ZodType, B extends z.ZodType>(r: Route<P, B>): Route {
+  return r as unknown as Route;
+}

@@ -1,0 +1,148 @@
+import { z } from "zod";
+import { SpecError } from "../errors.js";
+import { parseSize, parseSpec, specFromFields } from "../spec/index.js";
+import type { VolumeService } from "../volumes/index.js";
+import { route } from "./route.js";
+
+/** What the API reports about this node and its cluster. */
+export interface ClusterInfo {
+  cluster: () => Promise<{ id: string; store: string; nodes: NodeStatus[] }>;
+}
+
+export interface NodeStatus {
+  id: string;
+  api: string;
+  zone: string;
+  rack: string;
+  state: "up" | "down";
+  capacity: number;
+  free: number;
+}
+
+const NameParams = z.object({ name: z.string().min(1).max(255) });
+
+/** A volume to create: an inline `spec`, separate keys, or both (keys may not repeat what the spec says). */
+const CreateBody = z
+  .object({ spec: z.string().min(1).optional() })
+  .catchall(z.unknown())
+  .describe("Volume keys as in the inline spec grammar (see docs/volume-spec.md), and/or `spec`.");
+
+const MountBody = z.object({ path: z.string().min(1).optional() }).strict().optional();
+
+const UpdateBody = z
+  .object({ size: z.union([z.number().int().positive(), z.string().min(1)]) })
+  .strict()
+  .describe("Fields that can change; `size` grows the volume (bytes, or a size string such as 20G).");
+
+/** Merges an inline spec and separate keys; a key given both ways is ambiguous, so it is refused. */
+function specFromBody(body: z.output<typeof CreateBody>) {
+  const { spec, ...fields } = body;
+  const fromFields = specFromFields(fields);
+  if (spec === undefined) {
+    if (!fromFields.name) throw new SpecError("name", "is required (give `name`, or `spec` with name=...)");
+    return { ...fromFields, name: fromFields.name };
+  }
+  const fromSpec = parseSpec(spec);
+  for (const key of Object.keys(fromFields)) {
+    if (key in fromSpec) throw new SpecError(key, "is given both in `spec` and as a separate key");
+  }
+  return { ...fromSpec, ...fromFields, name: fromSpec.name };
+}
+
+export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
+  return [
+    route({
+      method: "GET",
+      url: "/v1/cluster",
+      summary: "The cluster, its nodes and a count of volumes by state.",
+      handler: async () => {
+        const cluster = await info.cluster();
+        const list = await volumes.list();
+        return {
+          ...cluster,
+          volumes: {
+            total: list.length,
+            attached: list.filter((v) => v.state === "attached").length,
+            detached: list.filter((v) => v.state === "detached").length,
+          },
+        };
+      },
+    }),
+    route({
+      method: "GET",
+      url: "/v1/nodes",
+      summary: "Nodes of the cluster.",
+      handler: async () => (await info.cluster()).nodes,
+    }),
+    route({
+      method: "GET",
+      url: "/v1/volumes",
+      summary: "Every volume.",
+      handler: () => volumes.list(),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes",
+      summary: "Creates a volume from an inline spec and/or separate keys.",
+      body: CreateBody,
+      status: 201,
+      handler: ({ body }) => volumes.create(specFromBody(body)),
+    }),
+    route({
+      method: "GET",
+      url: "/v1/volumes/:name",
+      summary: "One volume, by name or id.",
+      params: NameParams,
+      handler: ({ params }) => volumes.inspect(params.name),
+    }),
+    route({
+      method: "PATCH",
+      url: "/v1/volumes/:name",
+      summary: "Changes a volume online: grows its size.",
+      params: NameParams,
+      body: UpdateBody,
+      handler: ({ params, body }) =>
+        volumes.resize(params.name, typeof body.size === "number" ? body.size : parseSize(body.size)),
+    }),
+    route({
+      method: "DELETE",
+      url: "/v1/volumes/:name",
+      summary: "Deletes a detached volume and its replicas.",
+      params: NameParams,
+      status: 204,
+      handler: async ({ params }) => {
+        await volumes.delete(params.name);
+        return null;
+      },
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes/:name/attach",
+      summary: "Attaches the volume on this node and serves it over NBD.",
+      params: NameParams,
+      handler: ({ params }) => volumes.attach(params.name),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes/:name/detach",
+      summary: "Stops serving the volume on this node.",
+      params: NameParams,
+      handler: ({ params }) => volumes.detach(params.name),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes/:name/mount",
+      summary: "Attaches, makes the file system on first use, and mounts the volume on this node.",
+      params: NameParams,
+      body: MountBody,
+      handler: ({ params, body }) => volumes.mount(params.name, body?.path),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes/:name/unmount",
+      summary: "Unmounts and detaches the volume on this node.",
+      params: NameParams,
+      handler: ({ params }) => volumes.unmount(params.name),
+    }),
+  ];
+}

@@ -1,0 +1,52 @@
+import got, { type Got, HTTPError, RequestError } from "got";
+import { HoldfastError, OperationError } from "../errors.js";
+
+/** Where the CLI finds the agent: `HOLDFAST_API` and `HOLDFAST_TOKEN`. */
+export interface ClientOptions {
+  /** Agent API URL. @default "http://127.0.0.1:9001" */
+  url?: string;
+  /** Bearer token. @default - none: requests are refused with a message saying so */
+  token?: string;
+}
+
+/** The REST API as the CLI uses it; API errors come back as HoldfastErrors with the API's code and field. */
+export class ApiClient {
+  private readonly http: Got;
+  private readonly url: string;
+
+  constructor(options: ClientOptions = {}) {
+    const url = (options.url ?? "http://127.0.0.1:9001").replace(/\/+$/, "");
+    this.url = url;
+    this.http = got.extend({
+      prefixUrl: `${url}/v1`,
+      headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+      responseType: "json",
+      retry: { limit: 0 },
+      timeout: { request: 10 * 60 * 1000 },
+    });
+  }
+
+  async request<T>(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {
+    try {
+      const res = await this.http<T>(path, { method, ...(body === undefined ? {} : { json: body }) });
+      return res.body;
+    } catch (err) {
+      throw toHoldfastError(err, this.url);
+    }
+  }
+}
+
+function toHoldfastError(err: unknown, url: string): HoldfastError {
+  if (err instanceof HTTPError) {
+    const body = err.response.body as { error?: { code?: string; message?: string; field?: string } } | undefined;
+    const e = body?.error;
+    return new HoldfastError(e?.code ?? "http.error", e?.message ?? err.message, {
+      field: e?.field,
+      status: err.response.statusCode,
+    });
+  }
+  if (err instanceof RequestError) {
+    return new OperationError("api.unreachable", `cannot reach the agent at ${url}: ${err.code} (is it running? set HOLDFAST_API)`);
+  }
+  return new OperationError("client", String(err), err);
+}

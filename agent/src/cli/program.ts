@@ -1,0 +1,111 @@
+import { Command, Option } from "commander";
+import pino from "pino";
+import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
+import { startAgent, VERSION } from "../node-agent.js";
+import { ApiClient } from "./client.js";
+import { humanBytes, type OutputFormat, print, table } from "./output.js";
+import { registerVolumeCommands } from "./volume-commands.js";
+
+interface NodeStatus {
+  id: string;
+  api: string;
+  zone: string;
+  rack: string;
+  state: string;
+  capacity: number;
+  free: number;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The `holdfast` command line. Exit codes: 0 success, 2 bad input, 1 failure (see main.ts). */
+export function buildProgram(): Command {
+  const program = new Command("holdfast")
+    .description("Holdfast: replicated volumes for stateful containers")
+    .version(VERSION)
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .showHelpAfterError()
+    .exitOverride();
+
+  const format = (cmd: Command): OutputFormat => cmd.optsWithGlobals().output as OutputFormat;
+  const client = () => new ApiClient({ url: process.env.HOLDFAST_API, token: process.env.HOLDFAST_TOKEN });
+
+  program
+    .command("agent")
+    .description("run the node agent in the foreground")
+    .option("--config <file>", "JSON file with the same settings as the flags (flags win)")
+    .option("--data-dir <dir>", "directory for the agent's state")
+    .option("--store <store>", 'metadata store: "local" or etcd://HOST:PORT[,HOST:PORT]')
+    .option("--node-id <id>", "this node's id (default: the host name)")
+    .option("--api <host:port>", "REST API address (default 127.0.0.1:9001)")
+    .option("--pool <dir>", "storage pool directory (repeatable; default <data-dir>/pool)", collect)
+    .option("--zone <zone>", "failure domain: zone")
+    .option("--rack <rack>", "failure domain: rack")
+    .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
+    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
+    .action(async (opts) => {
+      const flags: Partial<AgentConfigInput> = {
+        dataDir: opts.dataDir,
+        store: opts.store,
+        nodeId: opts.nodeId,
+        api: opts.api,
+        pools: opts.pool,
+        zone: opts.zone,
+        rack: opts.rack,
+        mountDir: opts.mountDir,
+        logLevel: opts.logLevel,
+      };
+      const config = await loadAgentConfig({ file: opts.config, flags });
+      const logger = pino({ level: config.logLevel });
+      const agent = await startAgent(config, logger);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, "stopping");
+          agent.stop().then(resolve, (err) => {
+            logger.error({ err }, "stop failed");
+            resolve();
+          });
+        };
+        process.once("SIGTERM", () => stop("SIGTERM"));
+        process.once("SIGINT", () => stop("SIGINT"));
+      });
+    });
+
+  registerVolumeCommands(program, { client, format });
+
+  const nodesTable = (nodes: NodeStatus[]) =>
+    table(
+      ["NODE", "API", "ZONE", "RACK", "STATE", "CAPACITY", "FREE"],
+      nodes.map((n) => [n.id, n.api, n.zone, n.rack, n.state, humanBytes(n.capacity), humanBytes(n.free)]),
+    );
+
+  program
+    .command("cluster")
+    .description("the cluster")
+    .command("status")
+    .description("nodes and volumes' health")
+    .action(async (_opts, cmd: Command) => {
+      const status = await client().request<{
+        id: string;
+        store: string;
+        nodes: NodeStatus[];
+        volumes: { total: number; attached: number; detached: number };
+      }>("GET", "cluster");
+      print(format(cmd), status, () => {
+        const v = status.volumes;
+        return `cluster ${status.id} (store ${status.store}): ${status.nodes.length} node(s), ${v.total} volume(s), ${v.attached} attached\n\n${nodesTable(status.nodes)}`;
+      });
+    });
+
+  program
+    .command("node")
+    .description("the cluster's nodes")
+    .command("list")
+    .description("list nodes")
+    .action(async (_opts, cmd: Command) => {
+      const nodes = await client().request<NodeStatus[]>("GET", "nodes");
+      print(format(cmd), nodes, () => nodesTable(nodes));
+    });
+
+  return program;
+}

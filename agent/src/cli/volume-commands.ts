@@ -1,0 +1,162 @@
+import type { Command } from "commander";
+import { SpecError } from "../errors.js";
+import { parseSize, VOLUME_KEYS } from "../spec/index.js";
+import type { VolumeView } from "../volumes/index.js";
+import type { ApiClient } from "./client.js";
+import { humanBytes, type OutputFormat, print, table } from "./output.js";
+
+type Context = { client: () => ApiClient; format: (cmd: Command) => OutputFormat };
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function volumeTable(volumes: VolumeView[]): string {
+  return table(
+    ["NAME", "ID", "SIZE", "REPL", "FS", "STATE", "ATTACHED ON", "MOUNT"],
+    volumes.map((v) => [v.name, v.id, humanBytes(v.size), v.repl, v.fs, v.state, v.attachedOn, v.mountPath]),
+  );
+}
+
+function inspectText(v: VolumeView): string {
+  const facts = table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", v.name],
+      ["id", v.id],
+      ["spec", v.spec],
+      ["size", `${humanBytes(v.size)} (${v.size} bytes)`],
+      ["repl", v.repl],
+      ["fs", v.fs],
+      ["state", v.state],
+      ["attached on", v.attachedOn],
+      ["epoch", v.epoch],
+      ["nbd", v.nbd],
+      ["device", v.devicePath],
+      ["mount", v.mountPath],
+      ["labels", Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(",") || null],
+      ["created", v.createdAt],
+    ],
+  );
+  const replicas = table(
+    ["REPLICA NODE", "POOL", "STATE", "ON DISK"],
+    v.replicas.map((r) => [r.node, r.pool, r.state, humanBytes(r.bytesOnDisk)]),
+  );
+  return `${facts}\n\n${replicas}`;
+}
+
+/** `--label k=v` (repeatable) becomes the spec's labels. */
+function labelsFrom(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values) return undefined;
+  const labels: Record<string, string> = {};
+  for (const pair of values) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new SpecError("labels", `"${pair}" is not KEY=VALUE`);
+    labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return labels;
+}
+
+/** Option name for a spec key: `io_profile` becomes `--io-profile`. */
+const optionName = (key: string) => key.replaceAll("_", "-");
+const optionProperty = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export function registerVolumeCommands(program: Command, ctx: Context): void {
+  const volume = program.command("volume").description("create, inspect and use volumes");
+
+  const create = volume
+    .command("create")
+    .description("create a volume from an inline spec (name=pgdata,size=20G,repl=3) or a plain name")
+    .argument("<spec>", "inline spec or volume name");
+  // One option per spec key, from the same table the parser uses; labels get the friendlier k=v form.
+  for (const key of VOLUME_KEYS) {
+    if (key.name === "name" || key.name === "labels") continue;
+    create.option(`--${optionName(key.name)} <value>`, key.doc);
+  }
+  create.option("--label <key=value>", "a label (repeatable)", collect);
+  create.action(async (spec: string, opts: Record<string, unknown>, cmd: Command) => {
+    const fields: Record<string, unknown> = {};
+    for (const key of VOLUME_KEYS) {
+      const value = opts[optionProperty(key.name)];
+      if (value !== undefined && key.name !== "labels") fields[key.name] = value;
+    }
+    const labels = labelsFrom(opts.label as string[] | undefined);
+    if (labels) fields.labels = labels;
+    const v = await ctx.client().request<VolumeView>("POST", "volumes", { spec, ...fields });
+    print(ctx.format(cmd), v, () => `created volume ${v.name} (${v.id}): ${v.spec}`);
+  });
+
+  volume
+    .command("list")
+    .description("list volumes")
+    .action(async (_opts, cmd: Command) => {
+      const list = await ctx.client().request<VolumeView[]>("GET", "volumes");
+      print(ctx.format(cmd), list, () => volumeTable(list));
+    });
+
+  volume
+    .command("inspect")
+    .description("show a volume")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const v = await ctx.client().request<VolumeView>("GET", `volumes/${encodeURIComponent(name)}`);
+      print(ctx.format(cmd), v, () => inspectText(v));
+    });
+
+  volume
+    .command("delete")
+    .description("delete a detached volume and its data")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      await ctx.client().request("DELETE", `volumes/${encodeURIComponent(name)}`);
+      print(ctx.format(cmd), { deleted: name }, () => `deleted volume ${name}`);
+    });
+
+  volume
+    .command("attach")
+    .description("attach a volume on the agent's node and serve it over NBD")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/attach`);
+      print(ctx.format(cmd), v, () => `attached ${v.name} on ${v.attachedOn}: ${v.nbd}`);
+    });
+
+  volume
+    .command("detach")
+    .description("stop serving a volume on the agent's node")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/detach`);
+      print(ctx.format(cmd), v, () => `detached ${v.name}`);
+    });
+
+  volume
+    .command("mount")
+    .description("attach, make the file system on first use, and mount")
+    .argument("<name>", "volume name or id")
+    .argument("[path]", "mount point (default: the agent's mount directory / name)")
+    .action(async (name: string, path: string | undefined, _opts, cmd: Command) => {
+      const v = await ctx
+        .client()
+        .request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/mount`, path ? { path } : {});
+      print(ctx.format(cmd), v, () => `mounted ${v.name} (${v.fs}) at ${v.mountPath}`);
+    });
+
+  volume
+    .command("unmount")
+    .description("unmount and detach")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/unmount`);
+      print(ctx.format(cmd), v, () => `unmounted ${v.name}`);
+    });
+
+  volume
+    .command("resize")
+    .description("grow a volume (and its mounted file system)")
+    .argument("<name>", "volume name or id")
+    .requiredOption("--size <size>", "new size, e.g. 40G (volumes only grow)")
+    .action(async (name: string, opts: { size: string }, cmd: Command) => {
+      const size = parseSize(opts.size);
+      const v = await ctx.client().request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, { size });
+      print(ctx.format(cmd), v, () => `resized ${v.name} to ${humanBytes(v.size)}`);
+    });
+}

@@ -1,0 +1,83 @@
+import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { SpecError } from "../errors.js";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+const HostPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. "127.0.0.1:9001"')
+  .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+
+/** Agent settings: the `--config` JSON file, then flags on top. One schema validates both. */
+export const AgentConfigSchema = z.object({
+  /** Directory for the agent's own state: metadata (local store), token, sockets. */
+  dataDir: z.string().min(1),
+  /** Metadata store: `local` (single node) or `etcd://HOST:PORT[,HOST:PORT]`. @default "local" */
+  store: z
+    .string()
+    .regex(/^(local|etcd:\/\/.+)$/, 'must be "local" or "etcd://HOST:PORT[,HOST:PORT...]"')
+    .default("local"),
+  /** This node's id in the cluster. @default the host name */
+  nodeId: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").optional(),
+  /** Address the REST API listens on. @default "127.0.0.1:9001" */
+  api: HostPort.default("127.0.0.1:9001"),
+  /** Storage pools: directories that hold replicas. @default - `<dataDir>/pool` */
+  pools: z.array(z.string().min(1)).default([]),
+  /** The API token. @default - a random token, written to `<dataDir>/token` (mode 0600) on first start */
+  token: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Failure domain: zone. @default "default" */
+  zone: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
+  /** Failure domain: rack. @default "default" */
+  rack: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
+  /** Where `volume mount` mounts a volume when no path is given. @default "/var/lib/holdfast/mounts" */
+  mountDir: z.string().min(1).default("/var/lib/holdfast/mounts"),
+  /** Log level. @default "info" */
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/** The agent's settings after validation, with every default filled in and paths made absolute. */
+export interface AgentConfig extends Omit<z.output<typeof AgentConfigSchema>, "nodeId"> {
+  nodeId: string;
+}
+
+/**
+ * Builds the agent configuration from a JSON file (optional) and flags; flags win. Any problem is a
+ * SpecError naming the setting, e.g. `api: must be HOST:PORT`.
+ */
+export async function loadAgentConfig(options: { file?: string; flags: Partial<AgentConfigInput> }): Promise<AgentConfig> {
+  let fromFile: Record<string, unknown> = {};
+  if (options.file) {
+    let text: string;
+    try {
+      text = await readFile(options.file, "utf8");
+    } catch (err) {
+      throw new SpecError("config", `cannot read ${options.file}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text);
+    } catch (err) {
+      throw new SpecError("config", `${options.file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const flags = Object.fromEntries(Object.entries(options.flags).filter(([, v]) => v !== undefined));
+  const parsed = AgentConfigSchema.safeParse({ ...fromFile, ...flags });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join(".") || "config";
+    throw new SpecError(field, issue?.message ?? "invalid");
+  }
+  const config = parsed.data;
+  const dataDir = resolve(config.dataDir);
+  return {
+    ...config,
+    dataDir,
+    nodeId: config.nodeId ?? hostname().split(".")[0] ?? "node",
+    pools: (config.pools.length > 0 ? config.pools : [join(dataDir, "pool")]).map((p) => resolve(p)),
+    mountDir: resolve(config.mountDir),
+  };
+}

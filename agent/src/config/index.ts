@@ -1,0 +1,1 @@
+export { type AgentConfig, type AgentConfigInput, AgentConfigSchema, loadAgentConfig } from "./config.js";

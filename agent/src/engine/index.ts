@@ -1,0 +1,2 @@
+export type { BlockDevice } from "./block-device.js";
+export { Engine, type EngineOptions, type ReplicaTarget } from "./engine.js";

@@ -1,0 +1,2 @@
+export { LocalStore } from "./local-store.js";
+export type { Compare, MetaStore, Operation, StoredValue } from "./store.js";

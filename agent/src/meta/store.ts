@@ -1,0 +1,30 @@
+/** One key as the store holds it. `revision` changes on every write of that key (etcd's mod_revision). */
+export interface StoredValue {
+  key: string;
+  value: string;
+  revision: number;
+}
+
+/** A condition a transaction checks: the key is at `revision`, or absent when `revision` is 0. */
+export interface Compare {
+  key: string;
+  revision: number;
+}
+
+export type Operation = { put: string; value: string } | { delete: string };
+
+/**
+ * The metadata store: a small transactional key-value store, the subset of etcd v3 Holdfast needs. Every
+ * decision that must be unique (a name, an attachment, an epoch) is one `commit` whose compares guard it,
+ * so the local store and etcd give the same guarantees to the code above them.
+ */
+export interface MetaStore {
+  /** The value at `key`, or undefined. */
+  get(key: string): Promise<StoredValue | undefined>;
+  /** Every key that starts with `prefix`, in key order. */
+  list(prefix: string): Promise<StoredValue[]>;
+  /** Applies `operations` atomically if every compare holds; returns false (and changes nothing) otherwise. */
+  commit(compares: Compare[], operations: Operation[]): Promise<boolean>;
+  /** Releases the store's resources. */
+  close(): Promise<void>;
+}

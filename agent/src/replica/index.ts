@@ -1,0 +1,2 @@
+export { CLUSTER_SIZE, REGION_SIZE } from "./layout.js";
+export { type CreateReplicaOptions, FencedError, Replica } from "./replica.js";

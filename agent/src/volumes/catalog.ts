@@ -1,0 +1,153 @@
+import { randomBytes } from "node:crypto";
+import { ConflictError, NotFoundError, OperationError } from "../errors.js";
+import type { MetaStore } from "../meta/index.js";
+import type { VolumeSpec } from "../spec/index.js";
+import type { AttachmentRecord, StoreKeys, VolumeRecord } from "./records.js";
+
+/**
+ * Volume records in the metadata store: names are unique through a compare on the name key, attachments
+ * are unique through a compare on the attachment key, and epochs only ever grow.
+ */
+export class VolumeCatalog {
+  constructor(
+    private readonly store: MetaStore,
+    private readonly keys: StoreKeys,
+  ) {}
+
+  /** Records a new volume; refuses a name in use. */
+  async create(spec: VolumeSpec, replicas: VolumeRecord["replicas"]): Promise<VolumeRecord> {
+    const record: VolumeRecord = {
+      id: randomBytes(8).toString("hex"),
+      spec,
+      replicas,
+      createdAt: new Date().toISOString(),
+    };
+    const ok = await this.store.commit(
+      [{ key: this.keys.name(spec.name), revision: 0 }],
+      [
+        { put: this.keys.name(spec.name), value: record.id },
+        { put: this.keys.volume(record.id), value: JSON.stringify(record) },
+      ],
+    );
+    if (!ok) throw new ConflictError("volume.exists", `volume "${spec.name}" already exists`, "name");
+    return record;
+  }
+
+  /** The volume called `nameOrId` (a name first, then an id). */
+  async get(nameOrId: string): Promise<VolumeRecord> {
+    const found = await this.find(nameOrId);
+    if (!found) throw new NotFoundError("volume", nameOrId);
+    return found;
+  }
+
+  async find(nameOrId: string): Promise<VolumeRecord | undefined> {
+    const byName = await this.store.get(this.keys.name(nameOrId));
+    const id = byName?.value ?? nameOrId;
+    const entry = await this.store.get(this.keys.volume(id));
+    return entry ? (JSON.parse(entry.value) as VolumeRecord) : undefined;
+  }
+
+  async list(): Promise<VolumeRecord[]> {
+    const entries = await this.store.list(this.keys.volumes);
+    return entries
+      .map((e) => JSON.parse(e.value) as VolumeRecord)
+      .sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  }
+
+  /** Replaces a volume's record, if nobody changed it since `read`. */
+  async update(id: string, change: (record: VolumeRecord) => VolumeRecord): Promise<VolumeRecord> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.store.get(this.keys.volume(id));
+      if (!entry) throw new NotFoundError("volume", id);
+      const next = change(JSON.parse(entry.value) as VolumeRecord);
+      const ok = await this.store.commit(
+        [{ key: entry.key, revision: entry.revision }],
+        [{ put: entry.key, value: JSON.stringify(next) }],
+      );
+      if (ok) return next;
+    }
+    throw new OperationError("volume.contended", `volume ${id} kept changing under the update; try again`);
+  }
+
+  /** Forgets a volume; refuses while it is attached. */
+  async remove(record: VolumeRecord): Promise<void> {
+    const ok = await this.store.commit(
+      [{ key: this.keys.attachment(record.id), revision: 0 }],
+      [
+        { delete: this.keys.name(record.spec.name) },
+        { delete: this.keys.volume(record.id) },
+        { delete: this.keys.epoch(record.id) },
+      ],
+    );
+    if (!ok) {
+      const attachment = await this.attachment(record.id);
+      throw new ConflictError(
+        "volume.attached",
+        `volume "${record.spec.name}" is attached on node ${attachment?.node ?? "?"}: detach it first`,
+        "name",
+      );
+    }
+  }
+
+  async attachment(id: string): Promise<AttachmentRecord | undefined> {
+    const entry = await this.store.get(this.keys.attachment(id));
+    return entry ? (JSON.parse(entry.value) as AttachmentRecord) : undefined;
+  }
+
+  /**
+   * Takes the attachment for `node` with a new epoch, in one transaction: it fails if anyone holds the
+   * attachment, and the epoch is strictly higher than every epoch handed out for this volume before.
+   */
+  async attach(id: string, attachment: Omit<AttachmentRecord, "epoch" | "since">): Promise<AttachmentRecord> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.store.get(this.keys.attachment(id));
+      if (current) {
+        const holder = JSON.parse(current.value) as AttachmentRecord;
+        throw new ConflictError("volume.attached", `volume is already attached on node ${holder.node}`, "name");
+      }
+      const epochEntry = await this.store.get(this.keys.epoch(id));
+      const epoch = Number(epochEntry?.value ?? 0) + 1;
+      const record: AttachmentRecord = { ...attachment, epoch, since: new Date().toISOString() };
+      const ok = await this.store.commit(
+        [
+          { key: this.keys.attachment(id), revision: 0 },
+          { key: this.keys.epoch(id), revision: epochEntry?.revision ?? 0 },
+        ],
+        [
+          { put: this.keys.attachment(id), value: JSON.stringify(record) },
+          { put: this.keys.epoch(id), value: String(epoch) },
+        ],
+      );
+      if (ok) return record;
+    }
+    throw new OperationError("volume.contended", `volume ${id} attachment kept changing; try again`);
+  }
+
+  /** Updates this node's attachment (device path, mount point), only while `epoch` still holds it. */
+  async updateAttachment(id: string, epoch: number, change: Partial<AttachmentRecord>): Promise<void> {
+    const entry = await this.store.get(this.keys.attachment(id));
+    const current = entry ? (JSON.parse(entry.value) as AttachmentRecord) : undefined;
+    if (!entry || current?.epoch !== epoch) {
+      throw new ConflictError("volume.fenced", `volume ${id} is no longer attached with epoch ${epoch}`);
+    }
+    await this.store.commit(
+      [{ key: entry.key, revision: entry.revision }],
+      [{ put: entry.key, value: JSON.stringify({ ...current, ...change }) }],
+    );
+  }
+
+  /** Releases the attachment if `epoch` still holds it. */
+  async detach(id: string, epoch: number): Promise<void> {
+    const entry = await this.store.get(this.keys.attachment(id));
+    if (!entry || (JSON.parse(entry.value) as AttachmentRecord).epoch !== epoch) return;
+    await this.store.commit([{ key: entry.key, revision: entry.revision }], [{ delete: entry.key }]);
+  }
+
+  /** Every attachment held by `node`, e.g. left over by a crashed agent. */
+  async attachmentsOf(node: string): Promise<Array<{ id: string; attachment: AttachmentRecord }>> {
+    const entries = await this.store.list(this.keys.attachments);
+    return entries
+      .map((e) => ({ id: e.key.slice(this.keys.attachments.length), attachment: JSON.parse(e.value) }))
+      .filter((a) => a.attachment.node === node);
+  }
+}

@@ -1,0 +1,197 @@
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { Engine } from "../engine/index.js";
+import { ConflictError, OperationError, SpecError } from "../errors.js";
+import { type ExposedVolume, exposeVolume } from "../frontend/index.js";
+import { NbdServer } from "../frontend/nbd/index.js";
+import { Replica } from "../replica/index.js";
+import type { VolumeCatalog } from "./catalog.js";
+import type { AttachmentRecord, VolumeRecord } from "./records.js";
+
+/** A unix socket path must fit in sockaddr_un (108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/** A volume attached on this node: its engine, its NBD server, and its host block device once exposed. */
+interface Attached {
+  record: VolumeRecord;
+  attachment: AttachmentRecord;
+  replicas: Replica[];
+  engine: Engine;
+  nbd: NbdServer;
+  exposed?: ExposedVolume;
+}
+
+export interface LocalVolumesOptions {
+  /** This node's id. */
+  nodeId: string;
+  /** Directory for NBD sockets and FUSE mounts. */
+  runDir: string;
+  /** Default parent of mount points. */
+  mountDir: string;
+  catalog: VolumeCatalog;
+  logger: Logger;
+}
+
+/**
+ * The data plane on this node: opens the local replicas of an attached volume, runs its engine and NBD
+ * server, and exposes and mounts it. One operation at a time per volume.
+ */
+export class LocalVolumes {
+  private readonly attached = new Map<string, Attached>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly options: LocalVolumesOptions) {}
+
+  /** The local state of an attached volume, if it is attached here. */
+  get(id: string): Attached | undefined {
+    return this.attached.get(id);
+  }
+
+  /** Runs `fn` after every earlier operation on volume `id` has finished. */
+  serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  /** Attaches `record` on this node (idempotent here), taking the attachment with a new epoch. */
+  async attach(record: VolumeRecord): Promise<Attached> {
+    const existing = this.attached.get(record.id);
+    if (existing) return existing;
+    const { catalog, nodeId, runDir } = this.options;
+    const nbdSocket = join(runDir, "nbd", `${record.spec.name}.sock`);
+    if (Buffer.byteLength(nbdSocket) > MAX_SOCKET_PATH) {
+      throw new SpecError("dataDir", `socket path ${nbdSocket} is too long for a unix socket: use a shorter dataDir`);
+    }
+    const local = record.replicas.filter((r) => r.node === nodeId && r.state === "in-sync");
+    if (local.length === 0) {
+      throw new OperationError("volume.no_local_replica", `volume "${record.spec.name}" has no replica on ${nodeId}`);
+    }
+    const attachment = await catalog.attach(record.id, { node: nodeId, nbdSocket });
+    const replicas: Replica[] = [];
+    let nbd: NbdServer | undefined;
+    try {
+      for (const r of local) replicas.push(await Replica.open(replicaDir(r.pool, record.id)));
+      const engine = await Engine.start({ volumeId: record.id, epoch: attachment.epoch, replicas });
+      await mkdir(join(runDir, "nbd"), { recursive: true, mode: 0o700 });
+      await rm(nbdSocket, { force: true });
+      nbd = new NbdServer({
+        device: engine,
+        exportName: record.spec.name,
+        socketPath: nbdSocket,
+        logger: this.options.logger.child({ volume: record.spec.name }),
+      });
+      await nbd.listen();
+      const entry: Attached = { record, attachment, replicas, engine, nbd };
+      this.attached.set(record.id, entry);
+      this.options.logger.info({ volume: record.spec.name, epoch: attachment.epoch }, "volume attached");
+      return entry;
+    } catch (err) {
+      await nbd?.close().catch(() => undefined);
+      await Promise.all(replicas.map((r) => r.close().catch(() => undefined)));
+      await catalog.detach(record.id, attachment.epoch);
+      throw err;
+    }
+  }
+
+  /** Exposes an attached volume as a host block device and mounts its file system at `target`. */
+  async mount(id: string, target: string): Promise<Attached> {
+    const entry = this.mustGet(id);
+    const { spec } = entry.record;
+    if (entry.attachment.mountPath) {
+      if (entry.attachment.mountPath === target) return entry;
+      throw new ConflictError(
+        "volume.mounted",
+        `volume "${spec.name}" is already mounted at ${entry.attachment.mountPath}`,
+        "path",
+      );
+    }
+    if (spec.fs === "none") {
+      throw new SpecError("fs", `volume "${spec.name}" has no file system (fs=none): use its block device instead`);
+    }
+    const exposed = await this.expose(entry);
+    await exposed.mount(target);
+    entry.attachment = { ...entry.attachment, mountPath: target };
+    await this.options.catalog.updateAttachment(id, entry.attachment.epoch, { mountPath: target });
+    return entry;
+  }
+
+  /** Unmounts the file system and removes the host block device; the volume stays attached. */
+  async unmount(id: string): Promise<void> {
+    const entry = this.mustGet(id);
+    if (entry.exposed) {
+      await entry.exposed.close();
+      entry.exposed = undefined;
+    }
+    const { mountPath: _m, devicePath: _d, ...rest } = entry.attachment;
+    entry.attachment = rest;
+    await this.options.catalog.updateAttachment(id, entry.attachment.epoch, {
+      mountPath: undefined,
+      devicePath: undefined,
+    });
+  }
+
+  /** Stops serving the volume here: unmounts, stops the NBD server, flushes, and releases the attachment. */
+  async detach(id: string): Promise<void> {
+    const entry = this.attached.get(id);
+    if (!entry) return;
+    if (entry.exposed) await entry.exposed.close();
+    await entry.nbd.close();
+    await entry.engine.stop();
+    await Promise.all(entry.replicas.map((r) => r.close()));
+    this.attached.delete(id);
+    await this.options.catalog.detach(id, entry.attachment.epoch);
+    this.options.logger.info({ volume: entry.record.spec.name }, "volume detached");
+  }
+
+  /** Grows an attached volume and, when mounted, its file system. */
+  async grow(id: string, size: number): Promise<void> {
+    const entry = this.mustGet(id);
+    await entry.engine.grow(size);
+    if (entry.exposed) await entry.exposed.grow(size);
+  }
+
+  /** Detaches every volume attached here (agent shutdown). */
+  async detachAll(): Promise<void> {
+    for (const id of [...this.attached.keys()]) {
+      await this.serialize(id, () => this.detach(id)).catch((err) =>
+        this.options.logger.error({ err, volume: id }, "detach at shutdown failed"),
+      );
+    }
+  }
+
+  private async expose(entry: Attached): Promise<ExposedVolume> {
+    if (entry.exposed) return entry.exposed;
+    const exposed = await exposeVolume({
+      name: entry.record.spec.name,
+      device: entry.engine,
+      fuseDir: join(this.options.runDir, "fuse"),
+      fs: entry.record.spec.fs,
+      nbdSocket: entry.attachment.nbdSocket,
+      logger: this.options.logger.child({ volume: entry.record.spec.name }),
+    });
+    entry.exposed = exposed;
+    entry.attachment = { ...entry.attachment, devicePath: exposed.devicePath };
+    await this.options.catalog.updateAttachment(entry.record.id, entry.attachment.epoch, {
+      devicePath: exposed.devicePath,
+    });
+    return exposed;
+  }
+
+  private mustGet(id: string): Attached {
+    const entry = this.attached.get(id);
+    if (!entry) throw new ConflictError("volume.not_attached", `volume ${id} is not attached on this node`, "name");
+    return entry;
+  }
+}
+
+/** The directory of a volume's replica in a pool. */
+export function replicaDir(pool: string, volumeId: string): string {
+  return join(pool, "replicas", volumeId);
+}

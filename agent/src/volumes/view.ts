@@ -1,0 +1,43 @@
+import { formatSpec, type VolumeSpec } from "../spec/index.js";
+import type { AttachmentRecord, VolumeRecord } from "./records.js";
+
+/** A volume as the API, the CLI and the provider see it. */
+export interface VolumeView extends VolumeSpec {
+  id: string;
+  /** The canonical inline spec. */
+  spec: string;
+  /** `attached` while an engine serves it somewhere, else `detached`. */
+  state: "attached" | "detached";
+  /** Node serving the volume's I/O, or null. */
+  attachedOn: string | null;
+  /** Epoch of the current attachment, or null. */
+  epoch: number | null;
+  /** NBD URI on the attached node, or null. */
+  nbd: string | null;
+  /** Host block device on the attached node, or null. */
+  devicePath: string | null;
+  /** Mount point on the attached node, or null. */
+  mountPath: string | null;
+  replicas: Array<{ node: string; pool: string; state: string; bytesOnDisk: number | null }>;
+  createdAt: string;
+}
+
+export function viewOf(
+  record: VolumeRecord,
+  attachment: AttachmentRecord | undefined,
+  usage: Map<string, number>,
+): VolumeView {
+  return {
+    ...record.spec,
+    id: record.id,
+    spec: formatSpec(record.spec),
+    state: attachment ? "attached" : "detached",
+    attachedOn: attachment?.node ?? null,
+    epoch: attachment?.epoch ?? null,
+    nbd: attachment ? `nbd+unix:///${record.spec.name}?socket=${attachment.nbdSocket}` : null,
+    devicePath: attachment?.devicePath ?? null,
+    mountPath: attachment?.mountPath ?? null,
+    replicas: record.replicas.map((r) => ({ ...r, bytesOnDisk: usage.get(r.pool) ?? null })),
+    createdAt: record.createdAt,
+  };
+}

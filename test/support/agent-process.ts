@@ -1,0 +1,143 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+
+const exec = promisify(execFile);
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const HOLDFAST = join(ROOT, "bin/holdfast");
+
+/** A free TCP port on 127.0.0.1 (the kernel picks it; we release it for the agent to take). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject()));
+    });
+  });
+}
+
+/** A real agent process (the built bundle through bin/holdfast) with its own data dir. */
+export class AgentProcess {
+  child?: ChildProcess;
+  token = "";
+  log = "";
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly extraArgs: string[],
+  ) {}
+
+  static async start(extraArgs: string[] = []): Promise<AgentProcess> {
+    // Short paths: NBD unix socket paths must fit in 107 bytes.
+    const dir = await mkdtemp(join(tmpdir(), "hf-"));
+    const agent = new AgentProcess(dir, await freePort(), extraArgs);
+    await agent.restart();
+    return agent;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, HOLDFAST_API: this.url, HOLDFAST_TOKEN: this.token };
+  }
+
+  /** Starts (or starts again) the agent on the same data dir and port; resolves when the API answers. */
+  async restart(): Promise<void> {
+    const child = spawn(
+      HOLDFAST,
+      [
+        "agent",
+        "--data-dir",
+        join(this.dir, "data"),
+        "--node-id",
+        "node1",
+        "--api",
+        `127.0.0.1:${this.port}`,
+        "--mount-dir",
+        join(this.dir, "mnt"),
+        "--log-level",
+        "info",
+        ...this.extraArgs,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.child = child;
+    child.stdout?.on("data", (d) => {
+      this.log += d;
+    });
+    child.stderr?.on("data", (d) => {
+      this.log += d;
+    });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}:\n${this.log}`);
+      if (this.log.includes('"agent ready"')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!this.log.includes('"agent ready"')) throw new Error(`agent did not start:\n${this.log}`);
+    this.token = (await readFile(join(this.dir, "data", "token"), "utf8")).trim();
+  }
+
+  /** Stops the agent with `signal` and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill(signal);
+    await exited;
+    this.log = "";
+  }
+
+  /** Runs `holdfast ARGS` against this agent; never throws, returns the exit code and output. */
+  async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await exec(HOLDFAST, args, { env: this.env, maxBuffer: 16 * 1024 * 1024 });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    }
+  }
+
+  /** `holdfast ARGS --output json`, parsed; throws with the CLI's stderr when it fails. */
+  async json<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+    const r = await this.cli(...args, "--output", "json");
+    if (r.code !== 0) throw new Error(`holdfast ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  /** A raw API request with this agent's token (or another). */
+  async api(method: string, path: string, body?: unknown, token = this.token) {
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  /** Stops the agent (SIGTERM, then SIGKILL) and removes its directory. */
+  async destroy(): Promise<void> {
+    await this.stop("SIGTERM").catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Runs a command and returns its output; throws with stderr when it fails. */
+export async function sh(cmd: string, args: string[], timeout = 300_000): Promise<string> {
+  try {
+    const { stdout } = await exec(cmd, args, { maxBuffer: 64 * 1024 * 1024, timeout });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${e.stderr || e.message}`);
+  }
+}

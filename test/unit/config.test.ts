@@ -1,0 +1,57 @@
+import { rejects } from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { loadAgentConfig } from "../../agent/src/config/index.js";
+import { SpecError } from "../../agent/src/errors.js";
+
+test("defaults fill in, flags override the file, paths become absolute", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hf-config-"));
+  try {
+    const file = join(dir, "agent.json");
+    await writeFile(file, JSON.stringify({ dataDir: "data", api: "127.0.0.1:9100", zone: "z1" }));
+    const config = await loadAgentConfig({ file, flags: { api: "127.0.0.2:9200", nodeId: "n1" } });
+    assert.is(config.api, "127.0.0.2:9200");
+    assert.is(config.zone, "z1");
+    assert.is(config.nodeId, "n1");
+    assert.is(config.store, "local");
+    assert.ok(config.dataDir.startsWith("/"));
+    assert.equal(config.pools, [join(config.dataDir, "pool")]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+for (const [flags, field] of [
+  [{ dataDir: "/d", api: "localhost" }, "api"],
+  [{ dataDir: "/d", api: "127.0.0.1:70000" }, "api"],
+  [{ dataDir: "/d", store: "zookeeper://x" }, "store"],
+  [{ dataDir: "/d", nodeId: "bad id!" }, "nodeId"],
+  [{ dataDir: "/d", token: "short" }, "token"],
+  [{}, "dataDir"],
+] as const) {
+  test(`bad setting ${field}=${JSON.stringify(flags)} names the field`, async () => {
+    await rejects(
+      () => loadAgentConfig({ flags }),
+      (err: unknown) =>
+        err instanceof SpecError && err.field === field && err.message.startsWith(`${field}:`),
+    );
+  });
+}
+
+test("a config file that is not JSON names the file", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hf-config-"));
+  try {
+    await writeFile(join(dir, "bad.json"), "{");
+    await rejects(
+      () => loadAgentConfig({ file: join(dir, "bad.json"), flags: {} }),
+      /bad\.json is not valid JSON/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -1,0 +1,139 @@
+import { rejects } from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Engine } from "../../agent/src/engine/index.js";
+import { FencedError, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
+
+const GiB = 1024 ** 3;
+const TiB = 1024 ** 4;
+let dir = "";
+
+test.before.each(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hf-replica-"));
+});
+test.after.each(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+test("a new replica reads zeros and costs almost nothing on disk, even at 1 TiB", async () => {
+  const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: TiB });
+  const data = await replica.read(TiB - 8192, 8192);
+  assert.ok(data.equals(Buffer.alloc(8192)));
+  const usage = await replica.usage();
+  assert.ok(usage.onDisk < 1024 * 1024, `on disk: ${usage.onDisk}`);
+  assert.is(usage.allocated, 0);
+  await replica.close();
+});
+
+test("writes read back, survive close and reopen, and space grows with data written", async () => {
+  const path = join(dir, "r");
+  let replica = await Replica.create(path, { volumeId: "v1", size: GiB });
+  const block = randomBytes(1024 * 1024);
+  await replica.write(512 * 1024 * 1024, block);
+  await replica.write(4096, block.subarray(0, 4096));
+  await replica.flush();
+  await replica.close();
+  replica = await Replica.open(path);
+  assert.is(sha(await replica.read(512 * 1024 * 1024, block.length)), sha(block));
+  assert.is(sha(await replica.read(4096, 4096)), sha(block.subarray(0, 4096)));
+  const usage = await replica.usage();
+  assert.ok(usage.onDisk >= block.length && usage.onDisk < 8 * 1024 * 1024, `on disk: ${usage.onDisk}`);
+  await replica.close();
+});
+
+test("requests outside the volume are refused, not clipped", async () => {
+  const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: 1024 * 1024 });
+  await rejects(() => replica.read(1024 * 1024 - 4096, 8192), RangeError);
+  await rejects(() => replica.write(1024 * 1024, Buffer.alloc(1)), RangeError);
+  await rejects(() => replica.read(-1, 1), RangeError);
+  await replica.close();
+});
+
+test("write-zeroes and trim zero the range and release whole clusters", async () => {
+  const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: 64 * 1024 * 1024 });
+  await replica.write(0, Buffer.alloc(16 * 1024 * 1024, 0xab));
+  await replica.flush();
+  const before = (await replica.usage()).onDisk;
+  await replica.trim(1000, 8 * 1024 * 1024);
+  await replica.writeZeroes(12 * 1024 * 1024, 512);
+  const data = await replica.read(0, 16 * 1024 * 1024);
+  assert.ok(data.subarray(0, 1000).equals(Buffer.alloc(1000, 0xab)));
+  assert.ok(data.subarray(1000, 1000 + 8 * 1024 * 1024).equals(Buffer.alloc(8 * 1024 * 1024)));
+  assert.is(data[1000 + 8 * 1024 * 1024], 0xab);
+  assert.ok(data.subarray(12 * 1024 * 1024, 12 * 1024 * 1024 + 512).equals(Buffer.alloc(512)));
+  const after = (await replica.usage()).onDisk;
+  assert.ok(after < before - 7 * 1024 * 1024, `before ${before}, after ${after}`);
+  await replica.close();
+});
+
+test("epochs: a replica refuses an engine below the highest epoch it has seen, across a reopen", async () => {
+  const path = join(dir, "r");
+  let replica = await Replica.create(path, { volumeId: "v1", size: GiB });
+  await replica.admit(3);
+  await replica.close();
+  replica = await Replica.open(path);
+  assert.is(replica.epoch, 3);
+  await rejects(() => Engine.start({ volumeId: "v1", epoch: 2, replicas: [replica] }), FencedError);
+  const engine = await Engine.start({ volumeId: "v1", epoch: 4, replicas: [replica] });
+  await engine.write(0, Buffer.alloc(4096, 1));
+  await engine.stop();
+  await rejects(() => engine.read(0, 4096), /detached/);
+  await replica.close();
+});
+
+test("the activity log records a region before its first write and forgets it after idle flushes", async () => {
+  const path = join(dir, "r");
+  let replica = await Replica.create(path, { volumeId: "v1", size: GiB });
+  await replica.write(3 * REGION_SIZE + 10, Buffer.alloc(100, 7));
+  await replica.write(REGION_SIZE - 50, Buffer.alloc(100, 7));
+  assert.equal(replica.activeRegions(), [0, 1, 3]);
+  // A crash now (no close, no flush): the log on disk already names the regions.
+  replica = await Replica.open(path);
+  assert.equal(replica.activeRegions(), [0, 1, 3]);
+  await replica.write(3 * REGION_SIZE, Buffer.alloc(10, 1));
+  await replica.flush();
+  await replica.flush();
+  assert.equal(replica.activeRegions(), [3]);
+  await replica.flush();
+  assert.equal(replica.activeRegions(), []);
+  await replica.close();
+});
+
+test("grow makes the volume bigger, keeps data, and refuses to shrink", async () => {
+  const path = join(dir, "r");
+  const replica = await Replica.create(path, { volumeId: "v1", size: 8 * 1024 * 1024 });
+  await replica.write(0, Buffer.alloc(4096, 9));
+  await replica.grow(64 * 1024 * 1024);
+  assert.is(replica.size, 64 * 1024 * 1024);
+  await replica.write(60 * 1024 * 1024, Buffer.alloc(4096, 8));
+  assert.is((await replica.read(0, 1))[0], 9);
+  await rejects(() => replica.grow(4096), /shrink/);
+  await replica.close();
+  const reopened = await Replica.open(path);
+  assert.is(reopened.size, 64 * 1024 * 1024);
+  assert.is((await reopened.read(60 * 1024 * 1024, 1))[0], 8);
+  assert.is((await stat(join(path, "layers/000000/data"))).size, 64 * 1024 * 1024);
+  await reopened.close();
+});
+
+test("an engine fans writes out to every replica and reads from the first", async () => {
+  const a = await Replica.create(join(dir, "a"), { volumeId: "v1", size: GiB });
+  const b = await Replica.create(join(dir, "b"), { volumeId: "v1", size: GiB });
+  const engine = await Engine.start({ volumeId: "v1", epoch: 1, replicas: [a, b] });
+  const data = randomBytes(65536);
+  await engine.write(GiB - 65536, data);
+  await engine.flush();
+  assert.is(sha(await b.read(GiB - 65536, 65536)), sha(data));
+  assert.is(sha(await engine.read(GiB - 65536, 65536)), sha(data));
+  await engine.stop();
+  await a.close();
+  await b.close();
+});
+
+test.run();
