@@ -15,6 +15,7 @@ declare -A needs=(
   [fusermount]=fuse
   [losetup]=mount
   [etcd]=etcd-server
+  [curl]=curl
 )
 missing=()
 for cmd in "${!needs[@]}"; do

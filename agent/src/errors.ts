@@ -11,7 +11,11 @@ export class HoldfastError extends Error {
   /** The HTTP status the REST API answers with. */
   readonly status: number;
 
-  constructor(code: string, message: string, options: { field?: string; status?: number; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { field?: string; status?: number; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

@@ -1,6 +1,6 @@
 import { CommanderError } from "commander";
-import { HoldfastError } from "./errors.js";
 import { buildProgram } from "./cli/program.js";
+import { HoldfastError } from "./errors.js";
 
 /** Exit codes: 0 success, 2 bad input (usage, spec, 4xx validation), 1 any other failure. */
 async function main(): Promise<number> {

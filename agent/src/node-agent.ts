@@ -33,11 +33,17 @@ async function loadToken(config: AgentConfig): Promise<string> {
 
 async function openStore(config: AgentConfig): Promise<MetaStore> {
   if (config.store === "local") return LocalStore.open(join(config.dataDir, "meta.json"));
-  throw new SpecError("store", `"${config.store}": the etcd store is not available in this build yet; use "local"`);
+  throw new SpecError(
+    "store",
+    `"${config.store}": the etcd store is not available in this build yet; use "local"`,
+  );
 }
 
 /** Starts the agent: store, volume service, stale-state recovery, REST API. */
-export async function startAgent(config: AgentConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningAgent> {
+export async function startAgent(
+  config: AgentConfig,
+  logger: Logger = pino({ level: config.logLevel }),
+): Promise<RunningAgent> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   for (const pool of config.pools) await mkdir(pool, { recursive: true, mode: 0o700 });
   const runDir = join(config.dataDir, "run");
@@ -74,8 +80,14 @@ export async function startAgent(config: AgentConfig, logger: Logger = pino({ le
     cluster: { cluster: async () => ({ id: "local", store: config.store, nodes: [await nodeStatus()] }) },
   });
   const separator = config.api.lastIndexOf(":");
-  await app.listen({ host: config.api.slice(0, separator).replace(/^\[|\]$/g, ""), port: Number(config.api.slice(separator + 1)) });
-  await writeFile(join(runDir, "agent.json"), JSON.stringify({ pid: process.pid, api: apiUrl, node: config.nodeId }));
+  await app.listen({
+    host: config.api.slice(0, separator).replace(/^\[|\]$/g, ""),
+    port: Number(config.api.slice(separator + 1)),
+  });
+  await writeFile(
+    join(runDir, "agent.json"),
+    JSON.stringify({ pid: process.pid, api: apiUrl, node: config.nodeId }),
+  );
   logger.info({ api: apiUrl, node: config.nodeId, store: config.store }, "agent ready");
 
   let stopping: Promise<void> | undefined;

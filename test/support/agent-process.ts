@@ -102,7 +102,11 @@ export class AgentProcess {
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+      return {
+        code: typeof e.code === "number" ? e.code : 1,
+        stdout: e.stdout ?? "",
+        stderr: e.stderr ?? "",
+      };
     }
   }
 
@@ -117,7 +121,10 @@ export class AgentProcess {
   async api(method: string, path: string, body?: unknown, token = this.token) {
     const res = await fetch(`${this.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -137,7 +144,7 @@ export async function sh(cmd: string, args: string[], timeout = 300_000): Promis
     const { stdout } = await exec(cmd, args, { maxBuffer: 64 * 1024 * 1024, timeout });
     return stdout;
   } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${e.stderr || e.message}`);
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${e.stderr || e.message}\n${e.stdout ?? ""}`);
   }
 }

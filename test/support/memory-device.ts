@@ -60,7 +60,11 @@ export class MemoryDevice implements BlockDevice {
     }
   }
 
-  private each(offset: number, length: number, fn: (chunk: number, at: number, pos: number, n: number) => void) {
+  private each(
+    offset: number,
+    length: number,
+    fn: (chunk: number, at: number, pos: number, n: number) => void,
+  ) {
     let pos = 0;
     while (pos < length) {
       const abs = offset + pos;

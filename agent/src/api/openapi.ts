@@ -31,11 +31,18 @@ export function openApiDocument(routes: Route[], version: string) {
       summary: r.summary,
       parameters,
       ...(r.body
-        ? { requestBody: { content: { "application/json": { schema: z.toJSONSchema(r.body, { io: "input" }) } } } }
+        ? {
+            requestBody: {
+              content: { "application/json": { schema: z.toJSONSchema(r.body, { io: "input" }) } },
+            },
+          }
         : {}),
       responses: {
         [String(r.status ?? 200)]: { description: "Success" },
-        "4XX": { description: "Bad input, unknown volume, or a conflict", content: { "application/json": { schema: ErrorBody } } },
+        "4XX": {
+          description: "Bad input, unknown volume, or a conflict",
+          content: { "application/json": { schema: ErrorBody } },
+        },
         "5XX": { description: "Failure", content: { "application/json": { schema: ErrorBody } } },
       },
     };

@@ -12,7 +12,11 @@ export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.
   body?: B;
   /** Status of a successful answer. @default 200 */
   status?: number;
-  handler: (input: { params: z.output<P>; body: z.output<B> }, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  handler: (
+    input: { params: z.output<P>; body: z.output<B> },
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ) => Promise<unknown>;
 }
 
 /** Declares a route with its types inferred from its schemas. */

@@ -27,7 +27,10 @@ const CreateBody = z
   .catchall(z.unknown())
   .describe("Volume keys as in the inline spec grammar (see docs/volume-spec.md), and/or `spec`.");
 
-const MountBody = z.object({ path: z.string().min(1).optional() }).strict().optional();
+const MountBody = z
+  .object({ path: z.string().min(1).optional() })
+  .strict()
+  .optional();
 
 const UpdateBody = z
   .object({ size: z.union([z.number().int().positive(), z.string().min(1)]) })

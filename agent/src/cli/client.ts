@@ -38,7 +38,9 @@ export class ApiClient {
 
 function toHoldfastError(err: unknown, url: string): HoldfastError {
   if (err instanceof HTTPError) {
-    const body = err.response.body as { error?: { code?: string; message?: string; field?: string } } | undefined;
+    const body = err.response.body as
+      | { error?: { code?: string; message?: string; field?: string } }
+      | undefined;
     const e = body?.error;
     return new HoldfastError(e?.code ?? "http.error", e?.message ?? err.message, {
       field: e?.field,
@@ -46,7 +48,10 @@ function toHoldfastError(err: unknown, url: string): HoldfastError {
     });
   }
   if (err instanceof RequestError) {
-    return new OperationError("api.unreachable", `cannot reach the agent at ${url}: ${err.code} (is it running? set HOLDFAST_API)`);
+    return new OperationError(
+      "api.unreachable",
+      `cannot reach the agent at ${url}: ${err.code} (is it running? set HOLDFAST_API)`,
+    );
   }
   return new OperationError("client", String(err), err);
 }

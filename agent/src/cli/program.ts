@@ -23,7 +23,9 @@ export function buildProgram(): Command {
   const program = new Command("holdfast")
     .description("Holdfast: replicated volumes for stateful containers")
     .version(VERSION)
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"),
+    )
     .showHelpAfterError()
     .exitOverride();
 

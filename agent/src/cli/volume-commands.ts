@@ -32,7 +32,12 @@ function inspectText(v: VolumeView): string {
       ["nbd", v.nbd],
       ["device", v.devicePath],
       ["mount", v.mountPath],
-      ["labels", Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(",") || null],
+      [
+        "labels",
+        Object.entries(v.labels)
+          .map(([k, val]) => `${k}=${val}`)
+          .join(",") || null,
+      ],
       ["created", v.createdAt],
     ],
   );
@@ -156,7 +161,9 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
     .requiredOption("--size <size>", "new size, e.g. 40G (volumes only grow)")
     .action(async (name: string, opts: { size: string }, cmd: Command) => {
       const size = parseSize(opts.size);
-      const v = await ctx.client().request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, { size });
+      const v = await ctx
+        .client()
+        .request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, { size });
       print(ctx.format(cmd), v, () => `resized ${v.name} to ${humanBytes(v.size)}`);
     });
 }

@@ -49,7 +49,10 @@ export interface AgentConfig extends Omit<z.output<typeof AgentConfigSchema>, "n
  * Builds the agent configuration from a JSON file (optional) and flags; flags win. Any problem is a
  * SpecError naming the setting, e.g. `api: must be HOST:PORT`.
  */
-export async function loadAgentConfig(options: { file?: string; flags: Partial<AgentConfigInput> }): Promise<AgentConfig> {
+export async function loadAgentConfig(options: {
+  file?: string;
+  flags: Partial<AgentConfigInput>;
+}): Promise<AgentConfig> {
   let fromFile: Record<string, unknown> = {};
   if (options.file) {
     let text: string;

@@ -93,6 +93,7 @@ export class Engine implements BlockDevice {
   }
 
   private assertRunning(): void {
-    if (this.stopped) throw new OperationError("engine.stopped", `volume ${this.options.volumeId} is detached`);
+    if (this.stopped)
+      throw new OperationError("engine.stopped", `volume ${this.options.volumeId} is detached`);
   }
 }

@@ -27,7 +27,11 @@ export class LocalStore implements MetaStore {
       snapshot = Snapshot.parse(JSON.parse(await readFile(path, "utf8")));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        throw new OperationError("meta.corrupt", `cannot read the metadata file ${path}: ${String(err)}`, err);
+        throw new OperationError(
+          "meta.corrupt",
+          `cannot read the metadata file ${path}: ${String(err)}`,
+          err,
+        );
       }
     }
     return new LocalStore(path, snapshot);

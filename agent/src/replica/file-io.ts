@@ -5,7 +5,9 @@ import { close, fdatasync, fsync, open, read, write } from "node:fs";
  * operation, which costs measurably on the data path, and these are called once per block request.
  */
 export function openFile(path: string, flags: string | number, mode = 0o600): Promise<number> {
-  return new Promise((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+  return new Promise((resolve, reject) =>
+    open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
 }
 
 export function closeFile(fd: number): Promise<void> {
@@ -17,7 +19,9 @@ export async function writeAt(fd: number, data: Buffer, position: number): Promi
   let done = 0;
   while (done < data.length) {
     done += await new Promise<number>((resolve, reject) =>
-      write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+      write(fd, data, done, data.length - done, position + done, (err, n) =>
+        err ? reject(err) : resolve(n),
+      ),
     );
   }
 }

@@ -174,7 +174,11 @@ export class Replica implements BlockDevice {
   /** Grows the replica to `size` bytes (never shrinks). */
   async grow(size: number): Promise<void> {
     if (size < this.manifest.size) {
-      throw new ConflictError("volume.shrink", `cannot shrink from ${this.manifest.size} to ${size} bytes`, "size");
+      throw new ConflictError(
+        "volume.shrink",
+        `cannot shrink from ${this.manifest.size} to ${size} bytes`,
+        "size",
+      );
     }
     if (size === this.manifest.size) return;
     const paths = replicaPaths(this.dir);
@@ -220,7 +224,15 @@ export class Replica implements BlockDevice {
     if (length <= 0) return;
     const path = replicaPaths(this.dir).layerData(this.manifest.layers.at(-1) as string);
     try {
-      await run("fallocate", ["--punch-hole", "--keep-size", "-o", String(offset), "-l", String(length), path]);
+      await run("fallocate", [
+        "--punch-hole",
+        "--keep-size",
+        "-o",
+        String(offset),
+        "-l",
+        String(length),
+        path,
+      ]);
     } catch {
       // A file system without hole punching still gets the zeros the caller asked for.
       for (let at = offset; at < offset + length; at += ZEROS.length) {
@@ -230,12 +242,15 @@ export class Replica implements BlockDevice {
   }
 
   private check(offset: number, length: number): void {
-    if (this.closed) throw new OperationError("replica.closed", `replica ${this.manifest.volumeId} is closed`);
+    if (this.closed)
+      throw new OperationError("replica.closed", `replica ${this.manifest.volumeId} is closed`);
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0) {
       throw new RangeError(`invalid range ${offset}+${length}`);
     }
     if (offset + length > this.manifest.size) {
-      throw new RangeError(`range ${offset}+${length} is past the end of the volume (${this.manifest.size} bytes)`);
+      throw new RangeError(
+        `range ${offset}+${length} is past the end of the volume (${this.manifest.size} bytes)`,
+      );
     }
   }
 }

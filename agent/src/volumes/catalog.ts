@@ -103,7 +103,11 @@ export class VolumeCatalog {
       const current = await this.store.get(this.keys.attachment(id));
       if (current) {
         const holder = JSON.parse(current.value) as AttachmentRecord;
-        throw new ConflictError("volume.attached", `volume is already attached on node ${holder.node}`, "name");
+        throw new ConflictError(
+          "volume.attached",
+          `volume is already attached on node ${holder.node}`,
+          "name",
+        );
       }
       const epochEntry = await this.store.get(this.keys.epoch(id));
       const epoch = Number(epochEntry?.value ?? 0) + 1;

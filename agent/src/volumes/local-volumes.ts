@@ -67,11 +67,17 @@ export class LocalVolumes {
     const { catalog, nodeId, runDir } = this.options;
     const nbdSocket = join(runDir, "nbd", `${record.spec.name}.sock`);
     if (Buffer.byteLength(nbdSocket) > MAX_SOCKET_PATH) {
-      throw new SpecError("dataDir", `socket path ${nbdSocket} is too long for a unix socket: use a shorter dataDir`);
+      throw new SpecError(
+        "dataDir",
+        `socket path ${nbdSocket} is too long for a unix socket: use a shorter dataDir`,
+      );
     }
     const local = record.replicas.filter((r) => r.node === nodeId && r.state === "in-sync");
     if (local.length === 0) {
-      throw new OperationError("volume.no_local_replica", `volume "${record.spec.name}" has no replica on ${nodeId}`);
+      throw new OperationError(
+        "volume.no_local_replica",
+        `volume "${record.spec.name}" has no replica on ${nodeId}`,
+      );
     }
     const attachment = await catalog.attach(record.id, { node: nodeId, nbdSocket });
     const replicas: Replica[] = [];
@@ -113,7 +119,10 @@ export class LocalVolumes {
       );
     }
     if (spec.fs === "none") {
-      throw new SpecError("fs", `volume "${spec.name}" has no file system (fs=none): use its block device instead`);
+      throw new SpecError(
+        "fs",
+        `volume "${spec.name}" has no file system (fs=none): use its block device instead`,
+      );
     }
     const exposed = await this.expose(entry);
     await exposed.mount(target);
@@ -186,7 +195,8 @@ export class LocalVolumes {
 
   private mustGet(id: string): Attached {
     const entry = this.attached.get(id);
-    if (!entry) throw new ConflictError("volume.not_attached", `volume ${id} is not attached on this node`, "name");
+    if (!entry)
+      throw new ConflictError("volume.not_attached", `volume ${id} is not attached on this node`, "name");
     return entry;
   }
 }

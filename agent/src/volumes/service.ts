@@ -4,11 +4,11 @@ import type { Logger } from "pino";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import { Replica } from "../replica/index.js";
-import { formatSpec, type PartialVolumeSpec, withDefaults } from "../spec/index.js";
+import { type PartialVolumeSpec, withDefaults } from "../spec/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import { LocalVolumes, replicaDir } from "./local-volumes.js";
 import type { VolumeRecord } from "./records.js";
-import { type VolumeView, viewOf } from "./view.js";
+import { canonicalSpec, type VolumeView, viewOf } from "./view.js";
 
 export interface VolumeServiceOptions {
   /** This node's id. */
@@ -52,7 +52,9 @@ export class VolumeService {
       throw new SpecError("nodes", `none of ${spec.nodes.join(";")} is this node (${this.options.nodeId})`);
     }
     const pool = await this.choosePool();
-    const record = await this.options.catalog.create(spec, [{ node: this.options.nodeId, pool, state: "in-sync" }]);
+    const record = await this.options.catalog.create(spec, [
+      { node: this.options.nodeId, pool, state: "in-sync" },
+    ]);
     try {
       const replica = await Replica.create(replicaDir(pool, record.id), {
         volumeId: record.id,
@@ -64,7 +66,7 @@ export class VolumeService {
       await this.options.catalog.remove(record).catch(() => undefined);
       throw new OperationError("replica.create", `cannot create the replica in ${pool}: ${String(err)}`, err);
     }
-    this.options.logger.info({ volume: spec.name, spec: formatSpec(spec) }, "volume created");
+    this.options.logger.info({ volume: spec.name, spec: canonicalSpec(spec) }, "volume created");
     return this.view(record);
   }
 
@@ -101,7 +103,10 @@ export class VolumeService {
       if (!entry) {
         const attachment = await this.options.catalog.attachment(record.id);
         if (attachment) {
-          throw new ConflictError("volume.attached_elsewhere", `volume "${name}" is attached on ${attachment.node}`);
+          throw new ConflictError(
+            "volume.attached_elsewhere",
+            `volume "${name}" is attached on ${attachment.node}`,
+          );
         }
         return;
       }
@@ -151,7 +156,10 @@ export class VolumeService {
   async resize(name: string, size: number): Promise<VolumeView> {
     const record = await this.options.catalog.get(name);
     if (size < record.spec.size) {
-      throw new SpecError("size", `cannot shrink from ${record.spec.size} to ${size} bytes: volumes only grow`);
+      throw new SpecError(
+        "size",
+        `cannot shrink from ${record.spec.size} to ${size} bytes: volumes only grow`,
+      );
     }
     if (size % record.spec.blockSize !== 0) {
       throw new SpecError("size", `must be a multiple of the block size (${record.spec.blockSize} bytes)`);
@@ -162,7 +170,10 @@ export class VolumeService {
       } else {
         const attachment = await this.options.catalog.attachment(record.id);
         if (attachment) {
-          throw new ConflictError("volume.attached_elsewhere", `volume "${name}" is attached on ${attachment.node}`);
+          throw new ConflictError(
+            "volume.attached_elsewhere",
+            `volume "${name}" is attached on ${attachment.node}`,
+          );
         }
         for (const r of record.replicas.filter((x) => x.node === this.options.nodeId)) {
           const replica = await Replica.open(replicaDir(r.pool, record.id));
@@ -200,7 +211,8 @@ export class VolumeService {
       const s = await statfs(pool).catch(() => undefined);
       if (s && (!best || s.bavail * s.bsize > best.free)) best = { pool, free: s.bavail * s.bsize };
     }
-    if (!best) throw new OperationError("pool.none", `no usable storage pool among ${this.options.pools.join(", ")}`);
+    if (!best)
+      throw new OperationError("pool.none", `no usable storage pool among ${this.options.pools.join(", ")}`);
     return best.pool;
   }
 

@@ -1,4 +1,4 @@
-import { formatSpec, type VolumeSpec } from "../spec/index.js";
+import { formatSpec, type PartialVolumeSpec, VOLUME_KEYS, type VolumeSpec } from "../spec/index.js";
 import type { AttachmentRecord, VolumeRecord } from "./records.js";
 
 /** A volume as the API, the CLI and the provider see it. */
@@ -22,6 +22,21 @@ export interface VolumeView extends VolumeSpec {
   createdAt: string;
 }
 
+/** Keys every canonical spec shows; the rest appear only when they differ from their default. */
+const ALWAYS_SHOWN = new Set<keyof VolumeSpec>(["name", "size", "repl", "fs"]);
+
+/** The canonical spec string, short: `name=pgdata,size=20G,repl=3,fs=ext4,labels=app:pg`. */
+export function canonicalSpec(spec: VolumeSpec): string {
+  const shown: Record<string, unknown> = {};
+  for (const key of VOLUME_KEYS) {
+    const value = spec[key.field];
+    if (value === undefined) continue;
+    if (ALWAYS_SHOWN.has(key.field) || JSON.stringify(value) !== JSON.stringify(key.default))
+      shown[key.field] = value;
+  }
+  return formatSpec(shown as PartialVolumeSpec);
+}
+
 export function viewOf(
   record: VolumeRecord,
   attachment: AttachmentRecord | undefined,
@@ -30,7 +45,7 @@ export function viewOf(
   return {
     ...record.spec,
     id: record.id,
-    spec: formatSpec(record.spec),
+    spec: canonicalSpec(record.spec),
     state: attachment ? "attached" : "detached",
     attachedOn: attachment?.node ?? null,
     epoch: attachment?.epoch ?? null,

@@ -1,0 +1,20 @@
+/**
+ * The inline volume spec: one string (`name=pgdata,size=20G,repl=3`) or a set of fields that describes a volume,
+ * in the keys Portworx users know. Everything about a key lives in one table, VOLUME_KEYS.
+ */
+
+export { formatSpec } from "./format.js";
+export type {
+  FsType,
+  IoPriority,
+  IoProfile,
+  KeyDef,
+  PartialVolumeSpec,
+  VolumeKey,
+  VolumeSpec,
+} from "./keys.js";
+export { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE, VOLUME_KEYS } from "./keys.js";
+export type { Kind, KindType, ScalarKind } from "./kinds.js";
+export { parseSpec, specFromFields, withDefaults } from "./parse.js";
+export { SCHEDULE_LIMITS, type SnapScheduleEntry, type Weekday } from "./schedule.js";
+export { formatSize, parseSize } from "./size.js";

@@ -1,0 +1,146 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { AgentProcess, sh } from "../support/agent-process.js";
+
+// Bad input at every edge of a real agent: each gets a clear error, and the agent keeps serving.
+let agent: AgentProcess;
+let nbd = "";
+
+test.before(async () => {
+  agent = await AgentProcess.start();
+  await agent.json("volume", "create", "name=keep,size=64M");
+  nbd = (await agent.json<{ nbd: string }>("volume", "attach", "keep")).nbd;
+  await sh("qemu-io", ["-f", "raw", "-c", "write -P 0x42 1M 1M", "-c", "flush", nbd]);
+});
+test.after(async () => {
+  await agent?.destroy();
+});
+
+/** [spec, field at fault, text the message must contain] */
+const MALFORMED: Array<[string, string, string]> = [
+  ["", "name", ""],
+  ["name=", "name", ""],
+  ["bad name!", "name", "bad name!"],
+  ["-leading-dash", "name", ""],
+  ["name=x,size=12X", "size", '"12X" is not a size'],
+  ["name=x,size=1.5G", "size", "1.5G"],
+  ["name=x,size=0", "size", ""],
+  ["name=x,size=-5G", "size", "-5G"],
+  ["name=x,size=1000B", "size", ""],
+  ["name=x,size=100P", "size", ""],
+  ["name=x,repl=4", "repl", "1, 2 or 3"],
+  ["name=x,repl=0", "repl", "1, 2 or 3"],
+  ["name=x,ha_level=two", "repl", "two"],
+  ["name=x,repl=2,ha_level=3", "repl", "more than once"],
+  ["name=x,name=y", "name", "more than once"],
+  ["name=x,colour=blue", "colour", "unknown key"],
+  ["name=x,sharedv4_svc_name=x", "sharedv4_svc_name", "unknown key"],
+  ["name=x,fs=ntfs", "fs", "ntfs"],
+  ["name=x,shared=maybe", "shared", "maybe"],
+  ["name=x,io_profile=fast", "io_profile", "fast"],
+  ["name=x,io_priority=urgent", "io_priority", "urgent"],
+  ["name=x,labels=app", "labels", "app"],
+  ["name=x,scale=0", "scale", ""],
+  ["name=x,scale=2000", "scale", ""],
+  ["name=x,block_size=3000", "block_size", "3000"],
+  ["name=x,snap_schedule=hourly=5", "snap_schedule", "hourly"],
+  ["name=x,,size=1G", "", ""],
+  ["name=x,size", "size", ""],
+  ["size=1G,repl=1", "name", "required"],
+  ["name=x,shared=true,sharedv4=true", "shared", ""],
+];
+
+test(`${MALFORMED.length} malformed specs: CLI exit 2 and API 400, each naming the key and the reason`, async () => {
+  for (const [spec, field, text] of MALFORMED) {
+    const cli = await agent.cli("volume", "create", spec);
+    assert.is(cli.code, 2, `CLI exit code for ${JSON.stringify(spec)}: ${cli.stderr}`);
+    if (field)
+      assert.ok(cli.stderr.includes(`${field}:`), `CLI message for ${JSON.stringify(spec)}: ${cli.stderr}`);
+    if (text) assert.ok(cli.stderr.includes(text), `CLI message for ${JSON.stringify(spec)}: ${cli.stderr}`);
+    const api = await agent.api("POST", "/v1/volumes", { spec });
+    assert.is(api.status, 400, `API status for ${JSON.stringify(spec)}`);
+    assert.type(api.body.error.message, "string");
+    if (field)
+      assert.is(
+        api.body.error.field,
+        field,
+        `API field for ${JSON.stringify(spec)}: ${api.body.error.message}`,
+      );
+  }
+  const list = await agent.json<Array<{ name: string }>>("volume", "list");
+  assert.equal(
+    list.map((v) => v.name),
+    ["keep"],
+    "no malformed spec created a volume",
+  );
+});
+
+test("malformed API bodies get 4xx JSON errors", async () => {
+  const notJson = await agent.api("POST", "/v1/volumes", "{not json");
+  assert.is(notJson.status, 400);
+  assert.is(notJson.body.error.code, "request.invalid");
+  const array = await agent.api("POST", "/v1/volumes", [1, 2]);
+  assert.is(array.status, 400);
+  const wrongType = await agent.api("POST", "/v1/volumes", { name: "x", repl: "three" });
+  assert.is(wrongType.status, 400);
+  assert.is(wrongType.body.error.field, "repl");
+  const both = await agent.api("POST", "/v1/volumes", { spec: "name=x,size=1G", size: "2G" });
+  assert.is(both.status, 400);
+  assert.is(both.body.error.field, "size");
+  const negative = await agent.api("PATCH", "/v1/volumes/keep", { size: -1 });
+  assert.is(negative.status, 400);
+  assert.is(negative.body.error.field, "size");
+  const extra = await agent.api("PATCH", "/v1/volumes/keep", { size: "1G", colour: "red" });
+  assert.is(extra.status, 400);
+  const missing = await agent.api("GET", "/v1/volumes/nope");
+  assert.is(missing.status, 404);
+  assert.is(missing.body.error.code, "volume.not_found");
+  const dup = await agent.api("POST", "/v1/volumes", { spec: "keep" });
+  assert.is(dup.status, 409);
+  assert.is(dup.body.error.code, "volume.exists");
+  const route = await agent.api("GET", "/v1/nothing-here");
+  assert.is(route.status, 404);
+});
+
+test("a wrong or missing token is refused with 401, and the CLI exits 1 saying so", async () => {
+  const wrong = await agent.api("GET", "/v1/volumes", undefined, "not-the-token");
+  assert.is(wrong.status, 401);
+  assert.is(wrong.body.error.code, "auth.required");
+  const none = await fetch(`${agent.url}/v1/openapi.json`);
+  assert.is(none.status, 401);
+  const cli = await sh("sh", [
+    "-c",
+    `HOLDFAST_API=${agent.url} HOLDFAST_TOKEN=wrong ${process.cwd()}/bin/holdfast volume list; echo "exit=$?"`,
+  ]).catch((e: Error) => e.message);
+  assert.match(cli, /exit=1/);
+});
+
+test("CLI usage errors exit 2", async () => {
+  const unknown = await agent.cli("volume", "frobnicate");
+  assert.is(unknown.code, 2);
+  const missingArg = await agent.cli("volume", "resize", "keep");
+  assert.is(missingArg.code, 2);
+  const badOutput = await agent.cli("volume", "list", "--output", "yaml");
+  assert.is(badOutput.code, 2);
+  const badSize = await agent.cli("volume", "resize", "keep", "--size", "lots");
+  assert.is(badSize.code, 2);
+  assert.match(badSize.stderr, /size: "lots" is not a size/);
+});
+
+test("the OpenAPI document describes every route", async () => {
+  const doc = await agent.api("GET", "/v1/openapi.json");
+  assert.is(doc.status, 200);
+  assert.is(doc.body.openapi, "3.1.0");
+  for (const path of ["/v1/volumes", "/v1/volumes/{name}", "/v1/volumes/{name}/mount", "/v1/cluster"]) {
+    assert.ok(doc.body.paths[path], path);
+  }
+});
+
+test("after all of it the agent still serves the volume, data intact", async () => {
+  const read = await sh("qemu-io", ["-f", "raw", "-c", "read -P 0x42 1M 1M", nbd]);
+  assert.not.match(read, /Pattern verification failed/);
+  const status = await agent.json<{ nodes: unknown[] }>("cluster", "status");
+  assert.is(status.nodes.length, 1);
+});
+
+test.run();
