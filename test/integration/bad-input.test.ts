@@ -18,7 +18,7 @@ test.after(async () => {
 
 /** [spec, field at fault, text the message must contain] */
 const MALFORMED: Array<[string, string, string]> = [
-  ["", "name", ""],
+  ["", "name", "needs a value"],
   ["name=", "name", ""],
   ["bad name!", "name", "bad name!"],
   ["-leading-dash", "name", ""],
@@ -31,8 +31,8 @@ const MALFORMED: Array<[string, string, string]> = [
   ["name=x,repl=4", "repl", "1, 2 or 3"],
   ["name=x,repl=0", "repl", "1, 2 or 3"],
   ["name=x,ha_level=two", "repl", "two"],
-  ["name=x,repl=2,ha_level=3", "repl", "more than once"],
-  ["name=x,name=y", "name", "more than once"],
+  ["name=x,repl=2,ha_level=3", "repl", "given twice"],
+  ["name=x,name=y", "name", "given twice"],
   ["name=x,colour=blue", "colour", "unknown key"],
   ["name=x,sharedv4_svc_name=x", "sharedv4_svc_name", "unknown key"],
   ["name=x,fs=ntfs", "fs", "ntfs"],
@@ -44,15 +44,15 @@ const MALFORMED: Array<[string, string, string]> = [
   ["name=x,scale=2000", "scale", ""],
   ["name=x,block_size=3000", "block_size", "3000"],
   ["name=x,snap_schedule=hourly=5", "snap_schedule", "hourly"],
-  ["name=x,,size=1G", "", ""],
+  ["name=x,,size=1G", "", "empty pair"],
   ["name=x,size", "size", ""],
-  ["size=1G,repl=1", "name", "required"],
-  ["name=x,shared=true,sharedv4=true", "shared", ""],
+  ["size=1G,repl=1", "name", "is missing"],
+  ["name=x,shared=true,sharedv4=true", "sharedv4", "together with shared"],
 ];
 
 test(`${MALFORMED.length} malformed specs: CLI exit 2 and API 400, each naming the key and the reason`, async () => {
   for (const [spec, field, text] of MALFORMED) {
-    const cli = await agent.cli("volume", "create", spec);
+    const cli = await agent.cli("volume", "create", "--", spec);
     assert.is(cli.code, 2, `CLI exit code for ${JSON.stringify(spec)}: ${cli.stderr}`);
     if (field)
       assert.ok(cli.stderr.includes(`${field}:`), `CLI message for ${JSON.stringify(spec)}: ${cli.stderr}`);

@@ -23,7 +23,7 @@ const NameParams = z.object({ name: z.string().min(1).max(255) });
 
 /** A volume to create: an inline `spec`, separate keys, or both (keys may not repeat what the spec says). */
 const CreateBody = z
-  .object({ spec: z.string().min(1).optional() })
+  .object({ spec: z.string().optional() })
   .catchall(z.unknown())
   .describe("Volume keys as in the inline spec grammar (see docs/volume-spec.md), and/or `spec`.");
 
