@@ -33,6 +33,7 @@ function fioJob(uri: string, name: string, rw: string, bs: string, offset: numbe
     "--randrepeat=1",
     "--randseed=1234",
     "--end_fsync=1",
+    "--verify_state_save=0",
     "--output-format=json",
     ...extra,
   ];
