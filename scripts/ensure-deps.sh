@@ -23,7 +23,6 @@ for cmd in "${!needs[@]}"; do
 done
 # fuse-native loads libfuse.so.2 at run time.
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
-python3 -c 'import nbd' 2>/dev/null || missing+=(python3-libnbd)
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
