@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { AgentProcess, sh } from "../support/agent-process.js";
+import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
 // Bad input at every edge of a real agent: each gets a clear error, and the agent keeps serving.
 let agent: AgentProcess;
@@ -134,6 +135,89 @@ test("the OpenAPI document describes every route", async () => {
   for (const path of ["/v1/volumes", "/v1/volumes/{name}", "/v1/volumes/{name}/mount", "/v1/cluster"]) {
     assert.ok(doc.body.paths[path], path);
   }
+});
+
+/** The unix socket path inside an `nbd+unix:///NAME?socket=PATH` URI. */
+const socketOf = (uri: string) => new URL(uri).searchParams.get("socket") as string;
+
+test("malformed NBD traffic on the agent's volume socket: clear errors, other clients unaffected", async () => {
+  const socket = socketOf(nbd);
+  // A well-behaved client stays connected through all of it and must keep working.
+  const good = await RawNbdClient.open(socket, "keep");
+  const size = 64 * 1024 * 1024;
+
+  const unknown = await RawNbdClient.open(socket, "keep");
+  assert.is((await unknown.client.request({ type: 42, cookie: 1n })).error, NBD.EINVAL);
+  const pastEnd = await unknown.client.request({
+    type: NBD.CMD_READ,
+    cookie: 2n,
+    offset: size - 4096,
+    length: 8192,
+  });
+  assert.is(pastEnd.error, NBD.EINVAL);
+  const writePastEnd = await unknown.client.request({
+    type: NBD.CMD_WRITE,
+    cookie: 3n,
+    offset: size,
+    payload: Buffer.alloc(4096, 1),
+  });
+  assert.is(writePastEnd.error, NBD.ENOSPC);
+  const oversized = await unknown.client.request({
+    type: NBD.CMD_READ,
+    cookie: 4n,
+    offset: 0,
+    length: 64 * 1024 * 1024,
+  });
+  assert.is(oversized.error, NBD.EINVAL);
+  unknown.client.close();
+
+  const badMagic = await RawNbdClient.open(socket, "keep");
+  badMagic.client.sendRequest({ type: NBD.CMD_READ, cookie: 5n, length: 4096, magic: 0xdeadbeef });
+  await badMagic.client.expectClosed();
+
+  const badOption = await RawNbdClient.connect(socket);
+  badOption.sendClientFlags(3);
+  badOption.sendOption(NBD.OPT_GO, Buffer.alloc(0), 0, "NOTMAGIC");
+  await badOption.expectClosed();
+
+  const wrongExport = await RawNbdClient.connect(socket);
+  wrongExport.sendClientFlags(3);
+  await assert.not.ok(
+    await wrongExport.go("other-volume").then(
+      () => true,
+      () => false,
+    ),
+  );
+  wrongExport.close();
+
+  // Disconnects in the middle of a request: a header alone, then half a write payload.
+  const halfHeader = await RawNbdClient.open(socket, "keep");
+  halfHeader.client.socket.write(Buffer.alloc(10, 0x25));
+  halfHeader.client.close();
+  const halfWrite = await RawNbdClient.open(socket, "keep");
+  halfWrite.client.sendRequest({
+    type: NBD.CMD_WRITE,
+    cookie: 6n,
+    offset: 0,
+    length: 65536,
+    payload: Buffer.alloc(1000, 9),
+  });
+  halfWrite.client.close();
+
+  const read = await good.client.request({
+    type: NBD.CMD_READ,
+    cookie: 7n,
+    offset: 1024 * 1024,
+    length: 1024 * 1024,
+  });
+  assert.is(read.error, 0);
+  assert.ok(
+    read.data?.equals(Buffer.alloc(1024 * 1024, 0x42)),
+    "the good client reads the data written before",
+  );
+  const first = await good.client.request({ type: NBD.CMD_READ, cookie: 8n, offset: 0, length: 1000 });
+  assert.ok(first.data?.equals(Buffer.alloc(1000)), "half a write payload wrote nothing");
+  good.client.close();
 });
 
 test("after all of it the agent still serves the volume, data intact", async () => {
