@@ -31,10 +31,12 @@ cleanup() {
 trap cleanup EXIT
 
 step "start a node agent (data in $dir)"
-hf agent --data-dir "$dir/data" --node-id demo-node --api "127.0.0.1:${port}" \
+# Started directly (not through the hf function) so that $! is the agent itself and cleanup can stop it.
+"$root/bin/holdfast" agent --data-dir "$dir/data" --node-id demo-node --api "127.0.0.1:${port}" \
   --mount-dir "$dir/mounts" --log-level warn &
 agent_pid=$!
 for _ in $(seq 100); do
+  kill -0 "$agent_pid" 2>/dev/null || { echo "holdfast demo: the agent exited (see above)" >&2; exit 1; }
   [ -f "$dir/data/token" ] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$dir/data/token")" \
     "$HOLDFAST_API/v1/cluster" 2>/dev/null && break
   sleep 0.1
