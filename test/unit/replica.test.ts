@@ -1,12 +1,13 @@
 import { rejects } from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine } from "../../agent/src/engine/index.js";
-import { FencedError, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
+import { FencedError, InlineWrites, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -134,6 +135,23 @@ test("an engine fans writes out to every replica and reads from the first", asyn
   await engine.stop();
   await a.close();
   await b.close();
+});
+
+test("inline writes: only small page-aligned writes take the inline path, and the bytes land", async () => {
+  const path = join(dir, "f");
+  const fd = openSync(path, "w+");
+  const policy = new InlineWrites();
+  assert.ok(policy.tryWrite(fd, Buffer.alloc(4096, 1), 8192));
+  assert.not.ok(policy.tryWrite(fd, Buffer.alloc(4096, 2), 100), "unaligned offset");
+  assert.not.ok(policy.tryWrite(fd, Buffer.alloc(1000, 3), 0), "partial page");
+  assert.not.ok(policy.tryWrite(fd, Buffer.alloc(128 * 1024, 4), 0), "too large");
+  policy.configure(false);
+  assert.not.ok(policy.tryWrite(fd, Buffer.alloc(4096, 5), 0), "switched off");
+  closeSync(fd);
+  const data = readFileSync(path);
+  assert.is(data.length, 12288);
+  assert.ok(data.subarray(8192).equals(Buffer.alloc(4096, 1)));
+  assert.is(policy.counts.inline, 1);
 });
 
 test.run();

@@ -7,6 +7,7 @@ import { ConflictError, OperationError } from "../errors.js";
 import { ActivityLog } from "./activity-log.js";
 import { BitmapFile } from "./bitmap-file.js";
 import { closeFile, openFile, readAt, syncAll, syncData, writeAt } from "./file-io.js";
+import { inlineWrites } from "./inline-writes.js";
 import { CLUSTER_SIZE, REGION_SIZE, ReplicaManifest, replicaPaths } from "./layout.js";
 
 const run = promisify(execFile);
@@ -137,7 +138,7 @@ export class Replica implements BlockDevice {
     const logged = this.activity.activate(offset, data.length);
     if (logged) await logged;
     this.markAllocated(offset, data.length);
-    await writeAt(this.dataFd, data, offset);
+    if (!inlineWrites.tryWrite(this.dataFd, data, offset)) await writeAt(this.dataFd, data, offset);
   }
 
   async flush(): Promise<void> {
