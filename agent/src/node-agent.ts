@@ -6,7 +6,7 @@ import { createApiServer, type NodeStatus } from "./api/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { SpecError } from "./errors.js";
 import { LocalStore, type MetaStore } from "./meta/index.js";
-import { inlineWrites } from "./replica/index.js";
+import { inlineIo } from "./replica/index.js";
 import { storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
 
 export const VERSION = "0.1.0";
@@ -50,7 +50,7 @@ export async function startAgent(
   const runDir = join(config.dataDir, "run");
   await mkdir(runDir, { recursive: true, mode: 0o700 });
 
-  inlineWrites.configure(config.inlineWrites);
+  inlineIo.configure(config.inlineIo);
   const token = await loadToken(config);
   const store = await openStore(config);
   const keys = storeKeys("local");

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine } from "../../agent/src/engine/index.js";
-import { FencedError, InlineWrites, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
+import { FencedError, InlineIo, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -137,10 +137,10 @@ test("an engine fans writes out to every replica and reads from the first", asyn
   await b.close();
 });
 
-test("inline writes: only small page-aligned writes take the inline path, and the bytes land", async () => {
+test("inline I/O: only small page-aligned requests take the inline path, and the bytes are right", async () => {
   const path = join(dir, "f");
   const fd = openSync(path, "w+");
-  const policy = new InlineWrites();
+  const policy = new InlineIo();
   assert.ok(policy.tryWrite(fd, Buffer.alloc(4096, 1), 8192));
   assert.not.ok(policy.tryWrite(fd, Buffer.alloc(4096, 2), 100), "unaligned offset");
   assert.not.ok(policy.tryWrite(fd, Buffer.alloc(1000, 3), 0), "partial page");
@@ -151,7 +151,17 @@ test("inline writes: only small page-aligned writes take the inline path, and th
   const data = readFileSync(path);
   assert.is(data.length, 12288);
   assert.ok(data.subarray(8192).equals(Buffer.alloc(4096, 1)));
-  assert.is(policy.counts.inline, 1);
+  assert.is(policy.writes.counts.inline, 1);
+  policy.configure(true);
+  const fd2 = openSync(path, "r");
+  const back = Buffer.alloc(4096);
+  assert.ok(policy.tryRead(fd2, back, 8192));
+  assert.ok(back.equals(Buffer.alloc(4096, 1)));
+  const pastEnd = Buffer.alloc(4096, 9);
+  assert.ok(policy.tryRead(fd2, pastEnd, 16384));
+  assert.ok(pastEnd.equals(Buffer.alloc(4096)), "past the end reads zeros");
+  assert.not.ok(policy.tryRead(fd2, Buffer.alloc(512), 0), "partial page");
+  closeSync(fd2);
 });
 
 test.run();

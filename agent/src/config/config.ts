@@ -34,8 +34,8 @@ export const AgentConfigSchema = z.object({
   rack: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
   /** Where `volume mount` mounts a volume when no path is given. @default "/var/lib/holdfast/mounts" */
   mountDir: z.string().min(1).default("/var/lib/holdfast/mounts"),
-  /** Write small page-aligned blocks from the event loop instead of the thread pool (faster on few cores). @default true */
-  inlineWrites: z.boolean().default(true),
+  /** Serve small page-aligned reads and writes from the event loop, not the thread pool (faster on few cores). @default true */
+  inlineIo: z.boolean().default(true),
   /** Log level. @default "info" */
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });

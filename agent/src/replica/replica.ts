@@ -7,7 +7,7 @@ import { ConflictError, OperationError } from "../errors.js";
 import { ActivityLog } from "./activity-log.js";
 import { BitmapFile } from "./bitmap-file.js";
 import { closeFile, openFile, readAt, syncAll, syncData, writeAt } from "./file-io.js";
-import { inlineWrites } from "./inline-writes.js";
+import { inlineIo } from "./inline-io.js";
 import { CLUSTER_SIZE, REGION_SIZE, ReplicaManifest, replicaPaths } from "./layout.js";
 
 const run = promisify(execFile);
@@ -129,7 +129,7 @@ export class Replica implements BlockDevice {
   async read(offset: number, length: number): Promise<Buffer> {
     this.check(offset, length);
     const out = Buffer.allocUnsafe(length);
-    await readAt(this.dataFd, out, offset);
+    if (!inlineIo.tryRead(this.dataFd, out, offset)) await readAt(this.dataFd, out, offset);
     return out;
   }
 
@@ -138,7 +138,7 @@ export class Replica implements BlockDevice {
     const logged = this.activity.activate(offset, data.length);
     if (logged) await logged;
     this.markAllocated(offset, data.length);
-    if (!inlineWrites.tryWrite(this.dataFd, data, offset)) await writeAt(this.dataFd, data, offset);
+    if (!inlineIo.tryWrite(this.dataFd, data, offset)) await writeAt(this.dataFd, data, offset);
   }
 
   async flush(): Promise<void> {
