@@ -210,7 +210,14 @@ test("qemu-io writes patterns, reads them back, and the bytes are in the device"
 });
 
 test("fio 4k random writes at depth 16 and 1M sequential writes verify without errors", async () => {
-  const common = ["--ioengine=nbd", `--uri=${uri()}`, "--size=64m", "--verify=crc32c", "--do_verify=1"];
+  const common = [
+    "--ioengine=nbd",
+    `--uri=${uri()}`,
+    "--size=64m",
+    "--verify=crc32c",
+    "--do_verify=1",
+    "--verify_state_save=0",
+  ];
   for (const job of [
     ["--name=rand4k", "--rw=randwrite", "--bs=4k", "--iodepth=16"],
     ["--name=seq1m", "--rw=write", "--bs=1M", "--iodepth=8"],
