@@ -164,4 +164,14 @@ test("inline I/O: only small page-aligned requests take the inline path, and the
   closeSync(fd2);
 });
 
+test("inline I/O backs off to the thread pool once several requests in a window were slow", async () => {
+  const fd = openSync(join(dir, "g"), "w+");
+  // Every request counts as slow: the first few still go inline, then the path closes.
+  const policy = new InlineIo(true, 0n, 0n);
+  const taken = Array.from({ length: 8 }, () => policy.tryWrite(fd, Buffer.alloc(4096), 0));
+  assert.equal(taken, [true, true, true, true, true, false, false, false]);
+  assert.ok(policy.tryRead(fd, Buffer.alloc(4096), 0), "reads have their own guard");
+  closeSync(fd);
+});
+
 test.run();

@@ -4,12 +4,18 @@ import { readSync, writeSync } from "node:fs";
 const MAX_INLINE = 64 * 1024;
 /** Requests must cover whole pages: a partial-page write may need a read from disk first. */
 const PAGE = 4096;
-/** How long the inline path of one kind stays off after a slow request. */
+/** How long the inline path of one kind stays off once too many requests were slow. */
 const BACKOFF_MS = 1000;
+/** Requests per window, and how many of them may be slow before the path backs off. A single slow one is more
+ * often the thread losing its core mid-call on a busy host than the kernel waiting, so one is not enough. */
+const WINDOW = 64;
+const SLOW_PER_WINDOW = 4;
 
 /** One kind of inline request (reads or writes) and when it last had to back off. */
 class InlinePath {
   private offUntil = 0;
+  private inWindow = 0;
+  private slowInWindow = 0;
   /** Requests that took the inline path, and how many of them were slow. */
   readonly counts = { inline: 0, slow: 0 };
 
@@ -27,7 +33,15 @@ class InlinePath {
     this.counts.inline++;
     if (process.hrtime.bigint() - started > this.slowNs) {
       this.counts.slow++;
-      this.offUntil = Date.now() + BACKOFF_MS;
+      if (++this.slowInWindow > SLOW_PER_WINDOW) {
+        this.offUntil = Date.now() + BACKOFF_MS;
+        this.inWindow = 0;
+        this.slowInWindow = 0;
+      }
+    }
+    if (++this.inWindow >= WINDOW) {
+      this.inWindow = 0;
+      this.slowInWindow = 0;
     }
   }
 }
@@ -38,14 +52,23 @@ class InlinePath {
  * Handing each 4 KiB request to libuv's thread pool costs two thread wake-ups and, on this 2-core machine kind,
  * halves the IOPS (docs/decisions/0004-inline-io.md). A buffered request that the page cache can serve returns in
  * microseconds; one that has to wait (a read that misses the cache, dirty-page throttling, a journal commit)
- * would hold up every other request, so one slow request turns that kind of inline request off for a second and
- * the thread pool takes over.
+ * holds up every other request, so when more than a few of the last 64 were slow, that kind of inline request
+ * is off for a second and the thread pool takes over.
  */
 export class InlineIo {
-  readonly reads = new InlinePath(200_000n);
-  readonly writes = new InlinePath(2_000_000n);
+  readonly reads: InlinePath;
+  readonly writes: InlinePath;
 
-  constructor(private enabled = true) {}
+  constructor(
+    private enabled = true,
+    /** A read slower than this most likely missed the page cache. */
+    readSlowNs = 200_000n,
+    /** A write slower than this was throttled or waited for the journal. */
+    writeSlowNs = 2_000_000n,
+  ) {
+    this.reads = new InlinePath(readSlowNs);
+    this.writes = new InlinePath(writeSlowNs);
+  }
 
   /** Turns the inline paths on or off (the agent's `inlineIo` setting). */
   configure(enabled: boolean): void {
