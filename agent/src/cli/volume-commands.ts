@@ -115,23 +115,28 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
       print(ctx.format(cmd), { deleted: name }, () => `deleted volume ${name}`);
     });
 
-  volume
-    .command("attach")
-    .description("attach a volume on the agent's node and serve it over NBD")
-    .argument("<name>", "volume name or id")
-    .action(async (name: string, _opts, cmd: Command) => {
-      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/attach`);
-      print(ctx.format(cmd), v, () => `attached ${v.name} on ${v.attachedOn}: ${v.nbd}`);
-    });
-
-  volume
-    .command("detach")
-    .description("stop serving a volume on the agent's node")
-    .argument("<name>", "volume name or id")
-    .action(async (name: string, _opts, cmd: Command) => {
-      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/detach`);
-      print(ctx.format(cmd), v, () => `detached ${v.name}`);
-    });
+  // Actions that take a volume name, POST to /v1/volumes/NAME/ACTION, and answer with the volume.
+  const actions: Array<[string, string, (v: VolumeView) => string]> = [
+    [
+      "attach",
+      "attach a volume on the agent's node and serve it over NBD",
+      (v) => `attached ${v.name} on ${v.attachedOn}: ${v.nbd}`,
+    ],
+    ["detach", "stop serving a volume on the agent's node", (v) => `detached ${v.name}`],
+    ["unmount", "unmount and detach", (v) => `unmounted ${v.name}`],
+  ];
+  for (const [action, description, done] of actions) {
+    volume
+      .command(action)
+      .description(description)
+      .argument("<name>", "volume name or id")
+      .action(async (name: string, _opts, cmd: Command) => {
+        const v = await ctx
+          .client()
+          .request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/${action}`);
+        print(ctx.format(cmd), v, () => done(v));
+      });
+  }
 
   volume
     .command("mount")
@@ -143,15 +148,6 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
         .client()
         .request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/mount`, path ? { path } : {});
       print(ctx.format(cmd), v, () => `mounted ${v.name} (${v.fs}) at ${v.mountPath}`);
-    });
-
-  volume
-    .command("unmount")
-    .description("unmount and detach")
-    .argument("<name>", "volume name or id")
-    .action(async (name: string, _opts, cmd: Command) => {
-      const v = await ctx.client().request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/unmount`);
-      print(ctx.format(cmd), v, () => `unmounted ${v.name}`);
     });
 
   volume
