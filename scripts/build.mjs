@@ -1,5 +1,6 @@
-// Bundles the agent and CLI into one ESM file, dist/holdfast.mjs: what a host runs, with only the native
-// FUSE binding (fuse-native) loaded from node_modules beside it.
+// Bundles the agent and CLI into one ESM file, dist/holdfast.mjs: what a host runs. Two packages still load from
+// node_modules beside it: fuse-native (a native binding) and etcd3 (it reads its .proto files from its own
+// directory at run time).
 import { build } from "esbuild";
 
 await build({
@@ -10,7 +11,7 @@ await build({
   target: "node20",
   format: "esm",
   sourcemap: "linked",
-  external: ["fuse-native"],
+  external: ["fuse-native", "etcd3"],
   banner: {
     js: "import { createRequire as __holdfastRequire } from 'node:module'; const require = __holdfastRequire(import.meta.url);",
   },

@@ -4,8 +4,7 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { createApiServer, type NodeStatus } from "./api/index.js";
 import type { AgentConfig } from "./config/index.js";
-import { SpecError } from "./errors.js";
-import { LocalStore, type MetaStore } from "./meta/index.js";
+import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { inlineIo } from "./replica/index.js";
 import { storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
 
@@ -34,10 +33,11 @@ async function loadToken(config: AgentConfig): Promise<string> {
 
 async function openStore(config: AgentConfig): Promise<MetaStore> {
   if (config.store === "local") return LocalStore.open(join(config.dataDir, "meta.json"));
-  throw new SpecError(
-    "store",
-    `"${config.store}": the etcd store is not available in this build yet; use "local"`,
-  );
+  const endpoints = config.store
+    .slice("etcd://".length)
+    .split(",")
+    .map((hostPort) => `http://${hostPort}`);
+  return EtcdStore.open({ endpoints });
 }
 
 /** Starts the agent: store, volume service, stale-state recovery, REST API. */
@@ -53,7 +53,7 @@ export async function startAgent(
   inlineIo.configure(config.inlineIo);
   const token = await loadToken(config);
   const store = await openStore(config);
-  const keys = storeKeys("local");
+  const keys = storeKeys(config.cluster);
   const catalog = new VolumeCatalog(store, keys);
   const volumes = new VolumeService({
     nodeId: config.nodeId,
@@ -79,7 +79,9 @@ export async function startAgent(
     token,
     logger,
     version: VERSION,
-    cluster: { cluster: async () => ({ id: "local", store: config.store, nodes: [await nodeStatus()] }) },
+    cluster: {
+      cluster: async () => ({ id: config.cluster, store: config.store, nodes: [await nodeStatus()] }),
+    },
   });
   const separator = config.api.lastIndexOf(":");
   await app.listen({

@@ -38,6 +38,7 @@ export function buildProgram(): Command {
     .option("--config <file>", "JSON file with the same settings as the flags (flags win)")
     .option("--data-dir <dir>", "directory for the agent's state")
     .option("--store <store>", 'metadata store: "local" or etcd://HOST:PORT[,HOST:PORT]')
+    .option("--cluster <name>", "the cluster's name in the store (default: default)")
     .option("--node-id <id>", "this node's id (default: the host name)")
     .option("--api <host:port>", "REST API address (default 127.0.0.1:9001)")
     .option("--pool <dir>", "storage pool directory (repeatable; default <data-dir>/pool)", collect)
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
       const flags: Partial<AgentConfigInput> = {
         dataDir: opts.dataDir,
         store: opts.store,
+        cluster: opts.cluster,
         nodeId: opts.nodeId,
         api: opts.api,
         pools: opts.pool,

@@ -20,6 +20,8 @@ export const AgentConfigSchema = z.object({
     .string()
     .regex(/^(local|etcd:\/\/.+)$/, 'must be "local" or "etcd://HOST:PORT[,HOST:PORT...]"')
     .default("local"),
+  /** The cluster's name: its keys live under `/holdfast/<cluster>/` in the store. @default "default" */
+  cluster: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
   /** This node's id in the cluster. @default the host name */
   nodeId: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").optional(),
   /** Address the REST API listens on. @default "127.0.0.1:9001" */

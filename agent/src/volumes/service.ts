@@ -46,7 +46,10 @@ export class VolumeService {
   async create(partial: PartialVolumeSpec): Promise<VolumeView> {
     const spec = withDefaults(partial);
     if (spec.repl > 1) {
-      throw new SpecError("repl", `this node runs alone (store "local"): repl=${spec.repl} needs a cluster`);
+      throw new SpecError(
+        "repl",
+        `repl=${spec.repl} needs replication across nodes, which this agent does not do yet`,
+      );
     }
     if (spec.nodes.length > 0 && !spec.nodes.includes(this.options.nodeId)) {
       throw new SpecError("nodes", `none of ${spec.nodes.join(";")} is this node (${this.options.nodeId})`);

@@ -1,0 +1,98 @@
+import { Etcd3, type IOptions } from "etcd3";
+import { HoldfastError } from "../errors.js";
+import type { Compare, MetaStore, Operation, StoredValue } from "./store.js";
+
+/** The store could not be reached or answered with an error: control operations fail at once, clearly. */
+export class StoreUnavailableError extends HoldfastError {
+  constructor(endpoints: string[], cause: unknown) {
+    super(
+      "meta.unavailable",
+      `the metadata store (etcd at ${endpoints.join(", ")}) is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { status: 503, cause },
+    );
+  }
+}
+
+/** Every key's mod_revision is above -1: a compare that always holds. */
+const ALWAYS: Compare = { key: "/holdfast/.always", revision: -1 };
+
+export interface EtcdStoreOptions {
+  /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
+  endpoints: string[];
+  /** Deadline for one request, ms: a store that does not answer must not hang a control operation. @default 5000 */
+  timeoutMs?: number;
+}
+
+/**
+ * The production metadata store: etcd v3. Revisions are etcd's mod_revision, and a commit is one etcd
+ * transaction (compare mod_revision, then put/delete), so the guarantees the code above relies on (a name, an
+ * attachment, an epoch is decided once) are etcd's own. Holdfast does no consensus of its own.
+ */
+export class EtcdStore implements MetaStore {
+  private constructor(
+    private readonly client: Etcd3,
+    private readonly endpoints: string[],
+  ) {}
+
+  static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
+    const timeout = options.timeoutMs ?? 5000;
+    const config: IOptions = {
+      hosts: options.endpoints,
+      dialTimeout: timeout,
+      defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeout) }),
+    };
+    const store = new EtcdStore(new Etcd3(config), options.endpoints);
+    await store.guard(() => store.client.get("/holdfast/.probe").exec());
+    return store;
+  }
+
+  get(key: string): Promise<StoredValue | undefined> {
+    return this.guard(async () => {
+      const res = await this.client.get(key).exec();
+      const kv = res.kvs[0];
+      return kv ? { key, value: kv.value.toString(), revision: Number(kv.mod_revision) } : undefined;
+    });
+  }
+
+  list(prefix: string): Promise<StoredValue[]> {
+    return this.guard(async () => {
+      const res = await this.client.getAll().prefix(prefix).sort("Key", "Ascend").exec();
+      return res.kvs.map((kv) => ({
+        key: kv.key.toString(),
+        value: kv.value.toString(),
+        revision: Number(kv.mod_revision),
+      }));
+    });
+  }
+
+  commit(compares: Compare[], operations: Operation[]): Promise<boolean> {
+    return this.guard(async () => {
+      // etcd reports an absent key's mod_revision as 0, so "absent" is `revision == 0` as in the local store.
+      // etcd needs at least one compare; with none, one that always holds stands in.
+      const [first, ...rest]: [Compare, ...Compare[]] =
+        compares.length > 0 ? [compares[0] as Compare, ...compares.slice(1)] : [ALWAYS];
+      let txn = this.client.if(first.key, "Mod", first === ALWAYS ? ">" : "==", first.revision);
+      for (const c of rest) txn = txn.and(c.key, "Mod", "==", c.revision);
+      const result = await txn
+        .then(
+          ...operations.map((op) =>
+            "put" in op ? this.client.put(op.put).value(op.value) : this.client.delete().key(op.delete),
+          ),
+        )
+        .commit();
+      return result.succeeded;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new StoreUnavailableError(this.endpoints, err);
+    }
+  }
+}
