@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { createApiServer, type NodeStatus } from "./api/index.js";
+import { createApiServer } from "./api/index.js";
+import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { inlineIo } from "./replica/index.js";
@@ -66,13 +67,21 @@ export async function startAgent(
   await volumes.recover();
 
   const apiUrl = `http://${config.api}`;
-  const nodeStatus = async (): Promise<NodeStatus> => ({
+  const membership = new Membership({
+    store,
+    root: `/holdfast/${config.cluster}`,
+    leaseTtlSeconds: config.leaseTtl,
+    logger,
+  });
+  const capacity = await volumes.capacity();
+  await membership.join({
     id: config.nodeId,
     api: apiUrl,
     zone: config.zone,
     rack: config.rack,
-    state: "up",
-    ...(await volumes.capacity().then((c) => ({ capacity: c.total, free: c.free }))),
+    capacity: capacity.total,
+    free: capacity.free,
+    joinedAt: new Date().toISOString(),
   });
   const app = createApiServer({
     volumes,
@@ -80,7 +89,7 @@ export async function startAgent(
     logger,
     version: VERSION,
     cluster: {
-      cluster: async () => ({ id: config.cluster, store: config.store, nodes: [await nodeStatus()] }),
+      cluster: async () => ({ id: config.cluster, store: config.store, nodes: await membership.list() }),
     },
   });
   const separator = config.api.lastIndexOf(":");
@@ -102,6 +111,7 @@ export async function startAgent(
       stopping ??= (async () => {
         await app.close();
         await volumes.shutdown();
+        await membership.leave();
         await store.close();
         await rm(join(runDir, "agent.json"), { force: true });
         logger.info("agent stopped");

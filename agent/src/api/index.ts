@@ -1,3 +1,3 @@
 export { tokenMatches } from "./auth.js";
-export type { ClusterInfo, NodeStatus } from "./routes.js";
+export type { ClusterInfo } from "./routes.js";
 export { type ApiServerOptions, createApiServer } from "./server.js";

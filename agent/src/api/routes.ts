@@ -1,22 +1,13 @@
 import { z } from "zod";
+import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
 import { parseSize, parseSpec, specFromFields } from "../spec/index.js";
 import type { VolumeService } from "../volumes/index.js";
 import { route } from "./route.js";
 
-/** What the API reports about this node and its cluster. */
+/** What the API reports about the cluster. */
 export interface ClusterInfo {
   cluster: () => Promise<{ id: string; store: string; nodes: NodeStatus[] }>;
-}
-
-export interface NodeStatus {
-  id: string;
-  api: string;
-  zone: string;
-  rack: string;
-  state: "up" | "down";
-  capacity: number;
-  free: number;
 }
 
 const NameParams = z.object({ name: z.string().min(1).max(255) });

@@ -1,20 +1,11 @@
 import { Command, Option } from "commander";
 import pino from "pino";
+import type { NodeStatus } from "../cluster/index.js";
 import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
 import { startAgent, VERSION } from "../node-agent.js";
 import { ApiClient } from "./client.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
-
-interface NodeStatus {
-  id: string;
-  api: string;
-  zone: string;
-  rack: string;
-  state: string;
-  capacity: number;
-  free: number;
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -44,6 +35,7 @@ export function buildProgram(): Command {
     .option("--pool <dir>", "storage pool directory (repeatable; default <data-dir>/pool)", collect)
     .option("--zone <zone>", "failure domain: zone")
     .option("--rack <rack>", "failure domain: rack")
+    .option("--lease-ttl <seconds>", "seconds until a silent node counts as down (default 5)", Number)
     .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
     .action(async (opts) => {
@@ -57,6 +49,7 @@ export function buildProgram(): Command {
         zone: opts.zone,
         rack: opts.rack,
         mountDir: opts.mountDir,
+        leaseTtl: opts.leaseTtl,
         logLevel: opts.logLevel,
       };
       const config = await loadAgentConfig({ file: opts.config, flags });

@@ -38,6 +38,13 @@ export const AgentConfigSchema = z.object({
   mountDir: z.string().min(1).default("/var/lib/holdfast/mounts"),
   /** Serve small page-aligned reads and writes from the event loop, not the thread pool (faster on few cores). @default true */
   inlineIo: z.boolean().default(true),
+  /** Seconds this node's lease lives without a keep-alive: how long a dead node still counts as up. @default 5 */
+  leaseTtl: z
+    .number()
+    .int()
+    .min(2, "must be at least 2 seconds")
+    .max(300, "must be at most 300 seconds")
+    .default(5),
   /** Log level. @default "info" */
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });

@@ -1,6 +1,6 @@
 import { Etcd3, type IOptions } from "etcd3";
 import { HoldfastError } from "../errors.js";
-import type { Compare, MetaStore, Operation, StoredValue } from "./store.js";
+import type { Compare, MetaStore, Operation, Registration, StoredValue } from "./store.js";
 
 /** The store could not be reached or answered with an error: control operations fail at once, clearly. */
 export class StoreUnavailableError extends HoldfastError {
@@ -81,6 +81,15 @@ export class EtcdStore implements MetaStore {
         )
         .commit();
       return result.succeeded;
+    });
+  }
+
+  register(key: string, value: string, ttlSeconds: number, onLost?: () => void): Promise<Registration> {
+    return this.guard(async () => {
+      const lease = this.client.lease(ttlSeconds);
+      lease.on("lost", () => onLost?.());
+      await lease.put(key).value(value).exec();
+      return { close: () => lease.revoke().catch(() => undefined) };
     });
   }
 

@@ -1,3 +1,3 @@
 export { EtcdStore, type EtcdStoreOptions, StoreUnavailableError } from "./etcd-store.js";
 export { LocalStore } from "./local-store.js";
-export type { Compare, MetaStore, Operation, StoredValue } from "./store.js";
+export type { Compare, MetaStore, Operation, Registration, StoredValue } from "./store.js";

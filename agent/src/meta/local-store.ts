@@ -1,7 +1,7 @@
 import { open, readFile, rename } from "node:fs/promises";
 import { z } from "zod";
 import { OperationError } from "../errors.js";
-import type { Compare, MetaStore, Operation, StoredValue } from "./store.js";
+import type { Compare, MetaStore, Operation, Registration, StoredValue } from "./store.js";
 
 const Snapshot = z.object({
   revision: z.number().int().nonnegative(),
@@ -53,6 +53,12 @@ export class LocalStore implements MetaStore {
     const result = this.queue.then(() => this.apply(compares, operations));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /** One node, one process: the key lives until `close()`; a killed agent's key is replaced when it restarts. */
+  async register(key: string, value: string): Promise<Registration> {
+    await this.commit([], [{ put: key, value }]);
+    return { close: async () => void (await this.commit([], [{ delete: key }])) };
   }
 
   async close(): Promise<void> {

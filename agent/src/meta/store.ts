@@ -11,6 +11,12 @@ export interface Compare {
   revision: number;
 }
 
+/** A key that exists only while its owner is alive: an etcd lease kept alive by this process. */
+export interface Registration {
+  /** Deletes the key now (clean shutdown) instead of waiting for the lease to expire. */
+  close(): Promise<void>;
+}
+
 export type Operation = { put: string; value: string } | { delete: string };
 
 /**
@@ -25,6 +31,12 @@ export interface MetaStore {
   list(prefix: string): Promise<StoredValue[]>;
   /** Applies `operations` atomically if every compare holds; returns false (and changes nothing) otherwise. */
   commit(compares: Compare[], operations: Operation[]): Promise<boolean>;
+  /**
+   * Keeps `key` = `value` while this process lives and reaches the store; the key disappears about `ttlSeconds`
+   * after it stops (etcd lease with keep-alive). `onLost` runs if the store dropped the lease (an outage longer than
+   * the TTL), so the owner can register again.
+   */
+  register(key: string, value: string, ttlSeconds: number, onLost?: () => void): Promise<Registration>;
   /** Releases the store's resources. */
   close(): Promise<void>;
 }

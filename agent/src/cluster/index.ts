@@ -1,0 +1,1 @@
+export { Membership, type MembershipOptions, type NodeInfo, type NodeStatus } from "./membership.js";

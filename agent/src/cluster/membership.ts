@@ -1,0 +1,89 @@
+import type { Logger } from "pino";
+import type { MetaStore, Registration } from "../meta/index.js";
+
+/** What a node tells the cluster about itself when it joins. */
+export interface NodeInfo {
+  id: string;
+  /** URL of the node's REST API. */
+  api: string;
+  zone: string;
+  rack: string;
+  /** Bytes in the node's storage pools, and bytes free, when it joined. */
+  capacity: number;
+  free: number;
+  joinedAt: string;
+}
+
+/** A node as the cluster sees it: `up` while its lease is alive. */
+export interface NodeStatus extends NodeInfo {
+  state: "up" | "down";
+}
+
+export interface MembershipOptions {
+  store: MetaStore;
+  /** Key prefix of the cluster, e.g. `/holdfast/default`. */
+  root: string;
+  /** Seconds a node's lease lives without a keep-alive: how long a dead node still counts as up. */
+  leaseTtlSeconds: number;
+  logger: Logger;
+}
+
+/**
+ * Cluster membership: a node's record (`nodes/<id>`) stays after it leaves, so `node list` can show it down; its
+ * liveness (`alive/<id>`) is a key on an etcd lease that its agent keeps alive. A node whose lease expired is down.
+ */
+export class Membership {
+  private registration?: Registration;
+  private info?: NodeInfo;
+  private closed = false;
+
+  constructor(private readonly options: MembershipOptions) {}
+
+  /** Records this node and takes its lease. */
+  async join(info: NodeInfo): Promise<void> {
+    this.info = info;
+    await this.options.store.commit([], [{ put: this.nodeKey(info.id), value: JSON.stringify(info) }]);
+    await this.register();
+  }
+
+  /** Every node that ever joined, with its state. */
+  async list(): Promise<NodeStatus[]> {
+    const { store, root } = this.options;
+    const alive = new Set(
+      (await store.list(`${root}/alive/`)).map((e) => e.key.slice(`${root}/alive/`.length)),
+    );
+    const nodes = await store.list(`${root}/nodes/`);
+    return nodes.map((e) => {
+      const info = JSON.parse(e.value) as NodeInfo;
+      return { ...info, state: alive.has(info.id) ? "up" : "down" };
+    });
+  }
+
+  /** Gives up the lease now, so the node shows down at once rather than after the TTL. */
+  async leave(): Promise<void> {
+    this.closed = true;
+    await this.registration?.close();
+  }
+
+  private nodeKey(id: string): string {
+    return `${this.options.root}/nodes/${id}`;
+  }
+
+  private async register(): Promise<void> {
+    const info = this.info as NodeInfo;
+    const { store, root, leaseTtlSeconds, logger } = this.options;
+    this.registration = await store.register(`${root}/alive/${info.id}`, info.api, leaseTtlSeconds, () => {
+      if (this.closed) return;
+      logger.warn({ node: info.id }, "lease lost (store unreachable longer than its TTL): joining again");
+      this.retryRegister();
+    });
+  }
+
+  private retryRegister(): void {
+    this.register().catch((err) => {
+      if (this.closed) return;
+      this.options.logger.warn({ err }, "cannot renew this node's lease yet; retrying");
+      setTimeout(() => this.retryRegister(), 1000).unref();
+    });
+  }
+}
