@@ -1,3 +1,5 @@
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { AgentProcess } from "../support/agent-process.js";
@@ -70,6 +72,12 @@ test("human output is tables; --output json is JSON for every command", async ()
   assert.match(nodes.stdout, /^NODE\s+API\s+ZONE\s+RACK\s+STATE\s+CAPACITY\s+FREE/);
   const deleted = await agent.json<{ deleted: string }>("volume", "delete", "cache");
   assert.is(deleted.deleted, "cache");
+});
+
+test("the agent's token file is private to its owner (mode 0600)", async () => {
+  const mode = (await stat(join(agent.dir, "data", "token"))).mode & 0o777;
+  assert.is(mode.toString(8), "600");
+  assert.ok(agent.token.length >= 32);
 });
 
 test("an unreachable agent is exit 1 with a message naming the URL", async () => {
