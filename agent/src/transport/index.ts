@@ -1,0 +1,15 @@
+export {
+  type ClusterCa,
+  clientTlsOptions,
+  createClusterCa,
+  issueNodeIdentity,
+  loadCa,
+  loadIdentity,
+  NODE_URI_PREFIX,
+  type NodeIdentity,
+  peerNodeId,
+  saveCa,
+  saveIdentity,
+  serverTlsOptions,
+  verifiedPeerNodeId,
+} from "./cluster-ca.js";
