@@ -20,6 +20,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Sends `signal` to a child process that is still running and waits until it has exited. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill(signal);
+  await exited;
+}
+
 /** A real agent process (the built bundle through bin/holdfast) with its own data dir. */
 export class AgentProcess {
   child?: ChildProcess;
@@ -87,11 +95,7 @@ export class AgentProcess {
 
   /** Stops the agent with `signal` and waits for it to exit. */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill(signal);
-    await exited;
+    await stopChild(this.child, signal);
     this.log = "";
   }
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./agent-process.js";
+import { freePort, stopChild } from "./agent-process.js";
 
 /** A real etcd (Debian's etcd-server) on 127.0.0.1 with its own data dir, for tests. */
 export class EtcdProcess {
@@ -59,12 +59,8 @@ export class EtcdProcess {
   }
 
   /** Stops etcd with `signal` and waits for it to exit. */
-  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill(signal);
-    await exited;
+  stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    return stopChild(this.child, signal);
   }
 
   async destroy(): Promise<void> {
