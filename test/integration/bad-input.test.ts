@@ -1,5 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { VOLUME_KEYS } from "../../agent/src/spec/index.js";
 import { AgentProcess, sh } from "../support/agent-process.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
@@ -135,6 +136,11 @@ test("the OpenAPI document describes every route", async () => {
   for (const path of ["/v1/volumes", "/v1/volumes/{name}", "/v1/volumes/{name}/mount", "/v1/cluster"]) {
     assert.ok(doc.body.paths[path], path);
   }
+  // The create body lists every spec key, from the same table the parser uses.
+  const create = doc.body.paths["/v1/volumes"].post.requestBody.content["application/json"].schema;
+  for (const key of VOLUME_KEYS) assert.ok(create.properties[key.name], `create body documents ${key.name}`);
+  assert.equal(create.properties.fs.enum, ["ext4", "xfs", "none"]);
+  assert.is(create.properties.repl.anyOf[0].maximum, 3);
 });
 
 /** The unix socket path inside an `nbd+unix:///NAME?socket=PATH` URI. */

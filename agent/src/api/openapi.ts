@@ -33,7 +33,9 @@ export function openApiDocument(routes: Route[], version: string) {
       ...(r.body
         ? {
             requestBody: {
-              content: { "application/json": { schema: z.toJSONSchema(r.body, { io: "input" }) } },
+              content: {
+                "application/json": { schema: r.documentedBody ?? z.toJSONSchema(r.body, { io: "input" }) },
+              },
             },
           }
         : {}),

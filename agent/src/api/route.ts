@@ -10,6 +10,8 @@ export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.
   summary: string;
   params?: P;
   body?: B;
+  /** The body's schema for the OpenAPI document, when it says more than `body` (which may defer to the spec). */
+  documentedBody?: Record<string, unknown>;
   /** Status of a successful answer. @default 200 */
   status?: number;
   handler: (

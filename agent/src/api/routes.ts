@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
-import { parseSize, parseSpec, specFromFields } from "../spec/index.js";
+import { parseSize, parseSpec, specFromFields, volumeKeysJsonSchema } from "../spec/index.js";
 import type { VolumeService } from "../volumes/index.js";
 import { route } from "./route.js";
 
@@ -27,6 +27,22 @@ const UpdateBody = z
   .object({ size: z.union([z.number().int().positive(), z.string().min(1)]) })
   .strict()
   .describe("Fields that can change; `size` grows the volume (bytes, or a size string such as 20G).");
+
+/** The create body for the OpenAPI document: `spec` plus every volume key from the spec table. */
+function createBodyDocument(): Record<string, unknown> {
+  const keys = volumeKeysJsonSchema();
+  return {
+    ...keys,
+    description: "An inline `spec`, separate keys, or both; a key may not be given both ways.",
+    properties: {
+      spec: {
+        type: "string",
+        description: "Inline spec, e.g. name=pgdata,size=20G,repl=3 (or a plain name).",
+      },
+      ...keys.properties,
+    },
+  };
+}
 
 /** Merges an inline spec and separate keys; a key given both ways is ambiguous, so it is refused. */
 function specFromBody(body: z.output<typeof CreateBody>) {
@@ -79,6 +95,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
       url: "/v1/volumes",
       summary: "Creates a volume from an inline spec and/or separate keys.",
       body: CreateBody,
+      documentedBody: createBodyDocument(),
       status: 201,
       handler: ({ body }) => volumes.create(specFromBody(body)),
     }),

@@ -4,6 +4,7 @@
  */
 
 export { formatSpec } from "./format.js";
+export { volumeKeysJsonSchema } from "./json-schema.js";
 export type {
   FsType,
   IoPriority,
