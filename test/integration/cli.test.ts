@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { AgentProcess } from "../support/agent-process.js";
+import { AgentProcess, sh } from "../support/agent-process.js";
 
 // The CLI as a user runs it, against a real agent: flags derived from the spec table, tables, JSON, exit codes.
 let agent: AgentProcess;
@@ -78,6 +78,26 @@ test("the agent's token file is private to its owner (mode 0600)", async () => {
   const mode = (await stat(join(agent.dir, "data", "token"))).mode & 0o777;
   assert.is(mode.toString(8), "600");
   assert.ok(agent.token.length >= 32);
+});
+
+test("cluster init creates the cluster CA once: key mode 0600, a CA certificate openssl accepts", async () => {
+  const dir = join(agent.dir, "ca");
+  const made = await agent.json<{ cert: string; key: string }>(
+    "cluster",
+    "init",
+    "--dir",
+    dir,
+    "--cluster",
+    "c1",
+  );
+  assert.is(((await stat(made.key)).mode & 0o777).toString(8), "600");
+  const text = await sh("openssl", ["x509", "-in", made.cert, "-noout", "-text"]);
+  assert.match(text, /CA:TRUE/);
+  assert.match(text, /Certificate Sign/);
+  await sh("openssl", ["verify", "-CAfile", made.cert, made.cert]);
+  const again = await agent.cli("cluster", "init", "--dir", dir);
+  assert.is(again.code, 1);
+  assert.match(again.stderr, /ca\.crt already exists/);
 });
 
 test("an unreachable agent is exit 1 with a message naming the URL", async () => {

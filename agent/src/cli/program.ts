@@ -1,8 +1,12 @@
+import { access } from "node:fs/promises";
+import { join } from "node:path";
 import { Command, Option } from "commander";
 import pino from "pino";
 import type { NodeStatus } from "../cluster/index.js";
 import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
+import { ConflictError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
+import { createClusterCa, saveCa } from "../transport/index.js";
 import { ApiClient } from "./client.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
@@ -76,9 +80,38 @@ export function buildProgram(): Command {
       nodes.map((n) => [n.id, n.api, n.zone, n.rack, n.state, humanBytes(n.capacity), humanBytes(n.free)]),
     );
 
-  program
-    .command("cluster")
-    .description("the cluster")
+  const cluster = program.command("cluster").description("the cluster");
+
+  cluster
+    .command("init")
+    .description(
+      "create the cluster's certificate authority (ca.crt, ca.key) that node certificates are issued from",
+    )
+    .requiredOption("--dir <dir>", "directory for ca.crt and ca.key (the key is written mode 0600)")
+    .option("--cluster <name>", "the cluster's name, written into the CA certificate", "default")
+    .action(async (opts: { dir: string; cluster: string }, cmd: Command) => {
+      const caFile = join(opts.dir, "ca.crt");
+      if (
+        await access(caFile).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        throw new ConflictError(
+          "cluster.ca_exists",
+          `${caFile} already exists: a cluster has one CA; remove it first to start over`,
+        );
+      }
+      await saveCa(opts.dir, await createClusterCa({ cluster: opts.cluster }));
+      const result = { cluster: opts.cluster, cert: caFile, key: join(opts.dir, "ca.key") };
+      print(
+        format(cmd),
+        result,
+        () => `created the CA of cluster ${opts.cluster}: ${result.cert} (key ${result.key})`,
+      );
+    });
+
+  cluster
     .command("status")
     .description("nodes and volumes' health")
     .action(async (_opts, cmd: Command) => {
