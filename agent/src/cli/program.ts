@@ -8,6 +8,7 @@ import { ConflictError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
 import { createClusterCa, saveCa } from "../transport/index.js";
 import { ApiClient } from "./client.js";
+import { registerDevCommands } from "./dev-commands.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
 
@@ -73,6 +74,7 @@ export function buildProgram(): Command {
     });
 
   registerVolumeCommands(program, { client, format });
+  registerDevCommands(program, { format });
 
   const nodesTable = (nodes: NodeStatus[]) =>
     table(

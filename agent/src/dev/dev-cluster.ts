@@ -1,0 +1,241 @@
+import { spawn } from "node:child_process";
+import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { ConflictError, OperationError, SpecError } from "../errors.js";
+
+/** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
+const DevState = z.object({
+  etcd: z.object({ url: z.string(), peer: z.string(), pid: z.number() }),
+  token: z.string(),
+  cluster: z.string(),
+  nodes: z.array(
+    z.object({
+      id: z.string(),
+      api: z.string(),
+      host: z.string(),
+      zone: z.string(),
+      pid: z.number(),
+    }),
+  ),
+});
+export type DevState = z.infer<typeof DevState>;
+
+export interface DevUpOptions {
+  /** Directory for etcd's and every node's data and logs. */
+  dir: string;
+  /** Number of agents. @default 3 */
+  nodes?: number;
+  /** Loopback address of the first agent; the next ones count up (127.0.0.11, .12, ...). @default "127.0.0.11" */
+  firstHost?: string;
+  /** API port every agent listens on (each on its own address). @default 9001 */
+  apiPort?: number;
+  /** Seconds a node's lease lives. @default 5 */
+  leaseTtl?: number;
+}
+
+const ETCD_HOST = "127.0.0.10";
+const statePath = (dir: string) => join(dir, "dev.json");
+
+/** Whether process `pid` is alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts `command` detached, its output appended to `log`, and returns its pid. */
+async function launch(command: string, args: string[], log: string): Promise<number> {
+  const out = await open(log, "a");
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", out.fd, out.fd] });
+  await out.close();
+  child.unref();
+  if (child.pid === undefined) throw new OperationError("dev.spawn", `cannot start ${command}`);
+  return child.pid;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new OperationError("dev.timeout", `${what} did not come up within ${ms / 1000} s`);
+}
+
+async function readState(dir: string): Promise<DevState> {
+  try {
+    return DevState.parse(JSON.parse(await readFile(statePath(dir), "utf8")));
+  } catch {
+    throw new SpecError(
+      "dir",
+      `${resolve(dir)} holds no dev cluster (no valid dev.json): run 'holdfast dev up' first`,
+    );
+  }
+}
+
+/** The agent command line of one dev node: this same program, run by this same Node. */
+function agentArgs(
+  dir: string,
+  state: Pick<DevState, "etcd" | "token" | "cluster">,
+  node: DevState["nodes"][number],
+  leaseTtl: number,
+) {
+  const nodeDir = join(dir, node.id);
+  return [
+    ...process.execArgv,
+    process.argv[1] as string,
+    "agent",
+    `--data-dir=${join(nodeDir, "data")}`,
+    `--store=etcd://${new URL(state.etcd.url).host}`,
+    `--cluster=${state.cluster}`,
+    `--node-id=${node.id}`,
+    `--api=${node.host}:${new URL(node.api).port}`,
+    `--zone=${node.zone}`,
+    `--mount-dir=${join(nodeDir, "mounts")}`,
+    `--lease-ttl=${leaseTtl}`,
+    "--log-level=info",
+  ];
+}
+
+async function startNode(
+  dir: string,
+  state: DevState,
+  node: DevState["nodes"][number],
+  leaseTtl: number,
+): Promise<number> {
+  await mkdir(join(dir, node.id, "data"), { recursive: true, mode: 0o700 });
+  // Every dev node shares one token, so one HOLDFAST_TOKEN works against all of them.
+  await writeFile(join(dir, node.id, "data", "token"), `${state.token}\n`, { mode: 0o600 });
+  const pid = await launch(
+    process.execPath,
+    agentArgs(dir, state, node, leaseTtl),
+    join(dir, node.id, "agent.log"),
+  );
+  await waitFor(`node ${node.id} (${node.api})`, async () => {
+    if (!alive(pid))
+      throw new OperationError("dev.node", `node ${node.id} exited: see ${join(dir, node.id, "agent.log")}`);
+    const res = await fetch(`${node.api}/v1/cluster`, {
+      headers: { authorization: `Bearer ${state.token}` },
+    });
+    return res.ok;
+  });
+  return pid;
+}
+
+/** Starts a real etcd and `nodes` agents on loopback addresses, each with its own data dir and zone. */
+export async function devUp(options: DevUpOptions): Promise<DevState> {
+  const dir = resolve(options.dir);
+  const count = options.nodes ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > 9) throw new SpecError("nodes", "must be 1 to 9");
+  const existing = await readState(dir).catch(() => undefined);
+  if (existing && alive(existing.etcd.pid)) {
+    throw new ConflictError(
+      "dev.running",
+      `a dev cluster is already running in ${dir}: 'holdfast dev down --dir ${dir}' first`,
+    );
+  }
+  await mkdir(join(dir, "etcd"), { recursive: true, mode: 0o700 });
+  const etcdUrl = `http://${ETCD_HOST}:2379`;
+  const peer = `http://${ETCD_HOST}:2380`;
+  const etcdPid = await launch(
+    "etcd",
+    [
+      "--name=dev",
+      `--data-dir=${join(dir, "etcd", "data")}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=dev=${peer}`,
+      "--log-level=warn",
+    ],
+    join(dir, "etcd", "etcd.log"),
+  ).catch((err) => {
+    throw new OperationError(
+      "dev.etcd",
+      `cannot start etcd (Debian package etcd-server): ${String(err)}`,
+      err,
+    );
+  });
+  await waitFor(`etcd at ${etcdUrl}`, async () => {
+    if (!alive(etcdPid))
+      throw new OperationError("dev.etcd", `etcd exited: see ${join(dir, "etcd", "etcd.log")}`);
+    return ((await (await fetch(`${etcdUrl}/health`)).json()) as { health: string }).health === "true";
+  });
+  const first = (options.firstHost ?? "127.0.0.11").split(".").map(Number);
+  const state: DevState = {
+    etcd: { url: etcdUrl, peer, pid: etcdPid },
+    token: Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"),
+    cluster: "dev",
+    nodes: Array.from({ length: count }, (_, i) => {
+      const host = [...first.slice(0, 3), (first[3] ?? 11) + i].join(".");
+      return {
+        id: `node${i + 1}`,
+        host,
+        api: `http://${host}:${options.apiPort ?? 9001}`,
+        zone: `zone-${String.fromCharCode(97 + i)}`,
+        pid: 0,
+      };
+    }),
+  };
+  await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
+  for (const node of state.nodes) {
+    node.pid = await startNode(dir, state, node, options.leaseTtl ?? 5);
+    await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
+  }
+  return state;
+}
+
+/** Stops one node (its data stays), with SIGTERM or, to simulate a crash, SIGKILL. */
+export async function devStop(
+  dir: string,
+  nodeId: string,
+  signal: NodeJS.Signals = "SIGTERM",
+): Promise<DevState> {
+  const state = await readState(dir);
+  const node = state.nodes.find((n) => n.id === nodeId);
+  if (!node)
+    throw new SpecError(
+      "node",
+      `no node "${nodeId}" in this dev cluster (${state.nodes.map((n) => n.id).join(", ")})`,
+    );
+  if (alive(node.pid)) process.kill(node.pid, signal);
+  await waitFor(`node ${nodeId} to exit`, async () => !alive(node.pid));
+  return state;
+}
+
+/** Starts a stopped node again, with its data. */
+export async function devStart(dir: string, nodeId: string, leaseTtl = 5): Promise<DevState> {
+  const state = await readState(dir);
+  const node = state.nodes.find((n) => n.id === nodeId);
+  if (!node)
+    throw new SpecError(
+      "node",
+      `no node "${nodeId}" in this dev cluster (${state.nodes.map((n) => n.id).join(", ")})`,
+    );
+  if (alive(node.pid))
+    throw new ConflictError("dev.node_running", `node ${nodeId} is already running (pid ${node.pid})`);
+  node.pid = await startNode(resolve(dir), state, node, leaseTtl);
+  await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
+  return state;
+}
+
+/** Stops every agent (they detach and unmount their volumes), then etcd, and removes the directory. */
+export async function devDown(dir: string): Promise<void> {
+  const state = await readState(dir);
+  for (const node of state.nodes) if (alive(node.pid)) process.kill(node.pid, "SIGTERM");
+  await waitFor("the nodes to stop", async () => state.nodes.every((n) => !alive(n.pid)), 30_000).catch(
+    () => {
+      for (const node of state.nodes) if (alive(node.pid)) process.kill(node.pid, "SIGKILL");
+    },
+  );
+  if (alive(state.etcd.pid)) process.kill(state.etcd.pid, "SIGTERM");
+  await waitFor("etcd to stop", async () => !alive(state.etcd.pid), 10_000).catch(() =>
+    process.kill(state.etcd.pid, "SIGKILL"),
+  );
+  await rm(resolve(dir), { recursive: true, force: true });
+}

@@ -1,0 +1,1 @@
+export { type DevState, type DevUpOptions, devDown, devStart, devStop, devUp } from "./dev-cluster.js";
