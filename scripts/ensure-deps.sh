@@ -16,6 +16,11 @@ declare -A needs=(
   [losetup]=mount
   [etcd]=etcd-server
   [curl]=curl
+  [openssl]=openssl
+  [e2fsck]=e2fsprogs
+  [fallocate]=util-linux
+  [findmnt]=util-linux
+  [blkid]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do
