@@ -17,8 +17,12 @@ const ZEROS = Buffer.alloc(PUNCH_THRESHOLD);
 
 /** Raised when a request carries an epoch below the highest this replica has seen: its engine is stale. */
 export class FencedError extends ConflictError {
-  constructor(epoch: number, highest: number) {
-    super("replica.fenced", `epoch ${epoch} is below this replica's epoch ${highest}: the engine is fenced`);
+  constructor(
+    readonly epoch: number,
+    /** The highest epoch the replica has admitted. */
+    readonly highest: number,
+  ) {
+    super("replica.fenced", `epoch ${epoch} is not this replica's epoch ${highest}: the engine is fenced`);
   }
 }
 

@@ -13,3 +13,5 @@ export {
   serverTlsOptions,
   verifiedPeerNodeId,
 } from "./cluster-ca.js";
+export { RemoteReplica, type RemoteReplicaOptions } from "./remote-replica.js";
+export { ReplicaServer, type ReplicaServerOptions } from "./replica-server.js";

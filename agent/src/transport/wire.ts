@@ -1,0 +1,103 @@
+/**
+ * The engine-replica wire protocol: length-prefixed binary frames over mutual TLS.
+ *
+ * request: u32 length | u8 op | u32 id | u64 epoch | u64 offset | u32 count | payload
+ * reply:   u32 length | u8 status | u32 id | payload (read data, a JSON answer, or an error message)
+ *
+ * `length` counts the bytes after itself. Every data request carries the engine's epoch, so a replica can
+ * refuse an engine that lost its attachment (fencing) on every single request, not only at connect.
+ */
+export const Op = {
+  /** payload: JSON {volumeId}; answer: JSON {size, blockSize, epoch} */
+  Open: 1,
+  /** epoch: the engine's; raises the replica's epoch or is fenced */
+  Admit: 2,
+  Read: 3,
+  Write: 4,
+  Flush: 5,
+  /** Zeroes (and may release) `count` bytes at `offset`. */
+  Zero: 6,
+  /** offset: the new size */
+  Grow: 7,
+} as const;
+
+export const Status = {
+  Ok: 0,
+  Fenced: 1,
+  Range: 2,
+  Io: 3,
+  NotFound: 4,
+  BadRequest: 5,
+} as const;
+
+export const REQUEST_HEADER = 25;
+export const REPLY_HEADER = 5;
+/** Frames larger than this are refused: the engine never sends more than one NBD request's payload. */
+export const MAX_FRAME = 64 * 1024 * 1024;
+
+export interface Request {
+  op: number;
+  id: number;
+  epoch: number;
+  offset: number;
+  count: number;
+  payload: Buffer;
+}
+
+export function encodeRequest(r: Omit<Request, "payload">, payload?: Buffer): Buffer[] {
+  const header = Buffer.allocUnsafe(4 + REQUEST_HEADER);
+  header.writeUInt32BE(REQUEST_HEADER + (payload?.length ?? 0), 0);
+  header.writeUInt8(r.op, 4);
+  header.writeUInt32BE(r.id, 5);
+  header.writeBigUInt64BE(BigInt(r.epoch), 9);
+  header.writeBigUInt64BE(BigInt(r.offset), 17);
+  header.writeUInt32BE(r.count, 25);
+  return payload && payload.length > 0 ? [header, payload] : [header];
+}
+
+export function decodeRequest(frame: Buffer): Request {
+  return {
+    op: frame.readUInt8(0),
+    id: frame.readUInt32BE(1),
+    epoch: Number(frame.readBigUInt64BE(5)),
+    offset: Number(frame.readBigUInt64BE(13)),
+    count: frame.readUInt32BE(21),
+    payload: frame.subarray(REQUEST_HEADER),
+  };
+}
+
+export function encodeReply(status: number, id: number, payload?: Buffer): Buffer[] {
+  const header = Buffer.allocUnsafe(4 + REPLY_HEADER);
+  header.writeUInt32BE(REPLY_HEADER + (payload?.length ?? 0), 0);
+  header.writeUInt8(status, 4);
+  header.writeUInt32BE(id, 5);
+  return payload && payload.length > 0 ? [header, payload] : [header];
+}
+
+export function decodeReply(frame: Buffer): { status: number; id: number; payload: Buffer } {
+  return { status: frame.readUInt8(0), id: frame.readUInt32BE(1), payload: frame.subarray(REPLY_HEADER) };
+}
+
+/** Cuts a byte stream into frames; throws on a frame longer than MAX_FRAME (a broken or hostile peer). */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Buffer[] = [];
+    for (;;) {
+      if (this.buffered < 4) return frames;
+      const head = this.chunks[0] as Buffer;
+      const length = (head.length >= 4 ? head : Buffer.concat(this.chunks)).readUInt32BE(0);
+      if (length > MAX_FRAME) throw new RangeError(`frame of ${length} bytes exceeds ${MAX_FRAME}`);
+      if (this.buffered < 4 + length) return frames;
+      const all = this.chunks.length === 1 ? head : Buffer.concat(this.chunks);
+      frames.push(all.subarray(4, 4 + length));
+      const rest = all.subarray(4 + length);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
+    }
+  }
+}

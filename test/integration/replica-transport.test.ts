@@ -1,0 +1,142 @@
+import { rejects } from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:tls";
+import pino from "pino";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Engine } from "../../agent/src/engine/index.js";
+import { NotFoundError } from "../../agent/src/errors.js";
+import { FencedError, Replica } from "../../agent/src/replica/index.js";
+import {
+  clientTlsOptions,
+  createClusterCa,
+  issueNodeIdentity,
+  type NodeIdentity,
+  RemoteReplica,
+  ReplicaServer,
+} from "../../agent/src/transport/index.js";
+
+// The engine-replica protocol over real mutual-TLS sockets: an engine on "node-a" writes to its local replica
+// and to node-b's replica through node-b's replication port.
+const MiB = 1024 * 1024;
+let dir = "";
+let a: NodeIdentity;
+let b: NodeIdentity;
+let stranger: NodeIdentity;
+let server: ReplicaServer;
+let port = 0;
+
+const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hf-transport-"));
+  const ca = await createClusterCa({ cluster: "t" });
+  a = await issueNodeIdentity(ca, { nodeId: "node-a", addresses: ["127.0.0.1"] });
+  b = await issueNodeIdentity(ca, { nodeId: "node-b", addresses: ["127.0.0.1"] });
+  stranger = await issueNodeIdentity(await createClusterCa({ cluster: "other" }), {
+    nodeId: "node-a",
+    addresses: ["127.0.0.1"],
+  });
+  const replica = await Replica.create(join(dir, "b", "vol1"), { volumeId: "vol1", size: 64 * MiB });
+  await replica.close();
+  server = new ReplicaServer({
+    identity: b,
+    host: "127.0.0.1",
+    port: 0,
+    logger: pino({ level: "silent" }),
+    openReplica: async (volumeId) => {
+      if (volumeId !== "vol1") throw new NotFoundError("replica", volumeId);
+      return Replica.open(join(dir, "b", volumeId));
+    },
+  });
+  port = await server.listen();
+});
+test.after(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const remote = (identity = a, nodeId = "node-b", volumeId = "vol1") =>
+  RemoteReplica.connect({ identity, nodeId, host: "127.0.0.1", port, volumeId });
+
+test("an engine fans writes out to a local and a remote replica; both hold the same bytes", async () => {
+  const local = await Replica.create(join(dir, "a", "vol1"), { volumeId: "vol1", size: 64 * MiB });
+  const far = await remote();
+  assert.is(far.size, 64 * MiB);
+  const engine = await Engine.start({ volumeId: "vol1", epoch: 1, replicas: [local, far] });
+  const blocks = Array.from({ length: 32 }, (_, i) => ({
+    offset: i * 2 * MiB + 4096 * i,
+    data: randomBytes(64 * 1024),
+  }));
+  await Promise.all(blocks.map((blk) => engine.write(blk.offset, blk.data)));
+  await engine.writeZeroes(blocks[3]?.offset ?? 0, 4096);
+  await engine.flush();
+  for (const [i, blk] of blocks.entries()) {
+    const expected = i === 3 ? Buffer.concat([Buffer.alloc(4096), blk.data.subarray(4096)]) : blk.data;
+    assert.is(sha(await far.read(blk.offset, blk.data.length)), sha(expected), `remote block ${i}`);
+    assert.is(sha(await local.read(blk.offset, blk.data.length)), sha(expected), `local block ${i}`);
+  }
+  await engine.stop();
+  await local.close();
+  far.close();
+});
+
+test("a newer engine fences the old one on its next request, over the wire", async () => {
+  const old = await remote();
+  await old.admit(5);
+  await old.write(0, Buffer.alloc(4096, 1));
+  const newer = await remote();
+  await newer.admit(6);
+  await rejects(
+    () => old.write(0, Buffer.alloc(4096, 2)),
+    (err: unknown) => err instanceof FencedError && err.highest === 6,
+  );
+  await rejects(() => old.read(0, 4096), FencedError);
+  await rejects(() => old.admit(5), FencedError);
+  await newer.write(4096, Buffer.alloc(4096, 3));
+  assert.is((await newer.read(0, 1))[0], 1, "the fenced write never landed");
+  old.close();
+  newer.close();
+});
+
+test("peers without this cluster's certificate, or not the node expected, are refused", async () => {
+  await rejects(() => remote(stranger), /cannot reach node-b/);
+  await rejects(() => remote(a, "node-c"), /cannot reach node-c/);
+  const noCert = connect({ host: "127.0.0.1", port, ca: a.caPem, checkServerIdentity: () => undefined });
+  const closed = await new Promise<string>((resolve) => {
+    noCert.on("error", (err) => resolve(`error: ${err.message}`));
+    noCert.on("close", () => resolve("closed"));
+    noCert.on("secureConnect", () => noCert.write(Buffer.alloc(64)));
+  });
+  assert.ok(closed === "closed" || closed.startsWith("error"), closed);
+});
+
+test("bad requests get errors, a hostile frame is disconnected, and the server keeps serving", async () => {
+  await rejects(() => remote(a, "node-b", "no-such-volume"), /replica "no-such-volume" does not exist/);
+  const far = await remote();
+  await far.admit(7);
+  await rejects(() => far.read(64 * MiB - 4096, 8192), RangeError);
+  far.close();
+  const raw = connect({ host: "127.0.0.1", port, ...clientTlsOptions(a, "node-b") });
+  await new Promise((r) => raw.once("secureConnect", r));
+  const huge = Buffer.alloc(8);
+  huge.writeUInt32BE(0xffffffff, 0);
+  raw.write(huge);
+  await new Promise((r) => raw.once("close", r));
+  const again = await remote();
+  await again.admit(8);
+  assert.is((await again.read(4096, 1))[0], 3);
+  again.close();
+});
+
+test("a replica whose node goes away fails the engine's requests at once instead of hanging", async () => {
+  const far = await remote();
+  await far.admit(9);
+  await server.close();
+  await rejects(() => far.write(0, Buffer.alloc(4096)), /replica on node-b .* failed/);
+});
+
+test.run();
