@@ -132,11 +132,47 @@ test("bad requests get errors, a hostile frame is disconnected, and the server k
   again.close();
 });
 
-test("a replica whose node goes away fails the engine's requests at once instead of hanging", async () => {
+test("a replica whose node goes away: its requests fail at once, the engine drops it first, writes go on", async () => {
+  const local = await Replica.create(join(dir, "a2", "vol1"), { volumeId: "vol1", size: 64 * MiB });
   const far = await remote();
-  await far.admit(9);
+  const dropped: string[] = [];
+  let storeUp = true;
+  const engine = await Engine.start({
+    volumeId: "vol1",
+    epoch: 10,
+    replicas: [local, far],
+    onReplicaFailed: async (failed) => {
+      if (!storeUp) throw new Error("etcd unavailable");
+      dropped.push(...failed.map((r) => (r === far ? "remote" : "local")));
+    },
+  });
+  await engine.write(0, Buffer.alloc(4096, 4));
   await server.close();
   await rejects(() => far.write(0, Buffer.alloc(4096)), /replica on node-b .* failed/);
+  // Many writes in flight see the failure; the replica is dropped once, before any of them is acknowledged.
+  await Promise.all(Array.from({ length: 8 }, (_, i) => engine.write(i * 4096, Buffer.alloc(4096, 5))));
+  assert.equal(dropped, ["remote"]);
+  assert.is(engine.inSync.length, 1);
+  assert.is((await engine.read(0, 1))[0], 5);
+  await engine.stop();
+  await local.close();
+
+  // When the in-sync set cannot be updated, the write is not acknowledged.
+  const local2 = await Replica.create(join(dir, "a3", "vol1"), { volumeId: "vol1", size: 64 * MiB });
+  const broken = await Replica.create(join(dir, "a4", "vol1"), { volumeId: "vol1", size: 64 * MiB });
+  storeUp = false;
+  const engine2 = await Engine.start({
+    volumeId: "vol1",
+    epoch: 1,
+    replicas: [local2, broken],
+    onReplicaFailed: async () => {
+      throw new Error("etcd unavailable");
+    },
+  });
+  await broken.close();
+  await rejects(() => engine2.write(0, Buffer.alloc(4096, 6)), /etcd unavailable/);
+  assert.is(engine2.inSync.length, 2, "the replica stays in the set when dropping it failed");
+  await local2.close();
 });
 
 test.run();
