@@ -190,6 +190,17 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   return state;
 }
 
+function findNode(state: DevState, nodeId: string): DevState["nodes"][number] {
+  const node = state.nodes.find((n) => n.id === nodeId);
+  if (!node) {
+    throw new SpecError(
+      "node",
+      `no node "${nodeId}" in this dev cluster (${state.nodes.map((n) => n.id).join(", ")})`,
+    );
+  }
+  return node;
+}
+
 /** Stops one node (its data stays), with SIGTERM or, to simulate a crash, SIGKILL. */
 export async function devStop(
   dir: string,
@@ -197,12 +208,7 @@ export async function devStop(
   signal: NodeJS.Signals = "SIGTERM",
 ): Promise<DevState> {
   const state = await readState(dir);
-  const node = state.nodes.find((n) => n.id === nodeId);
-  if (!node)
-    throw new SpecError(
-      "node",
-      `no node "${nodeId}" in this dev cluster (${state.nodes.map((n) => n.id).join(", ")})`,
-    );
+  const node = findNode(state, nodeId);
   if (alive(node.pid)) process.kill(node.pid, signal);
   await waitFor(`node ${nodeId} to exit`, async () => !alive(node.pid));
   return state;
@@ -211,12 +217,7 @@ export async function devStop(
 /** Starts a stopped node again, with its data. */
 export async function devStart(dir: string, nodeId: string, leaseTtl = 5): Promise<DevState> {
   const state = await readState(dir);
-  const node = state.nodes.find((n) => n.id === nodeId);
-  if (!node)
-    throw new SpecError(
-      "node",
-      `no node "${nodeId}" in this dev cluster (${state.nodes.map((n) => n.id).join(", ")})`,
-    );
+  const node = findNode(state, nodeId);
   if (alive(node.pid))
     throw new ConflictError("dev.node_running", `node ${nodeId} is already running (pid ${node.pid})`);
   node.pid = await startNode(resolve(dir), state, node, leaseTtl);
