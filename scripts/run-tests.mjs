@@ -6,7 +6,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const roots = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["test"];
-const fileTimeoutMs = Number(process.env.HOLDFAST_TEST_FILE_TIMEOUT_MS ?? 600_000);
+const fileTimeoutMs = Number(process.env.HOLDFAST_TEST_FILE_TIMEOUT_MS ?? 240_000);
 
 function findTests(path) {
   if (statSync(path).isFile()) return path.endsWith(".test.ts") ? [path] : [];
@@ -27,7 +27,9 @@ function runFile(file) {
       out += chunk;
       process.stdout.write(chunk);
     });
+    let timedOut = false;
     const timer = setTimeout(() => {
+      timedOut = true;
       out += `\n${file}: timed out after ${fileTimeoutMs} ms\n`;
       child.kill("SIGKILL");
     }, fileTimeoutMs);
@@ -39,7 +41,7 @@ function runFile(file) {
       let failed = total - passed - skipped;
       // A file that crashed or hung before uvu printed its totals counts as one failure.
       if ((code !== 0 || signal) && failed === 0) failed = 1;
-      resolve({ file, passed, failed, skipped, seconds: (Date.now() - started) / 1000 });
+      resolve({ file, passed, failed, skipped, timedOut, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
@@ -48,12 +50,20 @@ const files = roots.flatMap(findTests);
 const results = [];
 for (const file of files) {
   console.log(`\n# ${relative(process.cwd(), file)}`);
-  results.push(await runFile(file));
+  let result = await runFile(file);
+  // A file that hung (not one that failed an assertion) runs once more, and the summary says so: a known,
+  // rare hang of the FUSE unmount under test (see README, "Known issues") must not hide behind a green line.
+  if (result.timedOut) {
+    console.log(`\n# ${relative(process.cwd(), file)}: hung, running it once more`);
+    result = { ...(await runFile(file)), retried: true };
+  }
+  results.push(result);
 }
 console.log("\n# summary");
 for (const r of results) {
   const mark = r.failed > 0 ? "FAIL" : "ok  ";
-  console.log(`${mark} ${r.file}  ${r.passed} passed, ${r.failed} failed (${r.seconds.toFixed(1)} s)`);
+  const note = r.retried ? " [hung once; this is the second run]" : "";
+  console.log(`${mark} ${r.file}  ${r.passed} passed, ${r.failed} failed (${r.seconds.toFixed(1)} s)${note}`);
 }
 const passed = results.reduce((n, r) => n + r.passed, 0);
 const failed = results.reduce((n, r) => n + r.failed, 0);
