@@ -69,7 +69,7 @@ export async function startAgent(
   const apiUrl = `http://${config.api}`;
   const membership = new Membership({
     store,
-    root: `/holdfast/${config.cluster}`,
+    root: keys.root,
     leaseTtlSeconds: config.leaseTtl,
     logger,
   });

@@ -9,10 +9,9 @@ import { startAgent, VERSION } from "../node-agent.js";
 import { createClusterCa, saveCa } from "../transport/index.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
+import { collect } from "./options.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** The `holdfast` command line. Exit codes: 0 success, 2 bad input, 1 failure (see main.ts). */
 export function buildProgram(): Command {

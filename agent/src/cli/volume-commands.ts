@@ -3,11 +3,10 @@ import { SpecError } from "../errors.js";
 import { parseSize, VOLUME_KEYS } from "../spec/index.js";
 import type { VolumeView } from "../volumes/index.js";
 import type { ApiClient } from "./client.js";
+import { collect } from "./options.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 
 type Context = { client: () => ApiClient; format: (cmd: Command) => OutputFormat };
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function volumeTable(volumes: VolumeView[]): string {
   return table(

@@ -194,20 +194,20 @@ export class Replica implements BlockDevice {
     await writeManifest(this.dir, this.manifest);
   }
 
+  /** Bytes a replica's files take on disk, read from the files without opening the replica. */
+  static async bytesOnDisk(dir: string): Promise<number> {
+    const manifest = ReplicaManifest.parse(JSON.parse(await readFile(replicaPaths(dir).manifest, "utf8")));
+    return filesOnDisk(dir, manifest);
+  }
+
   /** Bytes this replica takes on disk (data, maps and log), and bytes of the volume allocated. */
   async usage(): Promise<{ onDisk: number; allocated: number }> {
-    const paths = replicaPaths(this.dir);
-    const top = this.manifest.layers.at(-1) as string;
-    let onDisk = 0;
-    for (const path of [paths.layerData(top), paths.layerMap(top), paths.activityLog, paths.manifest]) {
-      onDisk += await stat(path).then(
-        (s) => s.blocks * 512,
-        () => 0,
-      );
-    }
     let clusters = 0;
     for (const _ of this.allocation.setBits()) clusters++;
-    return { onDisk, allocated: Math.min(clusters * CLUSTER_SIZE, this.manifest.size) };
+    return {
+      onDisk: await filesOnDisk(this.dir, this.manifest),
+      allocated: Math.min(clusters * CLUSTER_SIZE, this.manifest.size),
+    };
   }
 
   async close(): Promise<void> {
@@ -258,6 +258,26 @@ export class Replica implements BlockDevice {
       );
     }
   }
+}
+
+/** Sums the space every file of a replica takes: each layer's data and map, the log, the manifest, the epoch. */
+async function filesOnDisk(dir: string, manifest: ReplicaManifest): Promise<number> {
+  const paths = replicaPaths(dir);
+  const files = [
+    ...manifest.layers.flatMap((layer) => [paths.layerData(layer), paths.layerMap(layer)]),
+    paths.activityLog,
+    paths.manifest,
+    paths.epoch,
+  ];
+  const sizes = await Promise.all(
+    files.map((f) =>
+      stat(f).then(
+        (s) => s.blocks * 512,
+        () => 0,
+      ),
+    ),
+  );
+  return sizes.reduce((a, b) => a + b, 0);
 }
 
 async function writeManifest(dir: string, manifest: ReplicaManifest): Promise<void> {

@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Engine } from "../engine/index.js";
@@ -86,7 +86,6 @@ export class LocalVolumes {
       for (const r of local) replicas.push(await Replica.open(replicaDir(r.pool, record.id)));
       const engine = await Engine.start({ volumeId: record.id, epoch: attachment.epoch, replicas });
       await mkdir(join(runDir, "nbd"), { recursive: true, mode: 0o700 });
-      await rm(nbdSocket, { force: true });
       nbd = new NbdServer({
         device: engine,
         exportName: record.spec.name,
@@ -129,21 +128,6 @@ export class LocalVolumes {
     entry.attachment = { ...entry.attachment, mountPath: target };
     await this.options.catalog.updateAttachment(id, entry.attachment.epoch, { mountPath: target });
     return entry;
-  }
-
-  /** Unmounts the file system and removes the host block device; the volume stays attached. */
-  async unmount(id: string): Promise<void> {
-    const entry = this.mustGet(id);
-    if (entry.exposed) {
-      await entry.exposed.close();
-      entry.exposed = undefined;
-    }
-    const { mountPath: _m, devicePath: _d, ...rest } = entry.attachment;
-    entry.attachment = rest;
-    await this.options.catalog.updateAttachment(id, entry.attachment.epoch, {
-      mountPath: undefined,
-      devicePath: undefined,
-    });
   }
 
   /** Stops serving the volume here: unmounts, stops the NBD server, flushes, and releases the attachment. */

@@ -35,14 +35,14 @@ export interface AttachmentRecord {
 export function storeKeys(cluster: string) {
   const root = `/holdfast/${cluster}`;
   return {
+    /** Everything of this cluster lives under it (membership adds `nodes/` and `alive/`). */
+    root,
     volumes: `${root}/volumes/`,
     volume: (id: string) => `${root}/volumes/${id}`,
     name: (name: string) => `${root}/names/${name}`,
     attachments: `${root}/attachments/`,
     attachment: (id: string) => `${root}/attachments/${id}`,
     epoch: (id: string) => `${root}/epochs/${id}`,
-    nodes: `${root}/nodes/`,
-    node: (id: string) => `${root}/nodes/${id}`,
   };
 }
 export type StoreKeys = ReturnType<typeof storeKeys>;

@@ -149,7 +149,7 @@ export class VolumeService {
       if (!this.local.get(record.id)) {
         throw new ConflictError("volume.not_mounted", `volume "${name}" is not mounted on this node`, "name");
       }
-      await this.local.unmount(record.id);
+      // Detaching closes the host block device first: unmount, loop device, FUSE file.
       await this.local.detach(record.id);
     });
     return this.view(record);
@@ -197,9 +197,9 @@ export class VolumeService {
     let total = 0;
     let free = 0;
     for (const pool of this.options.pools) {
-      const s = await statfs(pool);
-      total += s.blocks * s.bsize;
-      free += s.bavail * s.bsize;
+      const space = await poolSpace(pool);
+      total += space.total;
+      free += space.free;
     }
     return { total, free };
   }
@@ -211,8 +211,8 @@ export class VolumeService {
   private async choosePool(): Promise<string> {
     let best: { pool: string; free: number } | undefined;
     for (const pool of this.options.pools) {
-      const s = await statfs(pool).catch(() => undefined);
-      if (s && (!best || s.bavail * s.bsize > best.free)) best = { pool, free: s.bavail * s.bsize };
+      const space = await poolSpace(pool).catch(() => undefined);
+      if (space && (!best || space.free > best.free)) best = { pool, free: space.free };
     }
     if (!best)
       throw new OperationError("pool.none", `no usable storage pool among ${this.options.pools.join(", ")}`);
@@ -221,23 +221,22 @@ export class VolumeService {
 
   private async view(record: VolumeRecord): Promise<VolumeView> {
     const attachment = await this.options.catalog.attachment(record.id);
-    const current = (await this.options.catalog.find(record.id)) ?? record;
-    return viewOf(current, attachment, await this.replicaUsage(current));
+    return viewOf(record, attachment, await this.replicaUsage(record));
   }
 
+  /** Bytes on disk of this node's replicas of `record`, by pool; read from the files, without opening them. */
   private async replicaUsage(record: VolumeRecord): Promise<Map<string, number>> {
     const usage = new Map<string, number>();
     for (const r of record.replicas.filter((x) => x.node === this.options.nodeId)) {
-      const open = this.local.get(record.id)?.replicas.find((x) => x.dir === replicaDir(r.pool, record.id));
-      if (open) {
-        usage.set(r.pool, (await open.usage()).onDisk);
-        continue;
-      }
-      const replica = await Replica.open(replicaDir(r.pool, record.id)).catch(() => undefined);
-      if (!replica) continue;
-      usage.set(r.pool, (await replica.usage()).onDisk);
-      await replica.close();
+      const bytes = await Replica.bytesOnDisk(replicaDir(r.pool, record.id)).catch(() => undefined);
+      if (bytes !== undefined) usage.set(r.pool, bytes);
     }
     return usage;
   }
+}
+
+/** Bytes in a pool's file system, and bytes available to the agent. */
+async function poolSpace(pool: string): Promise<{ total: number; free: number }> {
+  const s = await statfs(pool);
+  return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
 }
