@@ -37,12 +37,13 @@ export function registerDevCommands(program: Command, ctx: Context): void {
     .requiredOption("--dir <dir>", "directory for all data and logs")
     .option("--nodes <n>", "number of agents (1 to 9)", "3")
     .option("--lease-ttl <seconds>", "seconds until a silent node counts as down", "5")
-    .action(async (opts: { dir: string; nodes: string; leaseTtl: string }, cmd: Command) => {
+    .option("--net <a.b.c>", "loopback /24 to use: etcd on <net>.10, agents on <net>.11, ...", "127.0.0")
+    .action(async (opts: { dir: string; nodes: string; leaseTtl: string; net: string }, cmd: Command) => {
       const nodes = Number(opts.nodes);
       const leaseTtl = Number(opts.leaseTtl);
       if (!Number.isInteger(leaseTtl) || leaseTtl < 2)
         throw new SpecError("lease-ttl", "must be a whole number of seconds, at least 2");
-      const state = await devUp({ dir: opts.dir, nodes, leaseTtl });
+      const state = await devUp({ dir: opts.dir, nodes, leaseTtl, net: opts.net });
       print(ctx.format(cmd), summary(state), () => describe(state));
     });
 

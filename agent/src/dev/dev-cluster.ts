@@ -26,15 +26,18 @@ export interface DevUpOptions {
   dir: string;
   /** Number of agents. @default 3 */
   nodes?: number;
-  /** Loopback address of the first agent; the next ones count up (127.0.0.11, .12, ...). @default "127.0.0.11" */
-  firstHost?: string;
+  /**
+   * The first three octets of the loopback addresses: etcd listens on `<net>.10`, agents on `<net>.11`, `.12`, ...
+   * Two dev clusters on one host (parallel tests) each take their own.
+   * @default "127.0.0"
+   */
+  net?: string;
   /** API port every agent listens on (each on its own address). @default 9001 */
   apiPort?: number;
   /** Seconds a node's lease lives. @default 5 */
   leaseTtl?: number;
 }
 
-const ETCD_HOST = "127.0.0.10";
 const statePath = (dir: string) => join(dir, "dev.json");
 
 /** Whether process `pid` is alive. */
@@ -138,9 +141,16 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
       `a dev cluster is already running in ${dir}: 'holdfast dev down --dir ${dir}' first`,
     );
   }
+  const net = options.net ?? "127.0.0";
+  if (!/^127\.\d{1,3}\.\d{1,3}$/.test(net) || net.split(".").some((o) => Number(o) > 255)) {
+    throw new SpecError(
+      "net",
+      `must be the first three octets of a loopback address, e.g. 127.0.0, not "${net}"`,
+    );
+  }
   await mkdir(join(dir, "etcd"), { recursive: true, mode: 0o700 });
-  const etcdUrl = `http://${ETCD_HOST}:2379`;
-  const peer = `http://${ETCD_HOST}:2380`;
+  const etcdUrl = `http://${net}.10:2379`;
+  const peer = `http://${net}.10:2380`;
   const etcdPid = await launch(
     "etcd",
     [
@@ -166,13 +176,12 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
       throw new OperationError("dev.etcd", `etcd exited: see ${join(dir, "etcd", "etcd.log")}`);
     return ((await (await fetch(`${etcdUrl}/health`)).json()) as { health: string }).health === "true";
   });
-  const first = (options.firstHost ?? "127.0.0.11").split(".").map(Number);
   const state: DevState = {
     etcd: { url: etcdUrl, peer, pid: etcdPid },
     token: Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"),
     cluster: "dev",
     nodes: Array.from({ length: count }, (_, i) => {
-      const host = [...first.slice(0, 3), (first[3] ?? 11) + i].join(".");
+      const host = `${net}.${11 + i}`;
       return {
         id: `node${i + 1}`,
         host,
