@@ -17,3 +17,4 @@ await build({
   },
   logLevel: "warning",
 });
+await import("./build-provider.mjs").then((provider) => provider.buildProvider());

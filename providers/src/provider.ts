@@ -1,0 +1,194 @@
+import { readFile } from "node:fs/promises";
+import { ApiError, HoldfastClient } from "./client.js";
+import { clusterDataSource } from "./data-source-cluster.js";
+import { volumeDataSource } from "./data-source-volume.js";
+import type { Logger } from "./plugin/log.js";
+import {
+  type AttributeSchema,
+  type Diagnostic,
+  error,
+  hasErrors,
+  isUnknown,
+  type ObjectValue,
+} from "./protocol/index.js";
+import { volumeResource } from "./resource-volume.js";
+import { parseDuration } from "./timeouts.js";
+import type { DataSourceType, ProviderContext, ResourceType } from "./types.js";
+
+/*
+ * Model: the provider's own configuration. Every attribute may instead come from the environment, so a CI job can
+ * keep the token out of the configuration entirely.
+ */
+
+const DEFAULT_TIMEOUT = "30s";
+const DEFAULT_RETRIES = 3;
+const MAX_RETRIES = 10;
+
+export const providerSchema = {
+  description: "The Holdfast storage fabric: volumes on demand from a cluster's REST API.",
+  attributes: [
+    {
+      name: "endpoint",
+      type: "string",
+      optional: true,
+      description:
+        "URL of a Holdfast agent's REST API, e.g. `http://127.0.0.11:9001`. Default: `HOLDFAST_API`.",
+    },
+    {
+      name: "token",
+      type: "string",
+      optional: true,
+      sensitive: true,
+      description: "The API's bearer token (the agent's `data-dir/token`). Default: `HOLDFAST_TOKEN`.",
+    },
+    {
+      name: "ca_file",
+      type: "string",
+      optional: true,
+      description:
+        "PEM file of the CA that signed an `https` endpoint's certificate. Default: the system's CAs.",
+    },
+    {
+      name: "request_timeout",
+      type: "string",
+      optional: true,
+      description: `Limit on each API request, as a duration such as \`30s\`. Default: \`${DEFAULT_TIMEOUT}\`.`,
+    },
+    {
+      name: "max_retries",
+      type: "number",
+      optional: true,
+      description: `Retries, with backoff, of a request that failed for a transient reason (agent unreachable, 502, 503, 504). 0 to ${MAX_RETRIES}. Default: \`${DEFAULT_RETRIES}\`.`,
+    },
+  ] satisfies AttributeSchema[],
+};
+
+export const resources: readonly ResourceType[] = [volumeResource];
+export const dataSources: readonly DataSourceType[] = [clusterDataSource, volumeDataSource];
+
+/** A configuration value, or the environment's when the configuration leaves it out (or cannot know it yet). */
+function setting(config: ObjectValue, name: string, env?: string): string | undefined {
+  const value = config[name] ?? null;
+  if (typeof value === "string" && value !== "") return value;
+  if (typeof value === "number") return String(value);
+  return env === undefined ? undefined : process.env[env] || undefined;
+}
+
+/** The checks that need no network, for ValidateProviderConfig and again in ConfigureProvider. */
+export function validateProviderConfig(config: ObjectValue): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  const endpoint = config.endpoint ?? null;
+  if (typeof endpoint === "string") {
+    const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined;
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:"))
+      diagnostics.push(
+        error("Invalid endpoint", `"${endpoint}" is not an http(s) URL such as http://127.0.0.11:9001.`, [
+          "endpoint",
+        ]),
+      );
+  }
+  const timeout = config.request_timeout ?? null;
+  if (typeof timeout === "string" && parseDuration(timeout) === undefined)
+    diagnostics.push(
+      error("Invalid request_timeout", `"${timeout}" is not a duration such as 30s or 2m.`, [
+        "request_timeout",
+      ]),
+    );
+  const retries = config.max_retries ?? null;
+  if (typeof retries === "number" && (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES))
+    diagnostics.push(
+      error("Invalid max_retries", `must be a whole number from 0 to ${MAX_RETRIES}, not ${retries}.`, [
+        "max_retries",
+      ]),
+    );
+  return diagnostics;
+}
+
+/** The configured provider: the API client, and the signal StopProvider fires. */
+export class HoldfastProvider implements ProviderContext {
+  private configured?: HoldfastClient;
+  private readonly stop = new AbortController();
+
+  constructor(readonly logger: Logger) {}
+
+  get stopSignal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  client(): HoldfastClient | Diagnostic {
+    return (
+      this.configured ??
+      error(
+        "Provider not configured",
+        "The holdfast provider was not configured; see the diagnostics before this one.",
+      )
+    );
+  }
+
+  /** Cancels every request in flight (Terraform's StopProvider, on Ctrl-C). */
+  cancel(): void {
+    this.stop.abort();
+  }
+
+  /**
+   * Builds the API client, then asks the agent for its cluster once: a wrong token or an unreachable endpoint is
+   * reported here, on the provider's attribute, instead of on every resource later.
+   */
+  async configure(config: ObjectValue): Promise<Diagnostic[]> {
+    const diagnostics = validateProviderConfig(config);
+    if (Object.values(config).some(isUnknown))
+      diagnostics.push(
+        error(
+          "Provider configuration not known yet",
+          "The holdfast provider's settings must be known at plan time.",
+        ),
+      );
+    const endpoint = setting(config, "endpoint", "HOLDFAST_API");
+    const token = setting(config, "token", "HOLDFAST_TOKEN");
+    if (!endpoint)
+      diagnostics.push(
+        error("Missing endpoint", "Set endpoint in the provider block, or HOLDFAST_API.", ["endpoint"]),
+      );
+    else if (!URL.canParse(endpoint))
+      diagnostics.push(error("Invalid endpoint", `HOLDFAST_API "${endpoint}" is not a URL.`, ["endpoint"]));
+    if (!token)
+      diagnostics.push(
+        error("Missing token", "Set token in the provider block, or HOLDFAST_TOKEN.", ["token"]),
+      );
+    const caFile = setting(config, "ca_file");
+    let ca: string | undefined;
+    if (caFile) {
+      try {
+        ca = await readFile(caFile, "utf8");
+      } catch (err) {
+        diagnostics.push(error("Cannot read ca_file", (err as Error).message, ["ca_file"]));
+      }
+    }
+    if (hasErrors(diagnostics) || !endpoint || !token) return diagnostics;
+    const requestTimeoutMs = parseDuration(setting(config, "request_timeout") ?? DEFAULT_TIMEOUT) ?? 30_000;
+    const maxRetries = typeof config.max_retries === "number" ? config.max_retries : DEFAULT_RETRIES;
+    const client = new HoldfastClient({
+      endpoint,
+      token,
+      ca,
+      requestTimeoutMs,
+      maxRetries,
+      logger: this.logger,
+    });
+    this.logger.debug("configuring", { endpoint, requestTimeoutMs, maxRetries, ca_file: caFile ?? null });
+    try {
+      await client.cluster(this.stop.signal);
+    } catch (err) {
+      const e = err as ApiError;
+      if (e instanceof ApiError && e.status === 401)
+        return [
+          error("Token refused", `The agent at ${endpoint} refused the token: ${e.message}`, ["token"]),
+        ];
+      if (e instanceof ApiError && e.status === undefined)
+        return [error("Cannot reach the Holdfast agent", e.message, ["endpoint"])];
+      return [error("The Holdfast agent failed", e.message, ["endpoint"])];
+    }
+    this.configured = client;
+    return [];
+  }
+}
