@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
+import { serveCsi } from "./api/csi/index.js";
+import { serveDockerPlugin } from "./api/docker-plugin/index.js";
 import { createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
@@ -97,6 +99,23 @@ export async function startAgent(
     host: config.api.slice(0, separator).replace(/^\[|\]$/g, ""),
     port: Number(config.api.slice(separator + 1)),
   });
+  // The container runtimes' doors: Docker's volume plugin and CSI, each turned off by "none".
+  const plugin =
+    config.pluginSocket === "none"
+      ? undefined
+      : await serveDockerPlugin({ socketPath: config.pluginSocket, volumes, nodeId: config.nodeId, logger });
+  const csi =
+    config.csiSocket === "none"
+      ? undefined
+      : await serveCsi({
+          socketPath: config.csiSocket,
+          volumes,
+          nodeId: config.nodeId,
+          zone: config.zone,
+          nodes: () => membership.list(),
+          version: VERSION,
+          logger,
+        });
   await writeFile(
     join(runDir, "agent.json"),
     JSON.stringify({ pid: process.pid, api: apiUrl, node: config.nodeId }),
@@ -109,6 +128,8 @@ export async function startAgent(
     token,
     stop: () => {
       stopping ??= (async () => {
+        await plugin?.close();
+        await csi?.close();
         await app.close();
         await volumes.shutdown();
         await membership.leave();

@@ -72,6 +72,11 @@ export class AgentProcess {
         join(this.dir, "mnt"),
         "--log-level",
         "info",
+        // Each agent its own plugin and CSI sockets, so that agents of parallel tests never meet.
+        "--plugin-socket",
+        join(this.dir, "plugin.sock"),
+        "--csi-socket",
+        join(this.dir, "csi.sock"),
         ...this.extraArgs,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },

@@ -10,7 +10,14 @@ function summary(state: DevState) {
   return {
     etcd: state.etcd.url,
     token: state.token,
-    nodes: state.nodes.map((n) => ({ id: n.id, api: n.api, pid: n.pid, zone: n.zone })),
+    nodes: state.nodes.map((n) => ({
+      id: n.id,
+      api: n.api,
+      pid: n.pid,
+      zone: n.zone,
+      plugin: n.plugin,
+      csi: n.csi,
+    })),
   };
 }
 

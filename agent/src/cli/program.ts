@@ -41,6 +41,11 @@ export function buildProgram(): Command {
     .option("--rack <rack>", "failure domain: rack")
     .option("--lease-ttl <seconds>", "seconds until a silent node counts as down (default 5)", Number)
     .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
+    .option(
+      "--plugin-socket <path>",
+      'Docker volume plugin socket, or "none" (default /run/docker/plugins/holdfast.sock)',
+    )
+    .option("--csi-socket <path>", 'CSI plugin socket, or "none" (default /run/holdfast/csi.sock)')
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
     .action(async (opts) => {
       const flags: Partial<AgentConfigInput> = {
@@ -54,6 +59,8 @@ export function buildProgram(): Command {
         rack: opts.rack,
         mountDir: opts.mountDir,
         leaseTtl: opts.leaseTtl,
+        pluginSocket: opts.pluginSocket,
+        csiSocket: opts.csiSocket,
         logLevel: opts.logLevel,
       };
       const config = await loadAgentConfig({ file: opts.config, flags });

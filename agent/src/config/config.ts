@@ -11,6 +11,12 @@ const HostPort = z
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. "127.0.0.1:9001"')
   .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
 
+/** A unix socket path, or "none"; sockaddr_un holds 107 bytes and a NUL. */
+const SocketPath = z
+  .string()
+  .min(1)
+  .refine((v) => Buffer.byteLength(v) <= 107, "must be at most 107 bytes (the limit of a unix socket path)");
+
 /** Agent settings: the `--config` JSON file, then flags on top. One schema validates both. */
 export const AgentConfigSchema = z.object({
   /** Directory for the agent's own state: metadata (local store), token, sockets. */
@@ -45,6 +51,14 @@ export const AgentConfigSchema = z.object({
     .min(2, "must be at least 2 seconds")
     .max(300, "must be at most 300 seconds")
     .default(5),
+  /**
+   * Unix socket of the Docker volume plugin (driver `holdfast`, also what Marathon's `dvdi` volumes use); "none"
+   * turns it off.
+   * @default "/run/docker/plugins/holdfast.sock"
+   */
+  pluginSocket: SocketPath.default("/run/docker/plugins/holdfast.sock"),
+  /** Unix socket of the CSI plugin (Identity, Controller, Node); "none" turns it off. @default "/run/holdfast/csi.sock" */
+  csiSocket: SocketPath.default("/run/holdfast/csi.sock"),
   /** Log level. @default "info" */
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });

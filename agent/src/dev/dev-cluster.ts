@@ -15,6 +15,9 @@ const DevState = z.object({
       api: z.string(),
       host: z.string(),
       zone: z.string(),
+      /** The node's Docker volume plugin and CSI sockets. */
+      plugin: z.string(),
+      csi: z.string(),
       pid: z.number(),
     }),
   ),
@@ -99,6 +102,8 @@ function agentArgs(
     `--api=${node.host}:${new URL(node.api).port}`,
     `--zone=${node.zone}`,
     `--mount-dir=${join(nodeDir, "mounts")}`,
+    `--plugin-socket=${node.plugin}`,
+    `--csi-socket=${node.csi}`,
     `--lease-ttl=${leaseTtl}`,
     "--log-level=info",
   ];
@@ -187,6 +192,8 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
         host,
         api: `http://${host}:${options.apiPort ?? 9001}`,
         zone: `zone-${String.fromCharCode(97 + i)}`,
+        plugin: join(dir, `node${i + 1}`, "plugin.sock"),
+        csi: join(dir, `node${i + 1}`, "csi.sock"),
         pid: 0,
       };
     }),

@@ -1,0 +1,79 @@
+import { execFile } from "node:child_process";
+import { mkdir, readFile, rmdir } from "node:fs/promises";
+import { promisify } from "node:util";
+import { status } from "@grpc/grpc-js";
+import { CsiError } from "./status.js";
+
+const exec = promisify(execFile);
+
+/** One mount as /proc/self/mountinfo shows it. */
+export interface MountEntry {
+  mountPoint: string;
+  /** `major:minor` of the file system's device: a bind mount shows the same as its source. */
+  device: string;
+  readOnly: boolean;
+}
+
+/** The mounts of this process's mount namespace. */
+export async function readMounts(): Promise<MountEntry[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  return text
+    .split("\n")
+    .filter((line) => line.includes(" - "))
+    .map((line) => {
+      const fields = line.split(" ");
+      return {
+        mountPoint: unescapeOctal(fields[4] ?? ""),
+        device: fields[2] ?? "",
+        readOnly: (fields[5] ?? "").split(",").includes("ro"),
+      };
+    });
+}
+
+/** The last mount on `path` (the one a process sees), if any. */
+export async function mountAt(path: string): Promise<MountEntry | undefined> {
+  return (await readMounts()).filter((m) => m.mountPoint === path).at(-1);
+}
+
+/** Makes `target` show the file system mounted at `source`, read-only if asked: how NodePublish hands it over. */
+export async function bindMount(source: string, target: string, readOnly: boolean): Promise<void> {
+  await mkdir(target, { recursive: true });
+  await run("mount", ["--bind", source, target]);
+  if (readOnly) {
+    // A bind mount takes its own read-only flag only on a remount.
+    await run("mount", ["-o", "remount,bind,ro", target]).catch(async (err) => {
+      await run("umount", [target]).catch(() => undefined);
+      throw err;
+    });
+  }
+}
+
+/** Unmounts `target` and removes the directory NodePublish made, if it is empty. */
+export async function unbindMount(target: string): Promise<void> {
+  await run("umount", [target]);
+  await removeDir(target);
+}
+
+export async function removeDir(path: string): Promise<void> {
+  await rmdir(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT" && err.code !== "ENOTEMPTY") throw err;
+  });
+}
+
+async function run(command: string, args: string[]): Promise<void> {
+  try {
+    await exec(command, args, { timeout: 30_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
+    const busy = /busy/i.test(stderr);
+    throw new CsiError(
+      busy ? status.FAILED_PRECONDITION : status.INTERNAL,
+      `${command} ${args.join(" ")} failed: ${stderr || (err as Error).message}`,
+    );
+  }
+}
+
+/** mountinfo writes space, tab, newline and backslash as octal escapes. */
+function unescapeOctal(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}

@@ -1,0 +1,8 @@
+// The Docker volume plugin (protocol v1, driver `holdfast`): how Docker and Marathon's `dvdi` volumes use Holdfast.
+export {
+  type DockerPlugin,
+  type DockerPluginOptions,
+  PLUGIN_CONTENT_TYPE,
+  serveDockerPlugin,
+} from "./server.js";
+export { claimSocket, restrictSocket } from "./unix-socket.js";

@@ -1,0 +1,75 @@
+import { ConflictError, SpecError } from "../../errors.js";
+import { lookupKey, type PartialVolumeSpec, parseSpec, specFromFields } from "../../spec/index.js";
+import type { VolumeView } from "../../volumes/index.js";
+
+/** Longest volume name (spec/names.ts): a set's member names must fit in it too. */
+const MAX_NAME = 63;
+
+/**
+ * What a Docker volume name asks for: Docker keeps calling a volume by the string it was created with, which is
+ * an inline spec (`name=pg,size=10G`) or a bare name, so every call reads it again. `Opts` (from
+ * `docker volume create -o`) take the same keys; a key given both ways must say the same thing.
+ */
+export function readDockerName(given: string, opts: Record<string, string> = {}): PartialVolumeSpec {
+  const fromName = parseSpec(given);
+  const fromOpts = specFromFields(opts);
+  for (const [field, value] of Object.entries(fromOpts)) {
+    const named = fromName[field as keyof PartialVolumeSpec];
+    if (named !== undefined && JSON.stringify(named) !== JSON.stringify(value)) {
+      const key = lookupKey(field)?.name ?? field;
+      throw new SpecError(
+        key,
+        `the volume name says ${keyValue(field, named)} but Opts say ${keyValue(field, value)}`,
+      );
+    }
+  }
+  const spec = { ...fromName, ...fromOpts, name: fromName.name };
+  const scale = spec.scale ?? 1;
+  if (scale > 1 && `${spec.name}.${scale}`.length > MAX_NAME) {
+    throw new SpecError(
+      "name",
+      `too long for scale=${scale}: member names such as "${spec.name}.${scale}" must fit in ${MAX_NAME} characters`,
+    );
+  }
+  return spec;
+}
+
+/** Member `index` (1-based) of the set called `base`: `cache.1`, `cache.2`, ... */
+export function memberName(base: string, index: number): string {
+  return `${base}.${index}`;
+}
+
+/** The index of `name` in the set called `base` of `scale` members, or undefined when it is not one of them. */
+export function memberIndex(base: string, scale: number, name: string): number | undefined {
+  if (!name.startsWith(`${base}.`)) return undefined;
+  const index = Number(name.slice(base.length + 1));
+  return Number.isInteger(index) && index >= 1 && index <= scale && name === memberName(base, index)
+    ? index
+    : undefined;
+}
+
+/** `key=value` as a spec writes it, for messages. */
+function keyValue(field: string, value: unknown): string {
+  const def = lookupKey(field);
+  return def ? `${def.name}=${def.kind.format(value as never)}` : `${field}=${String(value)}`;
+}
+
+/**
+ * Refuses an existing volume that does not match what a create asks for. Size may have grown since (volumes grow
+ * online), so a volume at least as large as asked matches; every other key given must be equal.
+ */
+export function checkCompatible(existing: VolumeView, asked: PartialVolumeSpec): void {
+  for (const [field, value] of Object.entries(asked)) {
+    if (field === "name" || value === undefined) continue;
+    const has = existing[field as keyof VolumeView];
+    const same =
+      field === "size" ? (has as number) >= (value as number) : JSON.stringify(has) === JSON.stringify(value);
+    if (!same) {
+      throw new ConflictError(
+        "volume.incompatible",
+        `volume "${existing.name}" exists with ${keyValue(field, has)}, not ${keyValue(field, value)}`,
+        lookupKey(field)?.name,
+      );
+    }
+  }
+}
