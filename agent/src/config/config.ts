@@ -20,7 +20,9 @@ const SocketPath = z
 /** Agent settings: the `--config` JSON file, then flags on top. One schema validates both. */
 export const AgentConfigSchema = z.object({
   /** Directory for the agent's own state: metadata (local store), token, sockets. */
-  dataDir: z.string().min(1),
+  dataDir: z
+    .string({ error: (i) => (i.input === undefined ? "is required: the directory for the agent's state" : undefined) })
+    .min(1),
   /** Metadata store: `local` (single node) or `etcd://HOST:PORT[,HOST:PORT]`. @default "local" */
   store: z
     .string()
@@ -91,6 +93,10 @@ export async function loadAgentConfig(options: {
     } catch (err) {
       throw new SpecError("config", `${options.file} is not valid JSON: ${(err as Error).message}`);
     }
+    // Chef node JSON (`chef-client -j`, rendered by OnPremNodeGroup) holds this config under "holdfast", beside
+    // the cookbook's own keys: the same file configures the cookbook and the agent.
+    const chef = fromFile.holdfast;
+    if (typeof chef === "object" && chef !== null && !Array.isArray(chef)) fromFile = chef as Record<string, unknown>;
   }
   const flags = Object.fromEntries(Object.entries(options.flags).filter(([, v]) => v !== undefined));
   const parsed = AgentConfigSchema.safeParse({ ...fromFile, ...flags });

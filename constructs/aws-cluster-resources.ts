@@ -1,0 +1,290 @@
+import {
+  AssetType,
+  Construct,
+  DataAwsCallerIdentity,
+  DataAwsPartition,
+  DataAwsSecretsmanagerRandomPassword,
+  KmsAlias,
+  KmsKey,
+  S3Bucket,
+  S3BucketPublicAccessBlock,
+  S3BucketServerSideEncryptionConfigurationA,
+  S3Object,
+  SecretsmanagerSecret,
+  SecretsmanagerSecretVersion,
+  SecurityGroup,
+  SsmParameter,
+  TerraformAsset,
+  VpcSecurityGroupEgressRule,
+  VpcSecurityGroupIngressRule,
+} from "./cdktf.js";
+import type { HoldfastCluster } from "./cluster.js";
+
+export interface AwsClusterResourcesProps {
+  readonly cluster: HoldfastCluster;
+  readonly vpcId: string;
+}
+
+/**
+ * What every AWS node group of one cluster shares: the KMS key, the API token and CA secrets, the private bucket
+ * holding the agent artifact, and the security groups of the nodes and of their API load balancers. Made once, by
+ * the first AwsNodeGroup (HoldfastCluster.awsResources), so an on-prem-only cluster creates no AWS resources.
+ */
+export class AwsClusterResources extends Construct {
+  readonly vpcId: string;
+  readonly kmsKeyArn: string;
+  readonly secretStore: "secretsmanager" | "ssm";
+  /** ARN (Secrets Manager) or parameter name (SSM). */
+  readonly tokenSecret: string;
+  readonly caSecret: string;
+  /** ARNs for the nodes' IAM policy. */
+  readonly secretArns: string[];
+  readonly artifactBucket: S3Bucket;
+  readonly artifactObject: S3Object;
+  /** The nodes' security group: cluster traffic from each other, on-prem hosts and the API load balancers. */
+  readonly nodeSecurityGroup: SecurityGroup;
+  /** The API load balancers' security group: the API port from client CIDRs and from the nodes. */
+  readonly apiSecurityGroup: SecurityGroup;
+  readonly account: DataAwsCallerIdentity;
+  readonly partition: DataAwsPartition;
+  private readonly admitted = new Set<string>();
+
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: AwsClusterResourcesProps,
+  ) {
+    super(scope, id);
+    const { cluster } = props;
+    const name = cluster.clusterName;
+    const tags = { ...cluster.tags };
+    this.vpcId = props.vpcId;
+    this.account = new DataAwsCallerIdentity(this, "account");
+    this.partition = new DataAwsPartition(this, "partition");
+    this.kmsKeyArn = cluster.props.kmsKeyArn ?? this.createKey(name, tags);
+
+    this.secretStore = cluster.props.secrets?.store ?? "secretsmanager";
+    const token = cluster.props.secrets?.token ?? this.createToken(name, tags);
+    const ca =
+      cluster.props.secrets?.ca ??
+      new SecretsmanagerSecret(this, "ca", {
+        name: `holdfast/${name}/cluster-ca`,
+        description: `Holdfast cluster CA of ${name}: {"crt": PEM, "key": PEM}, put once by the operator`,
+        kmsKeyId: this.kmsKeyArn,
+        tags,
+      }).arn;
+    this.tokenSecret = token;
+    this.caSecret = ca;
+    this.secretArns = this.secretStore === "ssm" ? [token, ca].map((p) => this.parameterArn(p)) : [token, ca];
+
+    this.artifactBucket = new S3Bucket(this, "artifacts", { bucketPrefix: "holdfast-artifacts-", tags });
+    new S3BucketPublicAccessBlock(this, "artifacts-private", {
+      bucket: this.artifactBucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    new S3BucketServerSideEncryptionConfigurationA(this, "artifacts-encryption", {
+      bucket: this.artifactBucket.id,
+      rule: [
+        {
+          applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: this.kmsKeyArn },
+          bucketKeyEnabled: true,
+        },
+      ],
+    });
+    const asset = new TerraformAsset(this, "agent-artifact", {
+      path: cluster.artifact.path,
+      type: AssetType.FILE,
+    });
+    // The checksum in the key: a new artifact is a new object, so nodes booting during an update never mix
+    // the user data of one version with the tarball of another.
+    this.artifactObject = new S3Object(this, "agent-artifact-object", {
+      bucket: this.artifactBucket.id,
+      key: `holdfast/${cluster.artifact.version}/${cluster.artifact.sha256.slice(0, 16)}/${cluster.artifact.fileName}`,
+      source: asset.path,
+      sourceHash: cluster.artifact.sha256,
+      serverSideEncryption: "aws:kms",
+      kmsKeyId: this.kmsKeyArn,
+      tags,
+    });
+
+    this.nodeSecurityGroup = new SecurityGroup(this, "nodes", {
+      namePrefix: `holdfast-${name}-nodes-`,
+      description: `Holdfast ${name} nodes: cluster traffic only`,
+      vpcId: props.vpcId,
+      tags: { ...tags, Name: `holdfast-${name}-nodes` },
+    });
+    this.apiSecurityGroup = new SecurityGroup(this, "api", {
+      namePrefix: `holdfast-${name}-api-`,
+      description: `Holdfast ${name} API load balancers: clients and nodes`,
+      vpcId: props.vpcId,
+      tags: { ...tags, Name: `holdfast-${name}-api` },
+    });
+    this.rules();
+  }
+
+  /** Admits cluster traffic from on-prem hosts (their fixed addresses), once per address. */
+  admitHosts(addresses: readonly string[]): void {
+    const { ports } = this.props.cluster;
+    for (const address of addresses) {
+      if (this.admitted.has(address)) continue;
+      this.admitted.add(address);
+      const cidr = address.includes(":") ? { cidrIpv6: `${address}/128` } : { cidrIpv4: `${address}/32` };
+      for (const [what, port] of [
+        ["api", ports.api],
+        ["replication", ports.replication],
+      ] as const) {
+        new VpcSecurityGroupIngressRule(this, `onprem-${what}-${address}`, {
+          securityGroupId: this.nodeSecurityGroup.id,
+          description: `Holdfast ${what} from on-prem host ${address}`,
+          ipProtocol: "tcp",
+          fromPort: port,
+          toPort: port,
+          ...cidr,
+        });
+      }
+    }
+  }
+
+  /** The ARN of an SSM parameter given by name (IAM needs ARNs; users give names). */
+  private parameterArn(name: string): string {
+    if (name.startsWith("arn:")) return name;
+    const path = name.startsWith("/") ? name.slice(1) : name;
+    return `arn:${this.partition.partition}:ssm:*:${this.account.accountId}:parameter/${path}`;
+  }
+
+  private createKey(name: string, tags: Record<string, string>): string {
+    const root = `arn:${this.partition.partition}:iam::${this.account.accountId}:root`;
+    // The Auto Scaling service-linked role launches the instances, so it must be able to use the key for their
+    // encrypted EBS drives; the account root keeps IAM in charge of every other use.
+    const autoscaling = `arn:${this.partition.partition}:iam::${this.account.accountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
+    const key = new KmsKey(this, "key", {
+      description: `Holdfast ${name}: EBS data drives, secrets, agent artifact`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Sid: "AccountIam", Effect: "Allow", Principal: { AWS: root }, Action: "kms:*", Resource: "*" },
+          {
+            Sid: "AutoScalingEbs",
+            Effect: "Allow",
+            Principal: { AWS: autoscaling },
+            Action: [
+              "kms:Encrypt",
+              "kms:Decrypt",
+              "kms:ReEncrypt*",
+              "kms:GenerateDataKey*",
+              "kms:DescribeKey",
+            ],
+            Resource: "*",
+          },
+          {
+            Sid: "AutoScalingGrants",
+            Effect: "Allow",
+            Principal: { AWS: autoscaling },
+            Action: "kms:CreateGrant",
+            Resource: "*",
+            Condition: { Bool: { "kms:GrantIsForAWSResource": "true" } },
+          },
+        ],
+      }),
+      tags,
+    });
+    new KmsAlias(this, "key-alias", { name: `alias/holdfast-${name}`, targetKeyId: key.keyId });
+    return key.arn;
+  }
+
+  /** A random 48-character token, generated by AWS and kept only in the secret (and Terraform state). */
+  private createToken(name: string, tags: Record<string, string>): string {
+    const random = new DataAwsSecretsmanagerRandomPassword(this, "token-value", {
+      passwordLength: 48,
+      excludePunctuation: true,
+    });
+    // The data source draws a new value on every plan: the first one is kept (ignoreChanges below).
+    if (this.secretStore === "ssm") {
+      return new SsmParameter(this, "token", {
+        name: `/holdfast/${name}/api-token`,
+        type: "SecureString",
+        keyId: this.kmsKeyArn,
+        value: random.randomPassword,
+        lifecycle: { ignoreChanges: ["value"] },
+        tags,
+      }).name;
+    }
+    const secret = new SecretsmanagerSecret(this, "token", {
+      name: `holdfast/${name}/api-token`,
+      description: `Holdfast API token of ${name}`,
+      kmsKeyId: this.kmsKeyArn,
+      tags,
+    });
+    new SecretsmanagerSecretVersion(this, "token-version", {
+      secretId: secret.id,
+      secretString: random.randomPassword,
+      lifecycle: { ignoreChanges: ["secret_string"] },
+    });
+    return secret.arn;
+  }
+
+  private rules(): void {
+    const { ports, clientCidrs } = this.props.cluster;
+    const nodes = this.nodeSecurityGroup.id;
+    const api = this.apiSecurityGroup.id;
+    for (const [what, port] of [
+      ["api", ports.api],
+      ["replication", ports.replication],
+    ] as const) {
+      new VpcSecurityGroupIngressRule(this, `nodes-${what}-from-nodes`, {
+        securityGroupId: nodes,
+        description: `Holdfast ${what} between nodes`,
+        ipProtocol: "tcp",
+        fromPort: port,
+        toPort: port,
+        referencedSecurityGroupId: nodes,
+      });
+    }
+    new VpcSecurityGroupIngressRule(this, "nodes-api-from-lb", {
+      securityGroupId: nodes,
+      description: "Holdfast API from the API load balancers (client requests and health checks)",
+      ipProtocol: "tcp",
+      fromPort: ports.api,
+      toPort: ports.api,
+      referencedSecurityGroupId: api,
+    });
+    // Nodes reach S3, Secrets Manager or SSM, package mirrors and etcd, whose addresses are not known here.
+    new VpcSecurityGroupEgressRule(this, "nodes-egress", {
+      securityGroupId: nodes,
+      description: "Holdfast nodes: AWS APIs, packages, etcd, peers",
+      ipProtocol: "-1",
+      cidrIpv4: "0.0.0.0/0",
+    });
+    new VpcSecurityGroupIngressRule(this, "lb-api-from-nodes", {
+      securityGroupId: api,
+      description: "Holdfast API from the cluster's nodes",
+      ipProtocol: "tcp",
+      fromPort: ports.api,
+      toPort: ports.api,
+      referencedSecurityGroupId: nodes,
+    });
+    clientCidrs.forEach((cidr, i) => {
+      new VpcSecurityGroupIngressRule(this, `lb-api-from-client-${i}`, {
+        securityGroupId: api,
+        description: `Holdfast API from clients ${cidr}`,
+        ipProtocol: "tcp",
+        fromPort: ports.api,
+        toPort: ports.api,
+        ...(cidr.includes(":") ? { cidrIpv6: cidr } : { cidrIpv4: cidr }),
+      });
+    });
+    new VpcSecurityGroupEgressRule(this, "lb-api-to-nodes", {
+      securityGroupId: api,
+      description: "Holdfast API load balancers to the nodes",
+      ipProtocol: "tcp",
+      fromPort: ports.api,
+      toPort: ports.api,
+      referencedSecurityGroupId: nodes,
+    });
+  }
+}

@@ -1,0 +1,274 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/spec/index.js";
+import { type AgentSettings, invalid } from "./agent-settings.js";
+import { AwsClusterResources } from "./aws-cluster-resources.js";
+import { Annotations, Construct, Lazy, TerraformOutput } from "./cdktf.js";
+
+/** What the cluster exposes once synthesized. */
+export interface IHoldfastCluster {
+  /** The cluster's name: its keys live under `/holdfast/<name>/` in the metadata store. */
+  readonly clusterName: string;
+  /** A stable id for this cluster on its metadata store. @attribute */
+  readonly clusterId: string;
+  /** Every node API address clients can use (`http://HOST:PORT`). @attribute */
+  readonly apiEndpoints: string[];
+}
+
+/** Where the cluster keeps its metadata. Exactly one of the two. */
+export type MetadataStore =
+  /** An etcd v3 cluster you run: `HOST:PORT` of each member's client URL. */
+  | { readonly etcdEndpoints: readonly string[] }
+  /** An etcd of 3 or 5 members run by the cookbook on the first on-prem hosts (they have fixed addresses). */
+  | { readonly embeddedEtcd: { readonly members: 3 | 5 } };
+
+/** The TCP ports of the fabric. */
+export interface HoldfastPorts {
+  /** The agents' REST API. @default 9001 */
+  readonly api?: number;
+  /** Engine to replica traffic between agents. @default 9002 */
+  readonly replication?: number;
+  /** etcd clients (agents) to etcd. @default 2379 */
+  readonly etcdClient?: number;
+  /** etcd member to member. @default 2380 */
+  readonly etcdPeer?: number;
+}
+
+/** How the API token and the cluster CA reach AWS nodes: fetched at boot, never written into user data. */
+export interface ClusterSecretsProps {
+  /** The AWS service that keeps them. @default "secretsmanager" */
+  readonly store?: "secretsmanager" | "ssm";
+  /** An existing secret ARN (Secrets Manager) or SecureString parameter name (SSM) holding the API token. @default - a new secret with a random 48-character token */
+  readonly token?: string;
+  /**
+   * An existing secret ARN or SecureString parameter name holding the cluster CA as JSON `{"crt": PEM, "key": PEM}`
+   * (`holdfast cluster init` writes the two files). SSM cannot create an empty parameter, so with `store: "ssm"`
+   * this is required.
+   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
+   */
+  readonly ca?: string;
+}
+
+/** The replication the cluster's layout must be able to place: checked at synthesis against the node groups. */
+export interface ReplicationPolicy {
+  /** Copies of each volume. @default - the `repl` key's default in the volume spec table */
+  readonly replicas?: VolumeSpec["repl"];
+  /** The failure domain that must hold each copy apart. @default "zones" */
+  readonly spread?: "zones" | "racks" | "nodes";
+}
+
+export interface HoldfastClusterProps {
+  /** The cluster's name: 1-63 letters, digits, `_`, `-` or `.`. */
+  readonly clusterName: string;
+  /** Where metadata lives. */
+  readonly metadata: MetadataStore;
+  /** Ports. @default - 9001 API, 9002 replication, 2379/2380 etcd */
+  readonly ports?: HoldfastPorts;
+  /** CIDRs of clients allowed to reach the API (besides the cluster's own nodes). @default - none */
+  readonly clientCidrs?: readonly string[];
+  /** API token and cluster CA handling on AWS. @default - both in Secrets Manager, created by the construct */
+  readonly secrets?: ClusterSecretsProps;
+  /** The replication the layout must hold. @default - the volume spec's default repl, spread over zones */
+  readonly replication?: ReplicationPolicy;
+  /** Agent settings shared by every node. @default - the agent's own defaults, data in /var/lib/holdfast */
+  readonly agent?: AgentSettings;
+  /** The bundled agent (`node scripts/build-artifact.mjs`). @default - dist/holdfast-agent-<version>.tar.gz of this repository */
+  readonly artifactPath?: string;
+  /** An existing KMS key (ARN) for EBS drives, secrets and the artifact bucket. @default - a new key with rotation on */
+  readonly kmsKeyArn?: string;
+  /** Tags on every AWS resource the cluster creates. @default - only `holdfast:cluster` */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+/** What a node group tells its cluster, for validation and outputs. */
+export interface HoldfastNodeGroupInfo {
+  readonly kind: "aws" | "on-prem";
+  readonly zones: readonly string[];
+  readonly racks: readonly string[];
+  readonly nodeCount: number;
+  readonly apiEndpoints: readonly string[];
+  /** On-prem hosts only: fixed addresses, in declaration order (embedded etcd members come from these). */
+  readonly hosts: readonly { name: string; address: string }[];
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+const CIDR = /^([0-9]{1,3}\.){3}[0-9]{1,3}\/([0-9]|[12][0-9]|3[0-2])$|^[0-9A-Fa-f:]+\/[0-9]{1,3}$/;
+const REPO = resolve(import.meta.dirname, "..");
+
+/**
+ * A Holdfast cluster: its name, metadata store, ports, secrets and the agent artifact its nodes install. Node
+ * groups (AwsNodeGroup, OnPremNodeGroup) join it; it checks at synthesis that their layout can hold the replication
+ * policy, and outputs the API endpoints and the cluster id.
+ */
+export class HoldfastCluster extends Construct implements IHoldfastCluster {
+  readonly clusterName: string;
+  readonly ports: Required<HoldfastPorts>;
+  readonly clientCidrs: readonly string[];
+  readonly agent: AgentSettings;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly artifact: { path: string; fileName: string; sha256: string; version: string };
+  readonly clusterId: string;
+  readonly apiEndpoints: string[];
+  private readonly groups: HoldfastNodeGroupInfo[] = [];
+  private aws?: AwsClusterResources;
+
+  constructor(
+    scope: Construct,
+    id: string,
+    readonly props: HoldfastClusterProps,
+  ) {
+    super(scope, id);
+    if (!NAME.test(props.clusterName)) {
+      throw invalid(this, "clusterName", "must be 1-63 letters, digits, '_', '-' or '.'");
+    }
+    this.clusterName = props.clusterName;
+    this.ports = { api: 9001, replication: 9002, etcdClient: 2379, etcdPeer: 2380, ...props.ports };
+    const ports = Object.entries(this.ports);
+    for (const [name, port] of ports) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw invalid(this, `ports.${name}`, "must be a port number from 1 to 65535");
+      }
+    }
+    if (new Set(ports.map(([, p]) => p)).size !== ports.length) {
+      throw invalid(this, "ports", "each port must be different");
+    }
+    checkMetadata(this, props.metadata);
+    this.clientCidrs = props.clientCidrs ?? [];
+    for (const cidr of this.clientCidrs) {
+      if (!CIDR.test(cidr)) throw invalid(this, "clientCidrs", `"${cidr}" is not a CIDR such as 10.0.0.0/16`);
+      if (cidr === "0.0.0.0/0" || cidr === "::/0") {
+        Annotations.of(this).addWarning(
+          `clientCidrs: ${cidr} opens the Holdfast API to every address; list your clients' networks instead`,
+        );
+      }
+    }
+    if (props.secrets?.store === "ssm" && !props.secrets.ca) {
+      throw invalid(
+        this,
+        "secrets.ca",
+        'with store "ssm" give the name of an existing SecureString parameter holding the cluster CA',
+      );
+    }
+    this.agent = props.agent ?? {};
+    this.tags = { ...props.tags, "holdfast:cluster": props.clusterName };
+    this.artifact = readArtifact(this, props.artifactPath);
+
+    this.clusterId = Lazy.stringValue({ produce: () => clusterIdOf(this.clusterName, this.store) });
+    this.apiEndpoints = Lazy.listValue({ produce: () => this.groups.flatMap((g) => g.apiEndpoints) });
+    const prefix = props.clusterName.replace(/[^A-Za-z0-9_]/g, "_");
+    new TerraformOutput(this, "api-endpoints", {
+      value: this.apiEndpoints,
+      description: `Holdfast API endpoints of cluster ${props.clusterName}`,
+    }).overrideLogicalId(`${prefix}_api_endpoints`);
+    new TerraformOutput(this, "cluster-id", {
+      value: this.clusterId,
+      description: `Holdfast cluster id of ${props.clusterName}`,
+    }).overrideLogicalId(`${prefix}_cluster_id`);
+
+    this.node.addValidation({ validate: () => this.validateLayout() });
+  }
+
+  /** The agent's `store` setting: `etcd://HOST:PORT,...`, from the endpoints or the embedded members. */
+  get store(): string {
+    const m = this.props.metadata;
+    const endpoints =
+      "etcdEndpoints" in m
+        ? m.etcdEndpoints
+        : this.etcdMembers().map((h) => `${h.address}:${this.ports.etcdClient}`);
+    return `etcd://${endpoints.join(",")}`;
+  }
+
+  /** The on-prem hosts that run the embedded etcd: the first 3 or 5 declared. Empty with external etcd. */
+  etcdMembers(): { name: string; address: string }[] {
+    const m = this.props.metadata;
+    if (!("embeddedEtcd" in m)) return [];
+    return this.groups.flatMap((g) => g.hosts).slice(0, m.embeddedEtcd.members);
+  }
+
+  /** Called by each node group's constructor. */
+  register(group: HoldfastNodeGroupInfo): void {
+    this.groups.push(group);
+    if (group.kind === "on-prem") this.aws?.admitHosts(group.hosts.map((h) => h.address));
+  }
+
+  /** The AWS pieces every AWS node group shares (KMS key, secrets, artifact bucket, security group), made once. */
+  awsResources(vpcId: string): AwsClusterResources {
+    if (this.aws && this.aws.vpcId !== vpcId) {
+      throw invalid(this, "vpcId", `every AwsNodeGroup of a cluster must be in one VPC (${this.aws.vpcId})`);
+    }
+    if (!this.aws) {
+      this.aws = new AwsClusterResources(this, "aws", { cluster: this, vpcId });
+      this.aws.admitHosts(this.groups.flatMap((g) => g.hosts.map((h) => h.address)));
+    }
+    return this.aws;
+  }
+
+  private validateLayout(): string[] {
+    const errors: string[] = [];
+    if (this.groups.length === 0) errors.push(`${this.clusterName}: no node group joins this cluster`);
+    const m = this.props.metadata;
+    if ("embeddedEtcd" in m) {
+      const hosts = this.groups.flatMap((g) => g.hosts).length;
+      if (hosts < m.embeddedEtcd.members) {
+        errors.push(
+          `metadata.embeddedEtcd.members: ${m.embeddedEtcd.members} etcd members need ${m.embeddedEtcd.members} on-prem hosts (AWS nodes in auto scaling groups have no fixed address); the cluster has ${hosts}`,
+        );
+      }
+    }
+    const replicas = this.props.replication?.replicas ?? defaultRepl();
+    const spread = this.props.replication?.spread ?? "zones";
+    const domains =
+      spread === "nodes"
+        ? this.groups.reduce((n, g) => n + g.nodeCount, 0)
+        : new Set(this.groups.flatMap((g) => (spread === "zones" ? g.zones : g.racks))).size;
+    if (this.groups.length > 0 && replicas > domains) {
+      errors.push(
+        `replication.replicas: ${replicas} replicas spread over ${spread} need ${replicas} ${spread}; the cluster's node groups cover ${domains}`,
+      );
+    }
+    return errors;
+  }
+}
+
+function checkMetadata(scope: Construct, m: MetadataStore): void {
+  if ("etcdEndpoints" in m) {
+    if (m.etcdEndpoints.length === 0)
+      throw invalid(scope, "metadata.etcdEndpoints", "give at least one HOST:PORT");
+    for (const e of m.etcdEndpoints) {
+      if (!HOST_PORT.test(e)) throw invalid(scope, "metadata.etcdEndpoints", `"${e}" is not HOST:PORT`);
+    }
+  } else if (m.embeddedEtcd.members !== 3 && m.embeddedEtcd.members !== 5) {
+    throw invalid(
+      scope,
+      "metadata.embeddedEtcd.members",
+      "must be 3 or 5 (an etcd quorum that survives a loss)",
+    );
+  }
+}
+
+function defaultRepl(): number {
+  return VOLUME_KEYS.find((k) => k.field === "repl")?.default as number;
+}
+
+/** The artifact's version, file name and checksum; a missing artifact fails synthesis with the command to build it. */
+function readArtifact(scope: Construct, path?: string): HoldfastCluster["artifact"] {
+  const { version } = JSON.parse(readFileSync(resolve(REPO, "package.json"), "utf8")) as { version: string };
+  const file = resolve(path ?? resolve(REPO, "dist", `holdfast-agent-${version}.tar.gz`));
+  if (!existsSync(file)) {
+    throw invalid(
+      scope,
+      "artifactPath",
+      `${file} does not exist: build it with "node scripts/build-artifact.mjs"`,
+    );
+  }
+  const sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
+  return { path: file, fileName: basename(file), sha256, version };
+}
+
+/** A UUID-shaped hash of the name and the store: two clusters of one name on two etcds get two ids. */
+function clusterIdOf(name: string, store: string): string {
+  const h = createHash("sha256").update(`${name}\n${store}`).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,242 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { AwsProvider, Testing } from "../../constructs/cdktf.js";
+import { AwsNodeGroup, type AwsNodeGroupProps, BOOT_TAGS, HoldfastCluster } from "../../constructs/index.js";
+import { fakeArtifact, resources, synth, testStack, warnings } from "../support/constructs.js";
+
+const artifactPath = fakeArtifact();
+const SUBNETS = [
+  { subnetId: "subnet-a", availabilityZone: "us-east-1a" },
+  { subnetId: "subnet-b", availabilityZone: "us-east-1b" },
+  { subnetId: "subnet-c", availabilityZone: "us-east-1c" },
+];
+
+function build(props: Partial<AwsNodeGroupProps> = {}, clientCidrs?: string[]) {
+  const stack = testStack();
+  new AwsProvider(stack, "aws", { region: "us-east-1" });
+  const cluster = new HoldfastCluster(stack, "cluster", {
+    clusterName: "prod",
+    metadata: { etcdEndpoints: ["10.0.0.5:2379", "10.0.1.5:2379"] },
+    artifactPath,
+    clientCidrs,
+    tags: { team: "storage" },
+  });
+  const group = new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS, ...props });
+  return { stack, cluster, group };
+}
+
+type Json = Record<string, unknown>;
+const policyOf = (json: ReturnType<typeof synth>) =>
+  JSON.parse(resources(json, "aws_iam_role_policy")[0]?.policy as string) as {
+    Statement: { Action: string[]; Resource: string[] }[];
+  };
+
+test("one auto scaling group per zone, all from one launch template, with discovery tags", () => {
+  // WHEN
+  const { stack } = build({ nodesPerZone: 2 });
+  const text = Testing.synth(stack, true);
+  const json = JSON.parse(text);
+  // THEN
+  const groups = resources(json, "aws_autoscaling_group");
+  assert.is(groups.length, 3);
+  assert.equal(groups.map((g) => g.vpc_zone_identifier).sort(), [["subnet-a"], ["subnet-b"], ["subnet-c"]]);
+  for (const g of groups) {
+    assert.is(g.min_size, 2);
+    assert.is(g.max_size, 2);
+    assert.is(g.health_check_type, "EC2");
+    assert.match(String((g.launch_template as Json).id), /aws_launch_template\.storage_launch-template/);
+    const tags = Object.fromEntries((g.tag as { key: string; value: string }[]).map((t) => [t.key, t.value]));
+    assert.is(tags["holdfast:cluster"], "prod");
+    assert.is(tags["holdfast:node-group"], "storage");
+    assert.is(tags.team, "storage");
+  }
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_autoscaling_group", {
+      name: "holdfast-prod-storage-us-east-1b",
+    }),
+  );
+});
+
+test("the launch template requires IMDSv2, encrypts every drive with the cluster key, and tags instances", () => {
+  const { stack } = build({
+    dataDrives: [
+      { sizeGiB: 200, iops: 6000, throughput: 250 },
+      { sizeGiB: 500, volumeType: "st1" },
+    ],
+  });
+  const text = Testing.synth(stack, true);
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_launch_template", {
+      metadata_options: {
+        http_endpoint: "enabled",
+        http_tokens: "required",
+        http_put_response_hop_limit: 1,
+        instance_metadata_tags: "enabled",
+      },
+    }),
+  );
+  const [template] = resources(JSON.parse(text), "aws_launch_template") as Json[];
+  const drives = template?.block_device_mappings as { device_name: string; ebs: Json }[];
+  assert.equal(
+    drives.map((d) => [d.device_name, d.ebs.volume_size, d.ebs.volume_type, d.ebs.iops, d.ebs.throughput]),
+    [
+      ["/dev/sdf", 200, "gp3", 6000, 250],
+      ["/dev/sdg", 500, "st1", undefined, undefined],
+    ],
+  );
+  for (const d of drives) {
+    assert.is(d.ebs.encrypted, "true");
+    assert.match(String(d.ebs.kms_key_id), /aws_kms_key\.cluster_aws_key_.*\.arn/);
+  }
+  const specs = template?.tag_specifications as { resource_type: string; tags: Json }[];
+  const instanceTags = specs.find((s) => s.resource_type === "instance")?.tags ?? {};
+  assert.match(String(instanceTags[BOOT_TAGS.bucket]), /aws_s3_bucket\.cluster_aws_artifacts/);
+  assert.match(
+    String(instanceTags[BOOT_TAGS.tokenSecret]),
+    /aws_secretsmanager_secret\.cluster_aws_token.*\.arn/,
+  );
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_kms_key", { enable_key_rotation: true }),
+    "the cluster key rotates",
+  );
+});
+
+test("user data installs the checksummed artifact and holds no secret", () => {
+  const { stack, group, cluster } = build();
+  const json = synth(stack);
+  const [template] = resources(json, "aws_launch_template");
+  const script = Buffer.from(String(template?.user_data), "base64").toString();
+  assert.is(script, group.bootScript());
+  assert.ok(script.startsWith("#!/bin/bash\n"));
+  assert.ok(script.includes(`ARTIFACT_SHA256='${cluster.artifact.sha256}'`));
+  assert.match(script, /sha256sum -c/);
+  assert.match(script, /X-aws-ec2-metadata-token-ttl-seconds/);
+  assert.match(script, /systemctl enable --now holdfast-agent.service/);
+  assert.match(script, /"store": "etcd:\/\/10.0.0.5:2379,10.0.1.5:2379"/);
+  assert.match(script, /"zone": "@AVAILABILITY_ZONE@"/);
+  // The token lives in Secrets Manager; neither it nor the data source's value is in the script.
+  assert.not.match(script, /random_password|secret_string|aws_secretsmanager/);
+  const version = resources(json, "aws_secretsmanager_secret_version")[0];
+  assert.match(String(version?.secret_string), /data\.aws_secretsmanager_random_password/);
+});
+
+test("the nodes' policy is an explicit list of actions on this cluster's resources only", () => {
+  const json = synth(build().stack);
+  const policy = policyOf(json);
+  const actions = policy.Statement.flatMap((s) => s.Action);
+  assert.equal(actions, ["s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"]);
+  for (const s of policy.Statement) {
+    for (const r of s.Resource) assert.not.ok(r === "*" || r.endsWith(":*"), `wildcard resource ${r}`);
+  }
+  assert.match(
+    policy.Statement[0]?.Resource[0] ?? "",
+    /^arn:\$\{data\.aws_partition.*\}:s3:::\$\{aws_s3_bucket/,
+  );
+  const role = resources(json, "aws_iam_role")[0];
+  assert.match(String(role?.assume_role_policy), /ec2\.amazonaws\.com/);
+});
+
+test("with SSM, the policy grants ssm:GetParameter on the two parameters", () => {
+  const stack = testStack();
+  new AwsProvider(stack, "aws", { region: "us-east-1" });
+  const cluster = new HoldfastCluster(stack, "cluster", {
+    clusterName: "prod",
+    metadata: { etcdEndpoints: ["10.0.0.5:2379"] },
+    artifactPath,
+    secrets: { store: "ssm", ca: "/holdfast/prod/ca" },
+  });
+  new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS });
+  const json = synth(stack);
+  const policy = policyOf(json);
+  assert.equal(policy.Statement[1]?.Action, ["ssm:GetParameter"]);
+  assert.match(policy.Statement[1]?.Resource[1] ?? "", /:parameter\/holdfast\/prod\/ca$/);
+  assert.ok(
+    Testing.toHaveResourceWithProperties(JSON.stringify(json), "aws_ssm_parameter", { type: "SecureString" }),
+  );
+});
+
+test("security groups admit cluster traffic from the cluster, the API from client CIDRs, nothing from 0.0.0.0/0", () => {
+  const json = synth(build({}, ["10.20.0.0/16"]).stack);
+  const ingress = resources(json, "aws_vpc_security_group_ingress_rule");
+  assert.ok(ingress.length >= 4);
+  for (const rule of ingress) {
+    assert.not.ok(rule.cidr_ipv4 === "0.0.0.0/0" || rule.cidr_ipv6 === "::/0", JSON.stringify(rule));
+    assert.is(rule.ip_protocol, "tcp");
+    assert.ok([9001, 9002].includes(rule.from_port as number), `port ${rule.from_port}`);
+  }
+  const fromClients = ingress.filter((r) => r.cidr_ipv4 === "10.20.0.0/16");
+  assert.equal(
+    fromClients.map((r) => r.from_port),
+    [9001],
+  );
+  const replication = ingress.filter((r) => r.from_port === 9002);
+  assert.is(replication.length, 1);
+  assert.match(String(replication[0]?.referenced_security_group_id), /aws_security_group\.cluster_aws_nodes/);
+});
+
+test("an internal network load balancer fronts the API, and its DNS name is the cluster's endpoint", () => {
+  const { stack } = build();
+  const text = Testing.synth(stack, true);
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_lb", { internal: true, load_balancer_type: "network" }),
+  );
+  assert.ok(Testing.toHaveResourceWithProperties(text, "aws_lb_listener", { port: 9001, protocol: "TCP" }));
+  const json = JSON.parse(text);
+  assert.is(json.output.prod_api_endpoints.value.length, 1);
+  assert.match(
+    json.output.prod_api_endpoints.value[0],
+    /^http:\/\/\$\{aws_lb\.storage_api-lb_\w+\.dns_name\}:9001$/,
+  );
+  assert.match(json.output.prod_cluster_id.value, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
+});
+
+for (const [name, props, message] of [
+  ["no subnets", { subnets: [] }, /^subnets: at least one subnet is required \(in test\/storage\)$/],
+  [
+    "a drive below the minimum",
+    { dataDrives: [{ sizeGiB: 4 }] },
+    /^dataDrives\[0\]\.sizeGiB: 4 GiB is below the minimum of 10 GiB/,
+  ],
+  [
+    "two subnets in one zone",
+    { subnets: [SUBNETS[0], { subnetId: "subnet-x", availabilityZone: "us-east-1a" }] },
+    /^subnets: two subnets in us-east-1a: give one subnet per availability zone/,
+  ],
+  [
+    "IOPS on a gp2 drive",
+    { dataDrives: [{ sizeGiB: 100, volumeType: "gp2", iops: 3000 }] },
+    /^dataDrives\[0\]\.iops: gp2 drives take no provisioned IOPS/,
+  ],
+] as const) {
+  test(`${name} fails synthesis with a clear message`, () => {
+    assert.throws(() => build(props as Partial<AwsNodeGroupProps>), message as RegExp);
+  });
+}
+
+test("a bad agent setting fails synthesis naming the agent key", () => {
+  const stack = testStack();
+  const cluster = new HoldfastCluster(stack, "cluster", {
+    clusterName: "prod",
+    metadata: { etcdEndpoints: ["10.0.0.5:2379"] },
+    artifactPath,
+    agent: { leaseTtl: 1 },
+  });
+  assert.throws(
+    () => new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS }),
+    /^agent\.leaseTtl: must be at least 2 seconds/,
+  );
+});
+
+test("requireImdsv2: false is a warning, and the template then allows IMDSv1", () => {
+  const { stack } = build({ requireImdsv2: false });
+  assert.equal(warnings(stack), [
+    "requireImdsv2: false lets any process that can make a plain HTTP request read the node's role credentials",
+  ]);
+  assert.ok(
+    Testing.toHaveResourceWithProperties(Testing.synth(stack), "aws_launch_template", {
+      metadata_options: { http_tokens: "optional" },
+    }),
+  );
+});
+
+test.run();
