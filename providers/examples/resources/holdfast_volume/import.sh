@@ -1,0 +1,2 @@
+# A volume is imported by its name or by its id.
+terraform import holdfast_volume.pgdata pgdata

@@ -1,0 +1,266 @@
+import { copyFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { AgentProcess, freePort } from "../support/agent-process.js";
+import { buildProvider, EXAMPLES, hcl, providerBlock, TerraformDir, volume } from "./terraform-support.js";
+
+// The real `terraform` CLI (1.11) runs the built provider (providers/bin, through dev_overrides) against a real
+// agent with a local store. Volumes have one replica: see terraform-replicas.pending.ts for replicas 2 -> 3.
+
+let agent: AgentProcess;
+let tf: TerraformDir;
+
+interface Volume {
+  id: string;
+  name: string;
+  size: number;
+  repl: number;
+  fs: string;
+  labels: Record<string, string>;
+}
+
+const volumes = async () => (await agent.api("GET", "/v1/volumes")).body as Volume[];
+const byName = async (name: string) => (await volumes()).find((v) => v.name === name);
+const GIB = 2 ** 30;
+
+test.before(async () => {
+  await buildProvider();
+  agent = await AgentProcess.start();
+});
+
+// Each test gets its own working directory and state: a failed test leaves nothing the next one sees.
+test.before.each(async () => {
+  tf = await TerraformDir.create({ HOLDFAST_API: agent.url, HOLDFAST_TOKEN: agent.token });
+});
+
+test.after.each(async () => {
+  await tf.remove();
+  for (const v of await volumes()) await agent.api("DELETE", `/v1/volumes/${v.id}`);
+});
+
+test.after(async () => {
+  await agent?.destroy();
+});
+
+test("lifecycle: create, no changes, grow in place, rename replaces, drift, import, destroy", async () => {
+  // Create: one volume as attributes, one as an inline spec.
+  await tf.write({
+    "main.tf":
+      providerBlock() +
+      volume("a", { name: "tf-a", size: "1G", labels: hcl('{ app = "pg" }') }) +
+      volume("b", { spec: "name=tf-b,size=512M,fs=xfs" }),
+  });
+  const plan = await tf.plan();
+  assert.is(plan.code, 2, plan.stderr);
+  assert.match(plan.stdout, "Plan: 2 to add, 0 to change, 0 to destroy.");
+  await tf.apply();
+  const a = await byName("tf-a");
+  assert.equal([a?.size, a?.repl, a?.fs, a?.labels], [GIB, 1, "ext4", { app: "pg" }]);
+  assert.equal([(await byName("tf-b"))?.size, (await byName("tf-b"))?.fs], [512 * 2 ** 20, "xfs"]);
+  const again = await tf.plan();
+  assert.is(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, "No changes.");
+
+  // Grow in place, given in bytes this time: same id, new size.
+  await tf.write({
+    "main.tf":
+      providerBlock() +
+      volume("a", { name: "tf-a", size: 2 * GIB, labels: hcl('{ app = "pg" }') }) +
+      volume("b", { spec: "name=tf-b,size=1G,fs=xfs" }),
+  });
+  const grow = await tf.plan();
+  assert.match(grow.stdout, "Plan: 0 to add, 2 to change, 0 to destroy.");
+  assert.match(grow.stdout, "update in-place");
+  await tf.apply();
+  assert.is((await byName("tf-a"))?.id, a?.id);
+  assert.is((await byName("tf-a"))?.size, 2 * GIB);
+  assert.is((await byName("tf-b"))?.size, GIB);
+  assert.is((await tf.plan()).code, 0);
+
+  // Shrinking is refused at plan time, on the size attribute.
+  await tf.write({
+    "main.tf":
+      providerBlock() +
+      volume("a", { name: "tf-a", size: "1G", labels: hcl('{ app = "pg" }') }) +
+      volume("b", { spec: "name=tf-b,size=1G,fs=xfs" }),
+  });
+  const shrink = await tf.plan();
+  assert.is(shrink.code, 1);
+  assert.match(
+    shrink.stderr,
+    /Error: Volumes cannot shrink[\s\S]*with holdfast_volume\.a,[\s\S]*size = "1G"/,
+  );
+
+  // A new name replaces the volume.
+  await tf.write({
+    "main.tf":
+      providerBlock() +
+      volume("a", { name: "tf-a2", size: "2G", labels: hcl('{ app = "pg" }') }) +
+      volume("b", { spec: "name=tf-b,size=1G,fs=xfs" }),
+  });
+  const rename = await tf.plan();
+  assert.match(rename.stdout, "must be replaced");
+  assert.match(rename.stdout, /name\s+= "tf-a" -> "tf-a2" # forces replacement/);
+  await tf.apply();
+  assert.is(await byName("tf-a"), undefined);
+  assert.ok(await byName("tf-a2"));
+  assert.is.not((await byName("tf-a2"))?.id, a?.id);
+
+  // Drift: a volume deleted behind Terraform's back is planned again; one grown behind its back shows up.
+  assert.is((await agent.api("DELETE", "/v1/volumes/tf-b")).status, 204);
+  assert.is((await agent.api("PATCH", "/v1/volumes/tf-a2", { size: "3G" })).status, 200);
+  const drift = await tf.run("plan", "-no-color", "-input=false", "-refresh-only");
+  assert.match(drift.stdout, /size\s+= "2G" -> "3G"/);
+  assert.match(drift.stdout, /holdfast_volume\.b[\s\S]*has been deleted/);
+  const replan = await tf.plan();
+  assert.match(replan.stdout, "holdfast_volume.b will be created");
+  assert.match(replan.stderr, "Volumes cannot shrink");
+
+  // Import: a volume made outside Terraform, by name and by id; the plan after it has nothing to do.
+  await tf.ok("state", "rm", "holdfast_volume.a", "holdfast_volume.b");
+  await agent.api("DELETE", "/v1/volumes/tf-a2");
+  const made = (await agent.api("POST", "/v1/volumes", { spec: "name=tf-imp,size=3G,labels=app:web" }))
+    .body as Volume;
+  const other = (await agent.api("POST", "/v1/volumes", { name: "tf-imp2", size: "1G" })).body as Volume;
+  await tf.write({
+    "main.tf":
+      providerBlock() +
+      volume("imp", { name: "tf-imp", size: "3G", labels: hcl('{ app = "web" }') }) +
+      volume("imp2", { name: "tf-imp2", size: "1G" }),
+  });
+  await tf.ok("import", "-no-color", "-input=false", "holdfast_volume.imp", "tf-imp");
+  await tf.ok("import", "-no-color", "-input=false", "holdfast_volume.imp2", other.id);
+  const imported = await tf.plan();
+  assert.is(imported.code, 0, imported.stdout + imported.stderr);
+  assert.match(
+    await tf.ok("state", "show", "-no-color", "holdfast_volume.imp"),
+    new RegExp(`id\\s+= "${made.id}"`),
+  );
+  const missing = await tf.run(
+    "import",
+    "-no-color",
+    "-input=false",
+    "holdfast_volume.imp",
+    "no-such-volume",
+  );
+  assert.is(missing.code, 1);
+
+  // Destroy removes everything.
+  await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve");
+  assert.equal(await volumes(), []);
+});
+
+test("ten volumes created and destroyed in one apply at parallelism 10", async () => {
+  await tf.write({
+    "main.tf": `${providerBlock()}
+resource "holdfast_volume" "many" {
+  count = 10
+  name  = "tf-many-\${count.index}"
+  size  = "\${count.index + 1}G"
+}
+`,
+  });
+  await tf.apply("-parallelism=10");
+  const made = (await volumes()).filter((v) => v.name.startsWith("tf-many-"));
+  assert.is(made.length, 10);
+  for (const v of made) assert.is(v.size, (Number(v.name.slice("tf-many-".length)) + 1) * GIB, v.name);
+  assert.is((await tf.plan()).code, 0);
+  await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve", "-parallelism=10");
+  assert.equal(await volumes(), []);
+});
+
+/** Plans `body` after the provider block and returns Terraform's error output, which must say it failed. */
+async function planError(body: string, provider = ""): Promise<string> {
+  await tf.write({ "main.tf": providerBlock(provider) + body });
+  const result = await tf.plan();
+  assert.is(result.code, 1, result.stdout);
+  return result.stderr;
+}
+
+test("bad configuration: diagnostics point at the attribute at fault", async () => {
+  const replicas = await planError(volume("x", { name: "tf-x", size: "1G", replicas: 4 }));
+  assert.match(replicas, /Error: Invalid replicas[\s\S]*replicas = 4[\s\S]*repl: must be 1, 2 or 3/);
+
+  const spec = await planError(volume("x", { spec: "name=tf-x,size=12Q" }));
+  assert.match(
+    spec,
+    /Error: Invalid volume spec[\s\S]*spec = "name=tf-x,size=12Q"[\s\S]*"12Q" is not a size/,
+  );
+
+  const both = await planError(volume("x", { spec: "name=tf-x", size: "1G" }));
+  assert.match(
+    both,
+    /Error: Conflicting volume attributes[\s\S]*size = "1G"[\s\S]*cannot be set together with "spec"/,
+  );
+
+  const together = await planError(volume("x", { name: "tf-x", size: 4096, block_size: 65536 }));
+  assert.match(together, /size: must be a multiple of the block size/);
+
+  const noName = await planError(volume("x", { size: "1G" }));
+  assert.match(noName, /Error: Missing volume name/);
+
+  const timeout = await planError(
+    `resource "holdfast_volume" "x" {\n  name = "tf-x"\n  timeouts {\n    create = "soon"\n  }\n}\n`,
+  );
+  assert.match(timeout, /Error: Invalid duration[\s\S]*create = "soon"/);
+
+  assert.equal(await volumes(), [], "nothing was created");
+});
+
+test("bad provider configuration: wrong token, unreachable endpoint, malformed settings", async () => {
+  const data = 'data "holdfast_cluster" "c" {}\n';
+  const token = await planError(data, '  token = "not-the-token"\n');
+  assert.match(
+    token,
+    /Error: Token refused[\s\S]*token\s+= "not-the-token"|Error: Token refused[\s\S]*token/,
+  );
+  assert.not.match(token, agent.token);
+
+  const port = await freePort();
+  const unreachable = await planError(
+    data,
+    `  endpoint = "http://127.0.0.1:${port}"\n  request_timeout = "2s"\n`,
+  );
+  assert.match(
+    unreachable,
+    /Error: Cannot reach the Holdfast agent[\s\S]*endpoint\s+= "http:\/\/127\.0\.0\.1:\d+"[\s\S]*ECONNREFUSED/,
+  );
+
+  const url = await planError(data, '  endpoint = "ftp://example"\n');
+  assert.match(url, /Error: Invalid endpoint[\s\S]*endpoint = "ftp:\/\/example"/);
+
+  const duration = await planError(data, '  request_timeout = "forever"\n');
+  assert.match(duration, /Error: Invalid request_timeout/);
+
+  const ca = await planError(data, '  ca_file = "/nonexistent/ca.pem"\n');
+  assert.match(ca, /Error: Cannot read ca_file[\s\S]*ca_file = "\/nonexistent\/ca.pem"/);
+});
+
+const EXAMPLE_DIRS = [
+  "provider",
+  "resources/holdfast_volume",
+  "data-sources/holdfast_cluster",
+  "data-sources/holdfast_volume",
+];
+
+test("the examples in providers/examples apply, read back and destroy", async () => {
+  await tf.write({});
+  for (const dir of EXAMPLE_DIRS) {
+    for (const name of await readdir(join(EXAMPLES, dir)))
+      if (name.endsWith(".tf"))
+        await copyFile(join(EXAMPLES, dir, name), join(tf.dir, `${dir.replaceAll("/", "-")}-${name}`));
+  }
+  const vars = [`-var=holdfast_endpoint=${agent.url}`, `-var=holdfast_token=${agent.token}`];
+  const out = await tf.apply(...vars);
+  assert.match(out, "Apply complete! Resources: 2 added");
+  assert.match(out, /nodes_up = \[\s*"node1",?\s*\]/);
+  assert.match(out, /pgdata_replicas_on = tolist\(\[\s*"node1",?\s*\]\)/);
+  const pg = await byName("pgdata");
+  assert.equal([pg?.size, pg?.labels], [20 * GIB, { app: "postgres", tier: "db" }]);
+  assert.is((await byName("cache"))?.fs, "xfs");
+  await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve", ...vars);
+  assert.equal(await volumes(), []);
+});
+
+test.run();
