@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
@@ -9,7 +10,8 @@ import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { inlineIo } from "./replica/index.js";
-import { storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
+import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
+import { LocalReplicas, ReplicaAccess, storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
 
 export const VERSION = "0.1.0";
 
@@ -43,7 +45,23 @@ async function openStore(config: AgentConfig): Promise<MetaStore> {
   return EtcdStore.open({ endpoints });
 }
 
-/** Starts the agent: store, volume service, stale-state recovery, REST API. */
+/**
+ * This node's cluster certificate, if it has one. A single-node install (local store) needs none; a node of an
+ * etcd cluster without one still serves its own replicas' volumes but cannot replicate, and says so.
+ */
+async function loadNodeIdentity(config: AgentConfig, logger: Logger): Promise<NodeIdentity | undefined> {
+  if (config.store === "local") return undefined;
+  if (!existsSync(join(config.tlsDir, "node.crt"))) {
+    logger.warn(
+      { tlsDir: config.tlsDir },
+      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; issue one with 'holdfast cluster issue'",
+    );
+    return undefined;
+  }
+  return loadIdentity(config.tlsDir);
+}
+
+/** Starts the agent: store, replication port, volume service, stale-state recovery, REST API, repair loop. */
 export async function startAgent(
   config: AgentConfig,
   logger: Logger = pino({ level: config.logLevel }),
@@ -58,33 +76,67 @@ export async function startAgent(
   const store = await openStore(config);
   const keys = storeKeys(config.cluster);
   const catalog = new VolumeCatalog(store, keys);
-  const volumes = new VolumeService({
-    nodeId: config.nodeId,
-    pools: config.pools,
-    runDir,
-    mountDir: config.mountDir,
-    catalog,
-    logger,
-  });
-  await volumes.recover();
-
-  const apiUrl = `http://${config.api}`;
+  const replicas = new LocalReplicas(config.pools);
+  const identity = await loadNodeIdentity(config, logger);
   const membership = new Membership({
     store,
     root: keys.root,
     leaseTtlSeconds: config.leaseTtl,
     logger,
   });
-  const capacity = await volumes.capacity();
+  const access = new ReplicaAccess({ nodeId: config.nodeId, local: replicas, membership, identity });
+  const volumes = new VolumeService({
+    nodeId: config.nodeId,
+    replicas,
+    access,
+    runDir,
+    mountDir: config.mountDir,
+    replicaTimeoutMs: config.replicaTimeout * 1000,
+    catalog,
+    logger,
+  });
+  await volumes.recover();
+
+  let replication: ReplicaServer | undefined;
+  if (identity) {
+    const at = config.replication.lastIndexOf(":");
+    replication = new ReplicaServer({
+      identity,
+      host: config.replication.slice(0, at).replace(/^\[|\]$/g, ""),
+      port: Number(config.replication.slice(at + 1)),
+      openReplica: (id) => replicas.acquire(id),
+      closeReplica: (id) => void replicas.release(id),
+      createReplica: (spec) => replicas.create(spec),
+      destroyReplica: (id) => replicas.destroy(id),
+      logger,
+    });
+    await replication.listen();
+  }
+
+  const apiUrl = `http://${config.api}`;
+  const capacity = await replicas.capacity();
   await membership.join({
     id: config.nodeId,
     api: apiUrl,
+    replication: identity ? config.replication : "",
     zone: config.zone,
     rack: config.rack,
     capacity: capacity.total,
     free: capacity.free,
     joinedAt: new Date().toISOString(),
   });
+  // Repair (resync, rebuild, replication factor) runs from the node where a volume is attached; free space is
+  // refreshed for placement.
+  let ticks = 0;
+  const repairLoop = setInterval(() => {
+    void volumes.local.repairAll();
+    if (++ticks % 15 === 0) {
+      void replicas
+        .capacity()
+        .then((c) => membership.update({ capacity: c.total, free: c.free }))
+        .catch(() => undefined);
+    }
+  }, 2000);
   const app = createApiServer({
     volumes,
     token,
@@ -128,10 +180,12 @@ export async function startAgent(
     token,
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(repairLoop);
         await plugin?.close();
         await csi?.close();
         await app.close();
         await volumes.shutdown();
+        await replication?.close();
         await membership.leave();
         await store.close();
         await rm(join(runDir, "agent.json"), { force: true });

@@ -69,7 +69,7 @@ test("human output is tables; --output json is JSON for every command", async ()
   );
   assert.is(status.volumes.total, 1);
   const nodes = await agent.cli("node", "list");
-  assert.match(nodes.stdout, /^NODE\s+API\s+ZONE\s+RACK\s+STATE\s+CAPACITY\s+FREE/);
+  assert.match(nodes.stdout, /^NODE\s+API\s+REPLICATION\s+ZONE\s+RACK\s+STATE\s+CAPACITY\s+USED/);
   const deleted = await agent.json<{ deleted: string }>("volume", "delete", "cache");
   assert.is(deleted.deleted, "cache");
 });

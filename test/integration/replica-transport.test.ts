@@ -1,6 +1,6 @@
 import { rejects } from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
@@ -8,7 +8,6 @@ import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine } from "../../agent/src/engine/index.js";
-import { NotFoundError } from "../../agent/src/errors.js";
 import { FencedError, Replica } from "../../agent/src/replica/index.js";
 import {
   clientTlsOptions,
@@ -18,6 +17,7 @@ import {
   RemoteReplica,
   ReplicaServer,
 } from "../../agent/src/transport/index.js";
+import { LocalReplicas } from "../../agent/src/volumes/index.js";
 
 // The engine-replica protocol over real mutual-TLS sockets: an engine on "node-a" writes to its local replica
 // and to node-b's replica through node-b's replication port.
@@ -40,17 +40,18 @@ test.before(async () => {
     nodeId: "node-a",
     addresses: ["127.0.0.1"],
   });
-  const replica = await Replica.create(join(dir, "b", "vol1"), { volumeId: "vol1", size: 64 * MiB });
-  await replica.close();
+  await mkdir(join(dir, "b"));
+  const pool = new LocalReplicas([join(dir, "b")]);
+  await pool.create({ volumeId: "0f01", size: 64 * MiB, blockSize: 4096 });
   server = new ReplicaServer({
     identity: b,
     host: "127.0.0.1",
     port: 0,
     logger: pino({ level: "silent" }),
-    openReplica: async (volumeId) => {
-      if (volumeId !== "vol1") throw new NotFoundError("replica", volumeId);
-      return Replica.open(join(dir, "b", volumeId));
-    },
+    openReplica: (volumeId) => pool.acquire(volumeId),
+    closeReplica: (volumeId) => void pool.release(volumeId),
+    createReplica: (spec) => pool.create(spec),
+    destroyReplica: (volumeId) => pool.destroy(volumeId),
   });
   port = await server.listen();
 });
@@ -59,7 +60,7 @@ test.after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const remote = (identity = a, nodeId = "node-b", volumeId = "vol1") =>
+const remote = (identity = a, nodeId = "node-b", volumeId = "0f01") =>
   RemoteReplica.connect({ identity, nodeId, host: "127.0.0.1", port, volumeId });
 
 test("an engine fans writes out to a local and a remote replica; both hold the same bytes", async () => {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
 import { parseSize, parseSpec, specFromFields, volumeKeysJsonSchema } from "../spec/index.js";
-import type { VolumeService } from "../volumes/index.js";
+import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
 import { route } from "./route.js";
 
 /** What the API reports about the cluster. */
@@ -24,9 +24,27 @@ const MountBody = z
   .optional();
 
 const UpdateBody = z
-  .object({ size: z.union([z.number().int().positive(), z.string().min(1)]) })
+  .object({
+    size: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
+    repl: z.union([z.number(), z.string()]).optional(),
+    labels: z.union([z.record(z.string(), z.string()), z.string()]).optional(),
+  })
   .strict()
-  .describe("Fields that can change; `size` grows the volume (bytes, or a size string such as 20G).");
+  .refine((b) => Object.keys(b).length > 0, "give at least one of size, repl, labels")
+  .describe(
+    "Fields that can change online: `size` grows the volume (bytes, or a size string such as 20G); `repl` adds or removes replicas; `labels` replaces the labels.",
+  );
+
+/** An update body checked by the spec table, so `repl=4` fails here exactly as it does in a spec. */
+function updateFromBody(body: z.output<typeof UpdateBody>): VolumeUpdate {
+  const { size, ...rest } = body;
+  const fields = specFromFields(rest);
+  return {
+    ...(size !== undefined && { size: typeof size === "number" ? size : parseSize(size) }),
+    ...(fields.repl !== undefined && { repl: fields.repl }),
+    ...(fields.labels !== undefined && { labels: fields.labels }),
+  };
+}
 
 /** The create body for the OpenAPI document: `spec` plus every volume key from the spec table. */
 function createBodyDocument(): Record<string, unknown> {
@@ -109,11 +127,18 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
     route({
       method: "PATCH",
       url: "/v1/volumes/:name",
-      summary: "Changes a volume online: grows its size.",
+      summary: "Changes a volume online: grows it, adds or removes replicas, replaces its labels.",
       params: NameParams,
       body: UpdateBody,
-      handler: ({ params, body }) =>
-        volumes.resize(params.name, typeof body.size === "number" ? body.size : parseSize(body.size)),
+      handler: ({ params, body }) => volumes.update(params.name, updateFromBody(body)),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/volumes/:name/check",
+      summary:
+        "Compares every in-sync replica region by region; `differing` lists regions that differ (empty: identical).",
+      params: NameParams,
+      handler: ({ params }) => volumes.check(params.name),
     }),
     route({
       method: "DELETE",

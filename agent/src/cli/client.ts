@@ -1,5 +1,5 @@
 import got, { type Got, HTTPError, RequestError } from "got";
-import { HoldfastError, OperationError } from "../errors.js";
+import { HoldfastError, OperationError, SpecError } from "../errors.js";
 
 /** Where the CLI finds the agent: `HOLDFAST_API` and `HOLDFAST_TOKEN`. */
 export interface ClientOptions {
@@ -14,7 +14,7 @@ export class ApiClient {
   private readonly http: Got;
   private readonly url: string;
 
-  constructor(options: ClientOptions = {}) {
+  constructor(private readonly options: ClientOptions = {}) {
     const url = (options.url ?? "http://127.0.0.1:9001").replace(/\/+$/, "");
     this.url = url;
     this.http = got.extend({
@@ -24,6 +24,24 @@ export class ApiClient {
       retry: { limit: 0 },
       timeout: { request: 10 * 60 * 1000 },
     });
+  }
+
+  /** The same client, talking to another node's agent. */
+  at(url: string): ApiClient {
+    return new ApiClient({ ...this.options, url });
+  }
+
+  /** The client of node `nodeId`'s agent (from the cluster's node list). */
+  async node(nodeId: string): Promise<ApiClient> {
+    const nodes = await this.request<Array<{ id: string; api: string; state: string }>>("GET", "nodes");
+    const node = nodes.find((n) => n.id === nodeId);
+    if (!node) {
+      throw new SpecError(
+        "node",
+        `no node "${nodeId}" in the cluster (${nodes.map((n) => n.id).join(", ")})`,
+      );
+    }
+    return this.at(node.api);
   }
 
   async request<T>(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {

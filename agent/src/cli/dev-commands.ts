@@ -30,6 +30,14 @@ function describe(state: DevState): string {
   return `etcd ${state.etcd.url}\n\n${nodes}\n\nexport HOLDFAST_API=${first} HOLDFAST_TOKEN=${state.token}`;
 }
 
+interface DevUpFlags {
+  dir: string;
+  nodes: string;
+  leaseTtl: string;
+  net: string;
+  replicaTimeout: string;
+}
+
 const SIGNALS = ["SIGTERM", "SIGKILL", "SIGINT"] as const;
 
 /** `holdfast dev ...`: a local cluster of real processes (etcd and agents on 127.0.0.x) for demos and tests. */
@@ -45,12 +53,20 @@ export function registerDevCommands(program: Command, ctx: Context): void {
     .option("--nodes <n>", "number of agents (1 to 9)", "3")
     .option("--lease-ttl <seconds>", "seconds until a silent node counts as down", "5")
     .option("--net <a.b.c>", "loopback /24 to use: etcd on <net>.10, agents on <net>.11, ...", "127.0.0")
-    .action(async (opts: { dir: string; nodes: string; leaseTtl: string; net: string }, cmd: Command) => {
+    .option(
+      "--replica-timeout <seconds>",
+      "seconds a node may be down before its replicas are rebuilt",
+      "600",
+    )
+    .action(async (opts: DevUpFlags, cmd: Command) => {
       const nodes = Number(opts.nodes);
       const leaseTtl = Number(opts.leaseTtl);
       if (!Number.isInteger(leaseTtl) || leaseTtl < 2)
         throw new SpecError("lease-ttl", "must be a whole number of seconds, at least 2");
-      const state = await devUp({ dir: opts.dir, nodes, leaseTtl, net: opts.net });
+      const replicaTimeout = Number(opts.replicaTimeout);
+      if (!Number.isInteger(replicaTimeout) || replicaTimeout < 1)
+        throw new SpecError("replica-timeout", "must be a whole number of seconds, at least 1");
+      const state = await devUp({ dir: opts.dir, nodes, leaseTtl, net: opts.net, replicaTimeout });
       print(ctx.format(cmd), summary(state), () => describe(state));
     });
 

@@ -6,7 +6,7 @@ import type { NodeStatus } from "../cluster/index.js";
 import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
 import { ConflictError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
-import { createClusterCa, saveCa } from "../transport/index.js";
+import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
 import { collect } from "./options.js";
@@ -40,6 +40,13 @@ export function buildProgram(): Command {
     .option("--zone <zone>", "failure domain: zone")
     .option("--rack <rack>", "failure domain: rack")
     .option("--lease-ttl <seconds>", "seconds until a silent node counts as down (default 5)", Number)
+    .option("--replication <host:port>", "replication port, mutual TLS (default: API host, API port + 1)")
+    .option("--tls-dir <dir>", "this node's ca.crt, node.crt, node.key (default <data-dir>/tls)")
+    .option(
+      "--replica-timeout <seconds>",
+      "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
+      Number,
+    )
     .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
     .option(
       "--plugin-socket <path>",
@@ -59,6 +66,9 @@ export function buildProgram(): Command {
         rack: opts.rack,
         mountDir: opts.mountDir,
         leaseTtl: opts.leaseTtl,
+        replication: opts.replication,
+        tlsDir: opts.tlsDir,
+        replicaTimeout: opts.replicaTimeout,
         pluginSocket: opts.pluginSocket,
         csiSocket: opts.csiSocket,
         logLevel: opts.logLevel,
@@ -84,8 +94,17 @@ export function buildProgram(): Command {
 
   const nodesTable = (nodes: NodeStatus[]) =>
     table(
-      ["NODE", "API", "ZONE", "RACK", "STATE", "CAPACITY", "FREE"],
-      nodes.map((n) => [n.id, n.api, n.zone, n.rack, n.state, humanBytes(n.capacity), humanBytes(n.free)]),
+      ["NODE", "API", "REPLICATION", "ZONE", "RACK", "STATE", "CAPACITY", "USED"],
+      nodes.map((n) => [
+        n.id,
+        n.api,
+        n.replication || "-",
+        n.zone,
+        n.rack,
+        n.state,
+        humanBytes(n.capacity),
+        humanBytes(n.capacity - n.free),
+      ]),
     );
 
   const cluster = program.command("cluster").description("the cluster");
@@ -117,6 +136,23 @@ export function buildProgram(): Command {
         result,
         () => `created the CA of cluster ${opts.cluster}: ${result.cert} (key ${result.key})`,
       );
+    });
+
+  cluster
+    .command("issue")
+    .description("issue a node's certificate for the replication port from the cluster CA")
+    .requiredOption("--ca-dir <dir>", "directory with the cluster's ca.crt and ca.key")
+    .requiredOption("--node <id>", "the node's id (its certificate names it)")
+    .requiredOption("--address <ip-or-name>", "an address the node is reached at (repeatable)", collect)
+    .requiredOption("--out <dir>", "the node's TLS directory: ca.crt, node.crt, node.key (mode 0600)")
+    .action(async (opts: { caDir: string; node: string; address: string[]; out: string }, cmd: Command) => {
+      const identity = await issueNodeIdentity(await loadCa(opts.caDir), {
+        nodeId: opts.node,
+        addresses: opts.address,
+      });
+      await saveIdentity(opts.out, identity);
+      const result = { node: opts.node, dir: opts.out };
+      print(format(cmd), result, () => `issued the certificate of node ${opts.node} into ${opts.out}`);
     });
 
   cluster

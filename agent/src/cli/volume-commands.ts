@@ -1,3 +1,4 @@
+import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { SpecError } from "../errors.js";
 import { parseSize, VOLUME_KEYS } from "../spec/index.js";
@@ -26,6 +27,7 @@ function inspectText(v: VolumeView): string {
       ["repl", v.repl],
       ["fs", v.fs],
       ["state", v.state],
+      ["health", v.health],
       ["attached on", v.attachedOn],
       ["epoch", v.epoch],
       ["nbd", v.nbd],
@@ -41,8 +43,14 @@ function inspectText(v: VolumeView): string {
     ],
   );
   const replicas = table(
-    ["REPLICA NODE", "POOL", "STATE", "ON DISK"],
-    v.replicas.map((r) => [r.node, r.pool, r.state, humanBytes(r.bytesOnDisk)]),
+    ["REPLICA NODE", "POOL", "STATE", "RESYNC", "ON DISK"],
+    v.replicas.map((r) => [
+      r.node,
+      r.pool,
+      r.state,
+      r.resync ? `${Math.floor((100 * r.resync.done) / Math.max(1, r.resync.total))}%` : null,
+      humanBytes(r.bytesOnDisk),
+    ]),
   );
   return `${facts}\n\n${replicas}`;
 }
@@ -129,10 +137,10 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
       .command(action)
       .description(description)
       .argument("<name>", "volume name or id")
-      .action(async (name: string, _opts, cmd: Command) => {
-        const v = await ctx
-          .client()
-          .request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/${action}`);
+      .option("--node <id>", "ask this node's agent (default: the agent at HOLDFAST_API)")
+      .action(async (name: string, opts: { node?: string }, cmd: Command) => {
+        const client = opts.node ? await ctx.client().node(opts.node) : ctx.client();
+        const v = await client.request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/${action}`);
         print(ctx.format(cmd), v, () => done(v));
       });
   }
@@ -142,10 +150,14 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
     .description("attach, make the file system on first use, and mount")
     .argument("<name>", "volume name or id")
     .argument("[path]", "mount point (default: the agent's mount directory / name)")
-    .action(async (name: string, path: string | undefined, _opts, cmd: Command) => {
-      const v = await ctx
-        .client()
-        .request<VolumeView>("POST", `volumes/${encodeURIComponent(name)}/mount`, path ? { path } : {});
+    .option("--node <id>", "mount on this node (default: the agent at HOLDFAST_API)")
+    .action(async (name: string, path: string | undefined, opts: { node?: string }, cmd: Command) => {
+      const client = opts.node ? await ctx.client().node(opts.node) : ctx.client();
+      const v = await client.request<VolumeView>(
+        "POST",
+        `volumes/${encodeURIComponent(name)}/mount`,
+        path ? { path } : {},
+      );
       print(ctx.format(cmd), v, () => `mounted ${v.name} (${v.fs}) at ${v.mountPath}`);
     });
 
@@ -161,4 +173,79 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
         .request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, { size });
       print(ctx.format(cmd), v, () => `resized ${v.name} to ${humanBytes(v.size)}`);
     });
+
+  volume
+    .command("update")
+    .description("change a volume online: replication factor, size, labels")
+    .argument("<name>", "volume name or id")
+    .option("--repl <n>", "replication factor, 1 to 3: replicas are added or removed online")
+    .option("--size <size>", "new size, e.g. 40G (volumes only grow)")
+    .option("--label <key=value>", "replace the labels (repeatable)", collect)
+    .option("--wait", "wait until every replica is in sync, with a progress bar")
+    .action(
+      async (name: string, opts: { repl?: string; size?: string; label?: string[]; wait?: boolean }, cmd) => {
+        const body = {
+          ...(opts.repl !== undefined && { repl: opts.repl }),
+          ...(opts.size !== undefined && { size: parseSize(opts.size) }),
+          ...(opts.label !== undefined && { labels: labelsFrom(opts.label) }),
+        };
+        if (Object.keys(body).length === 0) throw new SpecError("repl", "give --repl, --size or --label");
+        let v = await ctx.client().request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, body);
+        if (opts.wait)
+          v = await waitInSync(ctx, v, ctx.format(cmd as Command) === "table" && process.stderr.isTTY);
+        print(ctx.format(cmd as Command), v, () => `updated ${v.name}: ${v.spec} (${v.health})`);
+      },
+    );
+
+  volume
+    .command("check")
+    .description("compare every in-sync replica region by region and report any difference")
+    .argument("<name>", "volume name or id")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const v = await ctx.client().request<VolumeView>("GET", `volumes/${encodeURIComponent(name)}`);
+      const client = v.attachedOn ? await ctx.client().node(v.attachedOn) : ctx.client();
+      const result = await client.request<{
+        name: string;
+        replicas: string[];
+        regions: number;
+        differing: number[];
+      }>("POST", `volumes/${encodeURIComponent(name)}/check`);
+      print(ctx.format(cmd), result, () =>
+        result.differing.length === 0
+          ? `${result.name}: ${result.replicas.length} in-sync replicas (${result.replicas.join(", ")}) identical over ${result.regions} regions`
+          : `${result.name}: replicas differ in ${result.differing.length} of ${result.regions} regions: ${result.differing.slice(0, 20).join(", ")}`,
+      );
+      if (result.differing.length > 0) process.exitCode = 1;
+    });
+}
+
+/**
+ * Polls the node where the volume is attached (only it knows resync progress) until every replica is in sync,
+ * drawing a progress bar of the regions copied so far.
+ */
+async function waitInSync(ctx: Context, start: VolumeView, bar: boolean): Promise<VolumeView> {
+  const progress = bar
+    ? new SingleBar(
+        { format: "resync {bar} {percentage}% | {value}/{total} regions | {replica}" },
+        Presets.shades_classic,
+      )
+    : undefined;
+  let v = start;
+  try {
+    for (;;) {
+      const client = v.attachedOn ? await ctx.client().node(v.attachedOn) : ctx.client();
+      v = await client.request<VolumeView>("GET", `volumes/${encodeURIComponent(v.id)}`);
+      const syncing = v.replicas.find((r) => r.resync);
+      if (progress && syncing?.resync) {
+        if (!progress.isActive) progress.start(syncing.resync.total, 0, { replica: syncing.node });
+        progress.setTotal(syncing.resync.total);
+        progress.update(syncing.resync.done, { replica: syncing.node });
+      }
+      const all = v.replicas.length === v.repl && v.replicas.every((r) => r.state === "in-sync");
+      if (all) return v;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    progress?.stop();
+  }
 }

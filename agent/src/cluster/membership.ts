@@ -6,6 +6,8 @@ export interface NodeInfo {
   id: string;
   /** URL of the node's REST API. */
   api: string;
+  /** HOST:PORT of the node's replication port (mutual TLS), or "" on a single-node install. */
+  replication: string;
   zone: string;
   rack: string;
   /** Bytes in the node's storage pools, and bytes free, when it joined. */
@@ -44,6 +46,16 @@ export class Membership {
     this.info = info;
     await this.options.store.commit([], [{ put: this.nodeKey(info.id), value: JSON.stringify(info) }]);
     await this.register();
+  }
+
+  /** Refreshes this node's record (free space changes as volumes fill). */
+  async update(change: Partial<NodeInfo>): Promise<void> {
+    if (!this.info || this.closed) return;
+    this.info = { ...this.info, ...change };
+    await this.options.store.commit(
+      [],
+      [{ put: this.nodeKey(this.info.id), value: JSON.stringify(this.info) }],
+    );
   }
 
   /** Every node that ever joined, with its state. */

@@ -34,6 +34,12 @@ export const AgentConfigSchema = z.object({
   nodeId: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").optional(),
   /** Address the REST API listens on. @default "127.0.0.1:9001" */
   api: HostPort.default("127.0.0.1:9001"),
+  /** Address of the replication port, where other nodes' engines reach this node's replicas over mutual TLS. @default - the API's host, the API's port + 1 */
+  replication: HostPort.optional(),
+  /** Directory with this node's cluster certificate: ca.crt, node.crt, node.key (from `holdfast cluster issue`). @default - `<dataDir>/tls` */
+  tlsDir: z.string().min(1).optional(),
+  /** Seconds a replica's node may stay down before the replica is rebuilt on another node. @default 600 */
+  replicaTimeout: z.number().int().min(1, "must be at least 1 second").default(600),
   /** Storage pools: directories that hold replicas. @default - `<dataDir>/pool` */
   pools: z.array(z.string().min(1)).default([]),
   /** The API token. @default - a random token, written to `<dataDir>/token` (mode 0600) on first start */
@@ -68,8 +74,11 @@ export const AgentConfigSchema = z.object({
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
 
 /** The agent's settings after validation, with every default filled in and paths made absolute. */
-export interface AgentConfig extends Omit<z.output<typeof AgentConfigSchema>, "nodeId"> {
+export interface AgentConfig
+  extends Omit<z.output<typeof AgentConfigSchema>, "nodeId" | "replication" | "tlsDir"> {
   nodeId: string;
+  replication: string;
+  tlsDir: string;
 }
 
 /**
@@ -107,9 +116,12 @@ export async function loadAgentConfig(options: {
   }
   const config = parsed.data;
   const dataDir = resolve(config.dataDir);
+  const apiPort = Number(config.api.slice(config.api.lastIndexOf(":") + 1));
   return {
     ...config,
     dataDir,
+    replication: config.replication ?? `${config.api.slice(0, config.api.lastIndexOf(":"))}:${apiPort + 1}`,
+    tlsDir: resolve(config.tlsDir ?? join(dataDir, "tls")),
     nodeId: config.nodeId ?? hostname().split(".")[0] ?? "node",
     pools: (config.pools.length > 0 ? config.pools : [join(dataDir, "pool")]).map((p) => resolve(p)),
     mountDir: resolve(config.mountDir),

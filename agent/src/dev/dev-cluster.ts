@@ -3,12 +3,15 @@ import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
+import { createClusterCa, issueNodeIdentity, saveCa, saveIdentity } from "../transport/index.js";
 
 /** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
 const DevState = z.object({
   etcd: z.object({ url: z.string(), peer: z.string(), pid: z.number() }),
   token: z.string(),
   cluster: z.string(),
+  /** Settings every agent of the cluster starts with, again on `dev start`. */
+  settings: z.object({ leaseTtl: z.number(), replicaTimeout: z.number() }),
   nodes: z.array(
     z.object({
       id: z.string(),
@@ -39,6 +42,8 @@ export interface DevUpOptions {
   apiPort?: number;
   /** Seconds a node's lease lives. @default 5 */
   leaseTtl?: number;
+  /** Seconds a node may be down before its replicas are rebuilt elsewhere. @default 600 */
+  replicaTimeout?: number;
 }
 
 const statePath = (dir: string) => join(dir, "dev.json");
@@ -84,12 +89,7 @@ async function readState(dir: string): Promise<DevState> {
 }
 
 /** The agent command line of one dev node: this same program, run by this same Node. */
-function agentArgs(
-  dir: string,
-  state: Pick<DevState, "etcd" | "token" | "cluster">,
-  node: DevState["nodes"][number],
-  leaseTtl: number,
-) {
+function agentArgs(dir: string, state: DevState, node: DevState["nodes"][number]) {
   const nodeDir = join(dir, node.id);
   return [
     ...process.execArgv,
@@ -104,25 +104,17 @@ function agentArgs(
     `--mount-dir=${join(nodeDir, "mounts")}`,
     `--plugin-socket=${node.plugin}`,
     `--csi-socket=${node.csi}`,
-    `--lease-ttl=${leaseTtl}`,
+    `--lease-ttl=${state.settings.leaseTtl}`,
+    `--replica-timeout=${state.settings.replicaTimeout}`,
     "--log-level=info",
   ];
 }
 
-async function startNode(
-  dir: string,
-  state: DevState,
-  node: DevState["nodes"][number],
-  leaseTtl: number,
-): Promise<number> {
+async function startNode(dir: string, state: DevState, node: DevState["nodes"][number]): Promise<number> {
   await mkdir(join(dir, node.id, "data"), { recursive: true, mode: 0o700 });
   // Every dev node shares one token, so one HOLDFAST_TOKEN works against all of them.
   await writeFile(join(dir, node.id, "data", "token"), `${state.token}\n`, { mode: 0o600 });
-  const pid = await launch(
-    process.execPath,
-    agentArgs(dir, state, node, leaseTtl),
-    join(dir, node.id, "agent.log"),
-  );
+  const pid = await launch(process.execPath, agentArgs(dir, state, node), join(dir, node.id, "agent.log"));
   await waitFor(`node ${node.id} (${node.api})`, async () => {
     if (!alive(pid))
       throw new OperationError("dev.node", `node ${node.id} exited: see ${join(dir, node.id, "agent.log")}`);
@@ -185,6 +177,7 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
     etcd: { url: etcdUrl, peer, pid: etcdPid },
     token: Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"),
     cluster: "dev",
+    settings: { leaseTtl: options.leaseTtl ?? 5, replicaTimeout: options.replicaTimeout ?? 600 },
     nodes: Array.from({ length: count }, (_, i) => {
       const host = `${net}.${11 + i}`;
       return {
@@ -199,8 +192,15 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
     }),
   };
   await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
+  // One CA for the cluster; each node gets its certificate (for its own address) in its data dir.
+  const ca = await createClusterCa({ cluster: state.cluster });
+  await saveCa(join(dir, "ca"), ca);
   for (const node of state.nodes) {
-    node.pid = await startNode(dir, state, node, options.leaseTtl ?? 5);
+    const identity = await issueNodeIdentity(ca, { nodeId: node.id, addresses: [node.host] });
+    await saveIdentity(join(dir, node.id, "data", "tls"), identity);
+  }
+  for (const node of state.nodes) {
+    node.pid = await startNode(dir, state, node);
     await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
   }
   return state;
@@ -231,12 +231,12 @@ export async function devStop(
 }
 
 /** Starts a stopped node again, with its data. */
-export async function devStart(dir: string, nodeId: string, leaseTtl = 5): Promise<DevState> {
+export async function devStart(dir: string, nodeId: string): Promise<DevState> {
   const state = await readState(dir);
   const node = findNode(state, nodeId);
   if (alive(node.pid))
     throw new ConflictError("dev.node_running", `node ${nodeId} is already running (pid ${node.pid})`);
-  node.pid = await startNode(resolve(dir), state, node, leaseTtl);
+  node.pid = await startNode(resolve(dir), state, node);
   await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
   return state;
 }

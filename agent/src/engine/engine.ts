@@ -1,13 +1,21 @@
 import { OperationError } from "../errors.js";
-import { FencedError } from "../replica/index.js";
+import { FencedError, REGION_SIZE } from "../replica/index.js";
 import type { BlockDevice } from "./block-device.js";
+import { RegionLocks, regionsOf } from "./region-locks.js";
 
-/** A copy of the volume the engine writes to: the local replica, or (later) a remote one over the wire. */
+/** Regions a resync copies at once. */
+const RESYNC_PARALLEL = 4;
+
+/** A copy of the volume the engine writes to: the local replica, or a remote one over the wire. */
 export interface ReplicaTarget extends BlockDevice {
   /** Admits an engine holding `epoch`; rejects one below the highest epoch the replica has seen. */
   admit(epoch: number): Promise<void>;
   /** Grows the copy to `size` bytes. */
   grow(size: number): Promise<void>;
+  /** Regions in the copy's activity log: where it may differ from the others after an engine crash. */
+  activeRegions(): number[] | Promise<number[]>;
+  /** SHA-256 of one region, equal on two copies exactly when their bytes are. */
+  regionChecksum(region: number): Promise<string>;
 }
 
 export interface EngineOptions {
@@ -25,32 +33,63 @@ export interface EngineOptions {
   onReplicaFailed?: (failed: ReplicaTarget[], cause: unknown) => Promise<void>;
 }
 
+/** How far a resync has come, in regions. */
+export interface ResyncProgress {
+  done: number;
+  total: number;
+  /** Regions whose bytes differed and were copied. */
+  copied: number;
+}
+
+/** A replica catching up: it receives every write while regions are copied to it, but is not read from. */
+interface CatchingUp {
+  target: ReplicaTarget;
+  failure?: unknown;
+}
+
 /**
  * The per-volume I/O engine on the attached node: serves the volume as one BlockDevice, sends every write to
- * every in-sync replica and acknowledges it when all have, and makes FLUSH durable on all of them.
+ * every in-sync replica (and to replicas catching up) and acknowledges it when all in-sync ones have, and makes
+ * FLUSH durable on all of them. It also copies regions between replicas (reconcile, resync, check) without
+ * stopping I/O; see RegionLocks for why that is safe.
  */
 export class Engine implements BlockDevice {
   private stopped = false;
-
   private readonly replicas: ReplicaTarget[];
+  private readonly catchingUp = new Set<CatchingUp>();
   private readonly dropping = new Map<ReplicaTarget, Promise<void>>();
+  /** For each replica dropped by this engine: the regions written since, so its resync can copy only those. */
+  private readonly missed = new Map<ReplicaTarget, Set<number>>();
+  private readonly locks = new RegionLocks();
 
   private constructor(private readonly options: EngineOptions) {
     this.replicas = [...options.replicas];
   }
 
-  /** The replicas this engine still writes to. */
+  /** The replicas this engine still writes to and counts on. */
   get inSync(): readonly ReplicaTarget[] {
     return this.replicas;
   }
 
-  /** Admits the engine's epoch on every replica before any I/O, so a stale engine is fenced from the start. */
+  /**
+   * Admits the engine's epoch on every replica before any I/O, so a stale engine is fenced from the start; then
+   * makes the replicas agree on every region an earlier engine may have left half-written (the union of their
+   * activity logs), copying from the first replica.
+   */
   static async start(options: EngineOptions): Promise<Engine> {
     if (options.replicas.length === 0) {
       throw new OperationError("engine.no_replicas", `volume ${options.volumeId} has no in-sync replica`);
     }
     await Promise.all(options.replicas.map((r) => r.admit(options.epoch)));
-    return new Engine(options);
+    const engine = new Engine(options);
+    if (options.replicas.length > 1) {
+      const logged = new Set<number>();
+      for (const replica of options.replicas) for (const r of await replica.activeRegions()) logged.add(r);
+      for (const region of [...logged].sort((a, b) => a - b)) {
+        await engine.copyRegion(engine.primary, engine.replicas.slice(1), region);
+      }
+    }
+    return engine;
   }
 
   get size(): number {
@@ -65,30 +104,43 @@ export class Engine implements BlockDevice {
     return this.options.epoch;
   }
 
+  get regionCount(): number {
+    return Math.ceil(this.size / REGION_SIZE);
+  }
+
+  /** Reads from the first in-sync replica; one that fails is dropped and the next one answers. */
   async read(offset: number, length: number): Promise<Buffer> {
-    this.assertRunning();
-    return this.primary.read(offset, length);
+    for (;;) {
+      this.assertRunning();
+      const primary = this.primary;
+      try {
+        return await primary.read(offset, length);
+      } catch (err) {
+        if (!this.isReplicaFault(err) || this.replicas.length === 1) throw err;
+        await this.drop([primary], err);
+      }
+    }
   }
 
   write(offset: number, data: Buffer): Promise<void> {
-    return this.fanOut((r) => r.write(offset, data));
+    return this.fanOut((r) => r.write(offset, data), regionsOf(offset, data.length));
   }
 
   flush(): Promise<void> {
-    return this.fanOut((r) => r.flush());
+    return this.fanOut((r) => r.flush(), []);
   }
 
   trim(offset: number, length: number): Promise<void> {
-    return this.fanOut((r) => r.trim(offset, length));
+    return this.fanOut((r) => r.trim(offset, length), regionsOf(offset, length));
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {
-    return this.fanOut((r) => r.writeZeroes(offset, length));
+    return this.fanOut((r) => r.writeZeroes(offset, length), regionsOf(offset, length));
   }
 
   /** Grows every replica; the volume is only bigger once all of them are. */
   grow(size: number): Promise<void> {
-    return this.fanOut((r) => r.grow(size));
+    return this.fanOut((r) => r.grow(size), []);
   }
 
   /** Flushes and stops serving; later requests fail. The replicas stay open: their owner closes them. */
@@ -98,45 +150,176 @@ export class Engine implements BlockDevice {
     this.stopped = true;
   }
 
+  /** Whether the engine stopped (detached or fenced by a newer attachment). */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * The regions `dropped` missed since this engine dropped it; undefined when this engine never dropped it (it was
+   * out of sync before this engine started): then only a full compare is safe.
+   */
+  missedSince(dropped: ReplicaTarget): number[] | undefined {
+    if (this.replicas.includes(dropped)) return undefined;
+    const regions = this.missed.get(dropped);
+    return regions ? [...regions].sort((a, b) => a - b) : undefined;
+  }
+
+  /** Stops recording what `dropped` misses: it has been resynced or removed. */
+  forget(dropped: ReplicaTarget): void {
+    this.missed.delete(dropped);
+  }
+
+  /**
+   * Brings `target` up to date while writes continue: it receives every write from now on, and each region that
+   * `regions` names once that is so (default, or when it answers undefined: all) whose checksum differs from the
+   * first in-sync replica's is copied to it. Then it joins
+   * the in-sync set here, and `markInSync` records that in the store: from that call on, a write it fails is
+   * acknowledged only after it has been dropped again. Rejects, leaving it out, if it fails first.
+   */
+  async resync(
+    target: ReplicaTarget,
+    markInSync: () => Promise<void>,
+    options: {
+      regions?: () => Promise<number[] | undefined>;
+      onProgress?: (p: ResyncProgress) => void;
+    } = {},
+  ): Promise<void> {
+    this.assertRunning();
+    await target.admit(this.epoch);
+    if (target.size < this.size) await target.grow(this.size);
+    const entry: CatchingUp = { target };
+    this.catchingUp.add(entry);
+    try {
+      const regions = (await options.regions?.()) ?? Array.from({ length: this.regionCount }, (_, i) => i);
+      const progress: ResyncProgress = { done: 0, total: regions.length, copied: 0 };
+      options.onProgress?.(progress);
+      // A few regions at a time: each copy waits on a checksum round trip, a read and a write in turn.
+      let next = 0;
+      const worker = async () => {
+        while (next < regions.length) {
+          const region = regions[next++] as number;
+          if (entry.failure) throw entry.failure;
+          this.assertRunning();
+          if ((await this.copyRegion(this.primary, [target], region)).length > 0) progress.copied++;
+          progress.done++;
+          options.onProgress?.(progress);
+        }
+      };
+      await Promise.all(Array.from({ length: RESYNC_PARALLEL }, worker));
+      await target.flush();
+      if (entry.failure) throw entry.failure;
+      this.catchingUp.delete(entry);
+      this.replicas.push(target);
+      await markInSync();
+    } finally {
+      this.catchingUp.delete(entry);
+    }
+  }
+
+  /** Stops writing to `target` (a replica being removed on purpose); the caller updates the store first. */
+  remove(target: ReplicaTarget): void {
+    const at = this.replicas.indexOf(target);
+    if (at >= 0 && this.replicas.length > 1) this.replicas.splice(at, 1);
+    for (const entry of this.catchingUp) if (entry.target === target) this.catchingUp.delete(entry);
+  }
+
+  /**
+   * Compares every in-sync replica region by region (each region compared at one instant, between writes), and
+   * returns the regions where they differ.
+   */
+  async check(onProgress?: (p: ResyncProgress) => void): Promise<number[]> {
+    const differing: number[] = [];
+    const progress: ResyncProgress = { done: 0, total: this.regionCount, copied: 0 };
+    for (let region = 0; region < this.regionCount; region++) {
+      this.assertRunning();
+      const sums = await this.locks.exclusive(region, () =>
+        Promise.all(this.replicas.map((r) => r.regionChecksum(region))),
+      );
+      if (new Set(sums).size > 1) differing.push(region);
+      progress.done++;
+      onProgress?.(progress);
+    }
+    return differing;
+  }
+
   private get primary(): ReplicaTarget {
     return this.replicas[0] as ReplicaTarget;
   }
 
+  /** Copies `region` from `source` to each of `targets` whose bytes differ; returns those it copied to. */
+  private copyRegion(
+    source: ReplicaTarget,
+    targets: ReplicaTarget[],
+    region: number,
+  ): Promise<ReplicaTarget[]> {
+    return this.locks.exclusive(region, async () => {
+      const [want, ...have] = await Promise.all([source, ...targets].map((r) => r.regionChecksum(region)));
+      const stale = targets.filter((_, i) => have[i] !== want);
+      if (stale.length === 0) return stale;
+      const offset = region * REGION_SIZE;
+      const length = Math.min(REGION_SIZE, this.size - offset);
+      const data = await source.read(offset, length);
+      await Promise.all(
+        stale.map((t) => (isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
+      );
+      return stale;
+    });
+  }
+
   /**
-   * Runs `op` on every in-sync replica. A replica that fails is dropped through `onReplicaFailed` before the
-   * request is acknowledged; the volume stays writable while one replica remains. Fencing and bad ranges are
-   * the request's fault, not a replica's, and fail the request as they are.
+   * Runs `op` on every in-sync replica (and every one catching up). An in-sync replica that fails is dropped through
+   * `onReplicaFailed` before the request is acknowledged; the volume stays writable while one remains. Fencing and
+   * bad ranges are the request's fault, not a replica's, and fail the request as they are.
    */
-  private async fanOut(op: (replica: ReplicaTarget) => Promise<void>): Promise<void> {
+  private async fanOut(op: (replica: ReplicaTarget) => Promise<void>, regions: number[]): Promise<void> {
     this.assertRunning();
-    const replicas = [...this.replicas];
-    if (replicas.length === 1) return op(replicas[0] as ReplicaTarget);
-    const results = await Promise.allSettled(replicas.map(op));
-    const failed: ReplicaTarget[] = [];
-    let cause: unknown;
-    for (const [i, result] of results.entries()) {
-      if (result.status === "fulfilled") continue;
-      if (result.reason instanceof FencedError) {
-        this.stopped = true;
-        throw result.reason;
+    await this.locks.enter(regions);
+    try {
+      for (const missed of this.missed.values()) for (const r of regions) missed.add(r);
+      // Replicas catching up are waited for too, so that a copy never overtakes a write still on its way to them.
+      const behind = [...this.catchingUp].map((entry) =>
+        op(entry.target).catch((err) => {
+          entry.failure ??= err;
+        }),
+      );
+      const replicas = [...this.replicas];
+      if (replicas.length === 1 && behind.length === 0) return await op(replicas[0] as ReplicaTarget);
+      const [results] = await Promise.all([Promise.allSettled(replicas.map(op)), Promise.all(behind)]);
+      const failed: ReplicaTarget[] = [];
+      let cause: unknown;
+      for (const [i, result] of results.entries()) {
+        if (result.status === "fulfilled") continue;
+        if (!this.isReplicaFault(result.reason)) throw result.reason;
+        const replica = replicas[i] as ReplicaTarget;
+        failed.push(replica);
+        cause ??= result.reason;
+        if (!this.missed.has(replica)) this.missed.set(replica, new Set(regions));
       }
-      if (result.reason instanceof RangeError) throw result.reason;
-      failed.push(replicas[i] as ReplicaTarget);
-      cause ??= result.reason;
+      if (failed.length === 0) return;
+      if (failed.length === replicas.length || !this.options.onReplicaFailed) throw cause;
+      await this.drop(failed, cause);
+    } finally {
+      this.locks.leave(regions);
     }
-    if (failed.length === 0) return;
-    if (failed.length === replicas.length || !this.options.onReplicaFailed) throw cause;
-    await this.drop(failed, cause);
+  }
+
+  /** Fencing stops the engine; a bad range is the caller's; anything else is the replica's fault. */
+  private isReplicaFault(err: unknown): boolean {
+    if (err instanceof FencedError) {
+      this.stopped = true;
+      return false;
+    }
+    return !(err instanceof RangeError);
   }
 
   /** Drops replicas once, however many concurrent requests saw them fail; each request waits for the drop. */
   private drop(failed: ReplicaTarget[], cause: unknown): Promise<void> {
-    const fresh = failed.filter((r) => !this.dropping.has(r));
+    const fresh = failed.filter((r) => !this.dropping.has(r) && this.replicas.includes(r));
     if (fresh.length > 0) {
-      const dropped = (this.options.onReplicaFailed as NonNullable<EngineOptions["onReplicaFailed"]>)(
-        fresh,
-        cause,
-      ).then(() => {
+      const onReplicaFailed = this.options.onReplicaFailed;
+      if (!onReplicaFailed) return Promise.reject(cause);
+      const dropped = onReplicaFailed(fresh, cause).then(() => {
         for (const replica of fresh) {
           const at = this.replicas.indexOf(replica);
           if (at >= 0) this.replicas.splice(at, 1);
@@ -154,6 +337,14 @@ export class Engine implements BlockDevice {
 
   private assertRunning(): void {
     if (this.stopped)
-      throw new OperationError("engine.stopped", `volume ${this.options.volumeId} is detached`);
+      throw new OperationError("engine.stopped", `volume ${this.options.volumeId} is detached or fenced`);
   }
+}
+
+function isZero(data: Buffer): boolean {
+  for (let i = 0; i < data.length; i += 8) {
+    if (i + 8 <= data.length ? data.readBigUInt64LE(i) !== 0n : data.subarray(i).some((b) => b !== 0))
+      return false;
+  }
+  return true;
 }

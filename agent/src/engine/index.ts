@@ -1,2 +1,2 @@
 export type { BlockDevice } from "./block-device.js";
-export { Engine, type EngineOptions, type ReplicaTarget } from "./engine.js";
+export { Engine, type EngineOptions, type ReplicaTarget, type ResyncProgress } from "./engine.js";

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
@@ -14,6 +15,17 @@ const run = promisify(execFile);
 /** Zeroing ranges at least this long punches a hole instead of writing zeros. */
 const PUNCH_THRESHOLD = 1024 * 1024;
 const ZEROS = Buffer.alloc(PUNCH_THRESHOLD);
+const zeroChecksums = new Map<number, string>();
+
+/** The checksum of `length` zero bytes, as {@link Replica.regionChecksum} computes it. */
+export function zeroChecksum(length: number): string {
+  let sum = zeroChecksums.get(length);
+  if (!sum) {
+    sum = createHash("sha256").update(Buffer.alloc(length)).digest("hex");
+    zeroChecksums.set(length, sum);
+  }
+  return sum;
+}
 
 /** Raised when a request carries an epoch below the highest this replica has seen: its engine is stale. */
 export class FencedError extends ConflictError {
@@ -192,6 +204,24 @@ export class Replica implements BlockDevice {
     this.activity.grow(size);
     this.manifest = { ...this.manifest, size };
     await writeManifest(this.dir, this.manifest);
+  }
+
+  /**
+   * SHA-256 of one region's bytes (the last region may be short). A region with no allocated cluster hashes as
+   * zeros without being read, so comparing two sparse replicas costs what they hold, not what they could hold.
+   */
+  async regionChecksum(region: number): Promise<string> {
+    const offset = region * REGION_SIZE;
+    const length = Math.min(REGION_SIZE, this.manifest.size - offset);
+    this.check(offset, length);
+    const first = offset / CLUSTER_SIZE;
+    let allocated = false;
+    for (let c = first; c < first + Math.ceil(length / CLUSTER_SIZE) && !allocated; c++)
+      allocated = this.allocation.test(c);
+    if (!allocated) return zeroChecksum(length);
+    const data = Buffer.allocUnsafe(length);
+    await readAt(this.dataFd, data, offset);
+    return createHash("sha256").update(data).digest("hex");
   }
 
   /** Bytes a replica's files take on disk, read from the files without opening the replica. */

@@ -13,11 +13,18 @@ export interface RemoteReplicaOptions {
   host: string;
   port: number;
   volumeId: string;
+  /**
+   * A request unanswered this long fails the connection, and with it every request in flight: a replica on a node
+   * that hangs or is cut off counts as failed rather than stalling the volume.
+   * @default 10000
+   */
+  requestTimeoutMs?: number;
 }
 
 interface Pending {
   resolve: (payload: Buffer) => void;
   reject: (err: Error) => void;
+  sentAt: number;
 }
 
 /** A replica on another node, reached over the replication port; the engine uses it like the local one. */
@@ -26,6 +33,7 @@ export class RemoteReplica implements ReplicaTarget {
   private nextId = 1;
   private epoch = 0;
   private failure?: Error;
+  private readonly watchdog: NodeJS.Timeout;
   size = 0;
   blockSize = 4096;
 
@@ -59,10 +67,64 @@ export class RemoteReplica implements ReplicaTarget {
     });
     socket.on("error", (err) => this.fail(err));
     socket.on("close", () => this.fail(new Error("connection closed")));
+    const timeout = options.requestTimeoutMs ?? 10_000;
+    this.watchdog = setInterval(
+      () => {
+        const now = Date.now();
+        for (const waiting of this.pending.values()) {
+          if (now - waiting.sentAt < timeout) continue;
+          this.fail(new Error(`no answer within ${timeout} ms`));
+          socket.destroy();
+          return;
+        }
+      },
+      Math.min(1000, timeout),
+    ).unref();
   }
 
   /** Connects with mutual TLS and opens the volume's replica on that node. */
   static async connect(options: RemoteReplicaOptions): Promise<RemoteReplica> {
+    const remote = await RemoteReplica.dial(options);
+    try {
+      const answer = JSON.parse(
+        (
+          await remote.call(Op.Open, 0, 0, Buffer.from(JSON.stringify({ volumeId: options.volumeId })))
+        ).toString(),
+      ) as { size: number; blockSize: number };
+      remote.size = answer.size;
+      remote.blockSize = answer.blockSize;
+      return remote;
+    } catch (err) {
+      remote.close();
+      throw err;
+    }
+  }
+
+  /** Has the node create its replica of a volume; resolves with the pool it chose. */
+  static async create(
+    options: RemoteReplicaOptions,
+    spec: { size: number; blockSize: number },
+  ): Promise<{ pool: string }> {
+    const payload = JSON.stringify({ volumeId: options.volumeId, ...spec });
+    const answer = await RemoteReplica.once(options, Op.Create, payload);
+    return JSON.parse(answer.toString()) as { pool: string };
+  }
+
+  /** Has the node delete its replica of a volume. */
+  static async destroy(options: RemoteReplicaOptions): Promise<void> {
+    await RemoteReplica.once(options, Op.Destroy, JSON.stringify({ volumeId: options.volumeId }));
+  }
+
+  private static async once(options: RemoteReplicaOptions, op: number, payload: string): Promise<Buffer> {
+    const remote = await RemoteReplica.dial(options);
+    try {
+      return await remote.call(op, 0, 0, Buffer.from(payload));
+    } finally {
+      remote.close();
+    }
+  }
+
+  private static async dial(options: RemoteReplicaOptions): Promise<RemoteReplica> {
     const socket = connect({
       host: options.host,
       port: options.port,
@@ -79,15 +141,7 @@ export class RemoteReplica implements ReplicaTarget {
         err,
       );
     });
-    const remote = new RemoteReplica(socket, options);
-    const answer = JSON.parse(
-      (
-        await remote.call(Op.Open, 0, 0, Buffer.from(JSON.stringify({ volumeId: options.volumeId })))
-      ).toString(),
-    ) as { size: number; blockSize: number };
-    remote.size = answer.size;
-    remote.blockSize = answer.blockSize;
-    return remote;
+    return new RemoteReplica(socket, options);
   }
 
   async admit(epoch: number): Promise<void> {
@@ -120,7 +174,18 @@ export class RemoteReplica implements ReplicaTarget {
     this.size = size;
   }
 
+  /** The regions in the replica's activity log. */
+  async activeRegions(): Promise<number[]> {
+    return JSON.parse((await this.call(Op.Regions, 0, 0)).toString()) as number[];
+  }
+
+  async regionChecksum(region: number): Promise<string> {
+    return (await this.call(Op.Checksum, region, 0)).toString();
+  }
+
   close(): void {
+    clearInterval(this.watchdog);
+    this.fail(new Error("closed by this node"));
     this.socket.end();
   }
 
@@ -128,7 +193,7 @@ export class RemoteReplica implements ReplicaTarget {
     if (this.failure) return Promise.reject(this.unreachable(this.failure));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, sentAt: Date.now() });
       for (const part of encodeRequest({ op, id, epoch: this.epoch, offset, count }, payload))
         this.socket.write(part);
     });
@@ -136,6 +201,7 @@ export class RemoteReplica implements ReplicaTarget {
 
   private fail(err: Error): void {
     this.failure ??= err;
+    clearInterval(this.watchdog);
     for (const waiting of this.pending.values()) waiting.reject(this.unreachable(err));
     this.pending.clear();
   }

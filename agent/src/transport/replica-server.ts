@@ -12,15 +12,22 @@ export interface ReplicaServerOptions {
   host: string;
   /** Port to listen on; 0 picks one. */
   port: number;
-  /** Opens the replica of a volume on this node; rejects with a HoldfastError when there is none. */
+  /** Opens (or shares) the replica of a volume on this node; rejects with a HoldfastError when there is none. */
   openReplica: (volumeId: string) => Promise<Replica>;
+  /** Gives back one openReplica. */
+  closeReplica: (volumeId: string) => void;
+  /** Creates a replica on this node for an engine placing a volume here; resolves with the pool chosen. */
+  createReplica: (spec: ReplicaSpec) => Promise<{ pool: string }>;
+  /** Deletes this node's replica of a volume, if it has one and nobody has it open. */
+  destroyReplica: (volumeId: string) => Promise<void>;
   logger: Logger;
 }
 
-/** One open replica shared by every engine connection that uses it. */
-interface Shared {
-  replica: Promise<Replica>;
-  users: number;
+/** What an engine asks a node to create. */
+export interface ReplicaSpec {
+  volumeId: string;
+  size: number;
+  blockSize: number;
 }
 
 /**
@@ -30,7 +37,6 @@ interface Shared {
  */
 export class ReplicaServer {
   private readonly server: Server;
-  private readonly open = new Map<string, Shared>();
   private readonly sockets = new Set<TLSSocket>();
 
   constructor(private readonly options: ReplicaServerOptions) {
@@ -63,6 +69,7 @@ export class ReplicaServer {
     this.sockets.add(socket);
     const reader = new FrameReader();
     let volumeId: string | undefined;
+    let opened: Promise<Replica> | undefined;
     const reply = (status: number, id: number, payload?: Buffer) => {
       if (!socket.destroyed) for (const part of encodeReply(status, id, payload)) socket.write(part);
     };
@@ -77,6 +84,13 @@ export class ReplicaServer {
       }
       for (const frame of frames) {
         const request = decodeRequest(frame);
+        if (request.op === Op.Create || request.op === Op.Destroy) {
+          this.manage(request, peer).then(
+            (answer) => reply(Status.Ok, request.id, answer),
+            (err) => reply(statusOf(err), request.id, Buffer.from(String((err as Error).message))),
+          );
+          continue;
+        }
         if (request.op === Op.Open) {
           if (volumeId) {
             reply(Status.BadRequest, request.id, Buffer.from("this connection already opened a volume"));
@@ -84,7 +98,8 @@ export class ReplicaServer {
           }
           volumeId = parseVolumeId(request.payload);
           const id = volumeId;
-          this.acquire(id).then(
+          opened = this.options.openReplica(id);
+          opened.then(
             (r) =>
               reply(
                 Status.Ok,
@@ -92,19 +107,18 @@ export class ReplicaServer {
                 Buffer.from(JSON.stringify({ size: r.size, blockSize: r.blockSize, epoch: r.epoch })),
               ),
             (err) => {
-              this.release(id);
               volumeId = undefined;
+              opened = undefined;
               reply(Status.NotFound, request.id, Buffer.from(String((err as Error).message)));
             },
           );
           continue;
         }
-        const shared = volumeId ? this.open.get(volumeId) : undefined;
-        if (!shared) {
+        if (!opened) {
           reply(Status.BadRequest, request.id, Buffer.from("open a volume first"));
           continue;
         }
-        shared.replica
+        opened
           .then((replica) => this.execute(replica, request))
           .then(
             (data) => reply(Status.Ok, request.id, data),
@@ -123,8 +137,21 @@ export class ReplicaServer {
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       this.sockets.delete(socket);
-      if (volumeId) this.release(volumeId);
+      if (opened && volumeId) this.options.closeReplica(volumeId);
     });
+  }
+
+  /** Creates or destroys a replica on this node: the placement decisions of an engine on another node. */
+  private async manage(r: Request, peer: string): Promise<Buffer | undefined> {
+    const spec = parseReplicaSpec(r.payload);
+    if (r.op === Op.Destroy) {
+      await this.options.destroyReplica(spec.volumeId);
+      this.options.logger.info({ peer, volume: spec.volumeId }, "replication: replica destroyed");
+      return undefined;
+    }
+    const { pool } = await this.options.createReplica(spec);
+    this.options.logger.info({ peer, volume: spec.volumeId, pool }, "replication: replica created");
+    return Buffer.from(JSON.stringify({ pool }));
   }
 
   private async execute(replica: Replica, r: Request): Promise<Buffer | undefined> {
@@ -132,6 +159,9 @@ export class ReplicaServer {
       await replica.admit(r.epoch);
       return undefined;
     }
+    // Read-only questions an engine asks before it admits its epoch, or `volume check` asks of any replica.
+    if (r.op === Op.Checksum) return Buffer.from(await replica.regionChecksum(r.offset));
+    if (r.op === Op.Regions) return Buffer.from(JSON.stringify(replica.activeRegions()));
     // Only the engine holding the newest admitted epoch may touch the data.
     if (r.epoch !== replica.epoch) throw new FencedError(r.epoch, replica.epoch);
     switch (r.op) {
@@ -153,23 +183,28 @@ export class ReplicaServer {
         throw new HoldfastError("replication.bad_op", `unknown operation ${r.op}`, { status: 400 });
     }
   }
+}
 
-  private acquire(volumeId: string): Promise<Replica> {
-    let shared = this.open.get(volumeId);
-    if (!shared) {
-      shared = { replica: this.options.openReplica(volumeId), users: 0 };
-      this.open.set(volumeId, shared);
-    }
-    shared.users++;
-    return shared.replica;
-  }
+const VOLUME_ID = /^[0-9a-f]{1,64}$/;
 
-  private release(volumeId: string): void {
-    const shared = this.open.get(volumeId);
-    if (!shared || --shared.users > 0) return;
-    this.open.delete(volumeId);
-    shared.replica.then((r) => r.close()).catch(() => undefined);
+/** A Create or Destroy payload; the volume id becomes a directory name, so it must be plain hex. */
+function parseReplicaSpec(payload: Buffer): ReplicaSpec {
+  let parsed: Partial<ReplicaSpec>;
+  try {
+    parsed = JSON.parse(payload.toString()) as Partial<ReplicaSpec>;
+  } catch {
+    throw new HoldfastError("replication.bad_request", "payload is not JSON", { status: 400 });
   }
+  const { volumeId, size = 0, blockSize = 4096 } = parsed;
+  if (typeof volumeId !== "string" || !VOLUME_ID.test(volumeId)) {
+    throw new HoldfastError("replication.bad_request", "volumeId must be hex", { status: 400 });
+  }
+  if (!Number.isSafeInteger(size) || size < 0 || !Number.isSafeInteger(blockSize) || blockSize <= 0) {
+    throw new HoldfastError("replication.bad_request", "size and blockSize must be whole numbers", {
+      status: 400,
+    });
+  }
+  return { volumeId, size, blockSize };
 }
 
 function parseVolumeId(payload: Buffer): string {

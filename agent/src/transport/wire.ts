@@ -19,6 +19,14 @@ export const Op = {
   Zero: 6,
   /** offset: the new size */
   Grow: 7,
+  /** Before Open. payload: JSON {volumeId, size, blockSize}; creates the replica in a pool; answer: JSON {pool} */
+  Create: 8,
+  /** Before Open. payload: JSON {volumeId}; deletes the replica (the volume is gone or it was moved away) */
+  Destroy: 9,
+  /** answer: JSON number[], the regions in the replica's activity log. Read-only, so any epoch may ask. */
+  Regions: 10,
+  /** offset: a region index; answer: the region's SHA-256 in hex. Read-only, so any admitted epoch may ask. */
+  Checksum: 11,
 } as const;
 
 export const Status = {

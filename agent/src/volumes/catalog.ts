@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { ConflictError, NotFoundError, OperationError } from "../errors.js";
 import type { MetaStore } from "../meta/index.js";
 import type { VolumeSpec } from "../spec/index.js";
-import type { AttachmentRecord, StoreKeys, VolumeRecord } from "./records.js";
+import type { AttachmentRecord, ReplicaRecord, StoreKeys, VolumeRecord } from "./records.js";
 
 /**
  * Volume records in the metadata store: names are unique through a compare on the name key, attachments
@@ -14,10 +14,19 @@ export class VolumeCatalog {
     private readonly keys: StoreKeys,
   ) {}
 
+  /** A fresh volume id (its replicas are created under it before the record is). */
+  newId(): string {
+    return randomBytes(8).toString("hex");
+  }
+
   /** Records a new volume; refuses a name in use. */
-  async create(spec: VolumeSpec, replicas: VolumeRecord["replicas"]): Promise<VolumeRecord> {
+  async create(
+    spec: VolumeSpec,
+    replicas: VolumeRecord["replicas"],
+    id: string = this.newId(),
+  ): Promise<VolumeRecord> {
     const record: VolumeRecord = {
-      id: randomBytes(8).toString("hex"),
+      id,
       spec,
       replicas,
       createdAt: new Date().toISOString(),
@@ -96,25 +105,33 @@ export class VolumeCatalog {
 
   /**
    * Takes the attachment for `node` with a new epoch, in one transaction: it fails if anyone holds the
-   * attachment, and the epoch is strictly higher than every epoch handed out for this volume before.
+   * attachment, unless `mayTakeOver` says the holder is gone (its node's lease expired), and the epoch is strictly
+   * higher than every epoch handed out for this volume before. The compare on the attachment's revision makes the
+   * take-over unique too: of two nodes taking over at once, one wins.
    */
-  async attach(id: string, attachment: Omit<AttachmentRecord, "epoch" | "since">): Promise<AttachmentRecord> {
+  async attach(
+    id: string,
+    attachment: Omit<AttachmentRecord, "epoch" | "since">,
+    mayTakeOver: (holder: AttachmentRecord) => Promise<boolean> = async () => false,
+  ): Promise<AttachmentRecord> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.store.get(this.keys.attachment(id));
       if (current) {
         const holder = JSON.parse(current.value) as AttachmentRecord;
-        throw new ConflictError(
-          "volume.attached",
-          `volume is already attached on node ${holder.node}`,
-          "name",
-        );
+        if (!(await mayTakeOver(holder))) {
+          throw new ConflictError(
+            "volume.attached",
+            `volume is attached on node ${holder.node}, which is up: detach it there first`,
+            "name",
+          );
+        }
       }
       const epochEntry = await this.store.get(this.keys.epoch(id));
       const epoch = Number(epochEntry?.value ?? 0) + 1;
       const record: AttachmentRecord = { ...attachment, epoch, since: new Date().toISOString() };
       const ok = await this.store.commit(
         [
-          { key: this.keys.attachment(id), revision: 0 },
+          { key: this.keys.attachment(id), revision: current?.revision ?? 0 },
           { key: this.keys.epoch(id), revision: epochEntry?.revision ?? 0 },
         ],
         [
@@ -125,6 +142,38 @@ export class VolumeCatalog {
       if (ok) return record;
     }
     throw new OperationError("volume.contended", `volume ${id} attachment kept changing; try again`);
+  }
+
+  /**
+   * Changes a volume's replica list, only while `epoch` holds its attachment: the in-sync set is the attached
+   * engine's to change, and an engine that lost the attachment must not rewrite it.
+   */
+  async updateReplicas(
+    id: string,
+    epoch: number,
+    change: (replicas: ReplicaRecord[]) => ReplicaRecord[],
+  ): Promise<VolumeRecord> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const [volume, attached] = await Promise.all([
+        this.store.get(this.keys.volume(id)),
+        this.store.get(this.keys.attachment(id)),
+      ]);
+      if (!volume) throw new NotFoundError("volume", id);
+      if (!attached || (JSON.parse(attached.value) as AttachmentRecord).epoch !== epoch) {
+        throw new ConflictError("volume.fenced", `volume ${id} is no longer attached with epoch ${epoch}`);
+      }
+      const record = JSON.parse(volume.value) as VolumeRecord;
+      const next = { ...record, replicas: change(record.replicas) };
+      const ok = await this.store.commit(
+        [
+          { key: volume.key, revision: volume.revision },
+          { key: attached.key, revision: attached.revision },
+        ],
+        [{ put: volume.key, value: JSON.stringify(next) }],
+      );
+      if (ok) return next;
+    }
+    throw new OperationError("volume.contended", `volume ${id} kept changing under the update; try again`);
   }
 
   /** Updates this node's attachment (device path, mount point), only while `epoch` still holds it. */

@@ -1,13 +1,14 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { Engine } from "../engine/index.js";
-import { ConflictError, OperationError, SpecError } from "../errors.js";
+import type { Engine } from "../engine/index.js";
+import { ConflictError, SpecError } from "../errors.js";
 import { type ExposedVolume, exposeVolume } from "../frontend/index.js";
 import { NbdServer } from "../frontend/nbd/index.js";
-import { Replica } from "../replica/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { AttachmentRecord, VolumeRecord } from "./records.js";
+import type { ReplicaAccess } from "./replica-access.js";
+import { ReplicaSet } from "./replica-set.js";
 
 /** A unix socket path must fit in sockaddr_un (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -16,7 +17,7 @@ const MAX_SOCKET_PATH = 107;
 interface Attached {
   record: VolumeRecord;
   attachment: AttachmentRecord;
-  replicas: Replica[];
+  replicas: ReplicaSet;
   engine: Engine;
   nbd: NbdServer;
   exposed?: ExposedVolume;
@@ -30,6 +31,9 @@ export interface LocalVolumesOptions {
   /** Default parent of mount points. */
   mountDir: string;
   catalog: VolumeCatalog;
+  access: ReplicaAccess;
+  /** How long a replica's node may stay down before its replicas are rebuilt elsewhere. */
+  replicaTimeoutMs: number;
   logger: Logger;
 }
 
@@ -60,11 +64,15 @@ export class LocalVolumes {
     return next;
   }
 
-  /** Attaches `record` on this node (idempotent here), taking the attachment with a new epoch. */
+  /**
+   * Attaches `record` on this node (idempotent here), taking the attachment with a new epoch. It takes over an
+   * attachment held by a node that is down (its lease expired): that node's engine is fenced by the new epoch on
+   * every replica. An attachment held by a live node is refused.
+   */
   async attach(record: VolumeRecord): Promise<Attached> {
     const existing = this.attached.get(record.id);
     if (existing) return existing;
-    const { catalog, nodeId, runDir } = this.options;
+    const { catalog, nodeId, runDir, access, logger } = this.options;
     const nbdSocket = join(runDir, "nbd", `${record.spec.name}.sock`);
     if (Buffer.byteLength(nbdSocket) > MAX_SOCKET_PATH) {
       throw new SpecError(
@@ -72,36 +80,55 @@ export class LocalVolumes {
         `socket path ${nbdSocket} is too long for a unix socket: use a shorter dataDir`,
       );
     }
-    const local = record.replicas.filter((r) => r.node === nodeId && r.state === "in-sync");
-    if (local.length === 0) {
-      throw new OperationError(
-        "volume.no_local_replica",
-        `volume "${record.spec.name}" has no replica on ${nodeId}`,
+    const attachment = await catalog.attach(record.id, { node: nodeId, nbdSocket }, async (holder) => {
+      const node = (await access.nodes()).find((n) => n.id === holder.node);
+      if (holder.node === nodeId || node?.state === "up") return false;
+      logger.warn(
+        { volume: record.spec.name, from: holder.node, epoch: holder.epoch },
+        "taking over from a down node",
       );
-    }
-    const attachment = await catalog.attach(record.id, { node: nodeId, nbdSocket });
-    const replicas: Replica[] = [];
+      return true;
+    });
+    let replicas: ReplicaSet | undefined;
     let nbd: NbdServer | undefined;
     try {
-      for (const r of local) replicas.push(await Replica.open(replicaDir(r.pool, record.id)));
-      const engine = await Engine.start({ volumeId: record.id, epoch: attachment.epoch, replicas });
+      replicas = await ReplicaSet.open({
+        record,
+        attachment,
+        access,
+        catalog,
+        logger,
+        replicaTimeoutMs: this.options.replicaTimeoutMs,
+      });
+      const engine = replicas.engine;
       await mkdir(join(runDir, "nbd"), { recursive: true, mode: 0o700 });
       nbd = new NbdServer({
         device: engine,
         exportName: record.spec.name,
         socketPath: nbdSocket,
-        logger: this.options.logger.child({ volume: record.spec.name }),
+        logger: logger.child({ volume: record.spec.name }),
       });
       await nbd.listen();
       const entry: Attached = { record, attachment, replicas, engine, nbd };
       this.attached.set(record.id, entry);
-      this.options.logger.info({ volume: record.spec.name, epoch: attachment.epoch }, "volume attached");
+      logger.info({ volume: record.spec.name, epoch: attachment.epoch }, "volume attached");
       return entry;
     } catch (err) {
       await nbd?.close().catch(() => undefined);
-      await Promise.all(replicas.map((r) => r.close().catch(() => undefined)));
+      await replicas?.close().catch(() => undefined);
       await catalog.detach(record.id, attachment.epoch);
       throw err;
+    }
+  }
+
+  /** One repair pass on every volume attached here: resync, rebuild, and match the replication factor. */
+  async repairAll(): Promise<void> {
+    for (const [id, entry] of this.attached) {
+      await entry.replicas
+        .repair()
+        .catch((err) =>
+          this.options.logger.warn({ volume: id, err: String(err) }, "repair pass failed; will retry"),
+        );
     }
   }
 
@@ -136,8 +163,12 @@ export class LocalVolumes {
     if (!entry) return;
     if (entry.exposed) await entry.exposed.close();
     await entry.nbd.close();
-    await entry.engine.stop();
-    await Promise.all(entry.replicas.map((r) => r.close()));
+    await entry.engine
+      .stop()
+      .catch((err) =>
+        this.options.logger.warn({ volume: entry.record.spec.name, err: String(err) }, "final flush failed"),
+      );
+    await entry.replicas.close();
     this.attached.delete(id);
     await this.options.catalog.detach(id, entry.attachment.epoch);
     this.options.logger.info({ volume: entry.record.spec.name }, "volume detached");
@@ -183,9 +214,4 @@ export class LocalVolumes {
       throw new ConflictError("volume.not_attached", `volume ${id} is not attached on this node`, "name");
     return entry;
   }
-}
-
-/** The directory of a volume's replica in a pool. */
-export function replicaDir(pool: string, volumeId: string): string {
-  return join(pool, "replicas", volumeId);
 }

@@ -1,76 +1,109 @@
-import { statfs } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { ConflictError, OperationError, SpecError } from "../errors.js";
+import { placeReplicas } from "../cluster/index.js";
+import { ConflictError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
-import { Replica } from "../replica/index.js";
-import { type PartialVolumeSpec, withDefaults } from "../spec/index.js";
+import { type PartialVolumeSpec, type VolumeSpec, withDefaults } from "../spec/index.js";
 import type { VolumeCatalog } from "./catalog.js";
-import { LocalVolumes, replicaDir } from "./local-volumes.js";
-import type { VolumeRecord } from "./records.js";
+import type { LocalReplicas } from "./local-replicas.js";
+import { LocalVolumes } from "./local-volumes.js";
+import type { ReplicaRecord, VolumeRecord } from "./records.js";
+import type { ReplicaAccess } from "./replica-access.js";
 import { canonicalSpec, type VolumeView, viewOf } from "./view.js";
 
 export interface VolumeServiceOptions {
   /** This node's id. */
   nodeId: string;
-  /** Storage pools on this node. */
-  pools: string[];
+  /** This node's replicas. */
+  replicas: LocalReplicas;
+  /** How this node reaches every node's replicas. */
+  access: ReplicaAccess;
   /** Directory for NBD sockets and FUSE mounts. */
   runDir: string;
   /** Default parent of mount points. */
   mountDir: string;
+  /** How long a replica's node may stay down before its replicas are rebuilt elsewhere. @default 600000 */
+  replicaTimeoutMs?: number;
   catalog: VolumeCatalog;
   logger: Logger;
 }
 
-/** What the API and the CLI call: the volume lifecycle on this node. */
+/** Changes `volume update` makes. */
+export interface VolumeUpdate {
+  /** New size in bytes: grows only. */
+  size?: number;
+  /** New replication factor: replicas are added or removed online. */
+  repl?: VolumeSpec["repl"];
+  /** New labels, replacing the old ones. */
+  labels?: Record<string, string>;
+}
+
+/** What the API and the CLI call: the volume lifecycle, from any node of the cluster. */
 export class VolumeService {
   readonly local: LocalVolumes;
 
   constructor(private readonly options: VolumeServiceOptions) {
-    this.local = new LocalVolumes(options);
+    this.local = new LocalVolumes({ ...options, replicaTimeoutMs: options.replicaTimeoutMs ?? 600_000 });
   }
 
   /**
-   * Releases attachments and host devices a killed agent left behind on this node: its engines are gone,
-   * so the volumes are not served; they must be attachable again.
+   * Releases attachments and host devices a killed agent left behind on this node (its engines are gone, so the
+   * volumes are not served and must be attachable again), and deletes replicas that no volume lists on this node
+   * any more (their volume was deleted, or they were rebuilt elsewhere while this node was down).
    */
   async recover(): Promise<void> {
+    const { catalog, nodeId, replicas, logger } = this.options;
     await cleanupStale(join(this.options.runDir, "fuse"));
-    for (const { id, attachment } of await this.options.catalog.attachmentsOf(this.options.nodeId)) {
-      this.options.logger.warn({ volume: id, epoch: attachment.epoch }, "releasing a stale attachment");
-      await this.options.catalog.detach(id, attachment.epoch);
+    for (const { id, attachment } of await catalog.attachmentsOf(nodeId)) {
+      logger.warn({ volume: id, epoch: attachment.epoch }, "releasing a stale attachment");
+      await catalog.detach(id, attachment.epoch);
+    }
+    const listed = new Set(
+      (await catalog.list()).filter((v) => v.replicas.some((r) => r.node === nodeId)).map((v) => v.id),
+    );
+    for (const id of await replicas.list()) {
+      if (listed.has(id)) continue;
+      logger.warn({ volume: id }, "deleting a replica no volume lists on this node");
+      await replicas.destroy(id);
     }
   }
 
+  /** Creates a volume with its replicas placed across the cluster's nodes (see placeReplicas). */
   async create(partial: PartialVolumeSpec): Promise<VolumeView> {
     const spec = withDefaults(partial);
-    if (spec.repl > 1) {
-      throw new SpecError(
-        "repl",
-        `repl=${spec.repl} needs replication across nodes, which this agent does not do yet`,
-      );
+    const { catalog, access, logger } = this.options;
+    if (await catalog.find(spec.name)) {
+      throw new ConflictError("volume.exists", `volume "${spec.name}" already exists`, "name");
     }
-    if (spec.nodes.length > 0 && !spec.nodes.includes(this.options.nodeId)) {
-      throw new SpecError("nodes", `none of ${spec.nodes.join(";")} is this node (${this.options.nodeId})`);
-    }
-    const pool = await this.choosePool();
-    const record = await this.options.catalog.create(spec, [
-      { node: this.options.nodeId, pool, state: "in-sync" },
-    ]);
+    const nodes = await access.nodes();
+    const placed = placeReplicas(nodes, {
+      count: spec.repl,
+      existing: [],
+      nodes: spec.nodes,
+      zones: spec.zones,
+      racks: spec.racks,
+    });
+    const volumeId = catalog.newId();
+    const replicas: ReplicaRecord[] = [];
     try {
-      const replica = await Replica.create(replicaDir(pool, record.id), {
-        volumeId: record.id,
-        size: spec.size,
-        blockSize: spec.blockSize,
-      });
-      await replica.close();
+      for (const node of placed) {
+        const { pool } = await access.create(node.id, {
+          volumeId,
+          size: spec.size,
+          blockSize: spec.blockSize,
+        });
+        replicas.push({ node: node.id, pool, state: "in-sync" });
+      }
+      const record = await catalog.create(spec, replicas, volumeId);
+      logger.info(
+        { volume: spec.name, spec: canonicalSpec(spec), nodes: replicas.map((r) => r.node) },
+        "volume created",
+      );
+      return this.view(record);
     } catch (err) {
-      await this.options.catalog.remove(record).catch(() => undefined);
-      throw new OperationError("replica.create", `cannot create the replica in ${pool}: ${String(err)}`, err);
+      for (const r of replicas) await access.destroy(r.node, volumeId).catch(() => undefined);
+      throw err;
     }
-    this.options.logger.info({ volume: spec.name, spec: canonicalSpec(spec) }, "volume created");
-    return this.view(record);
   }
 
   async list(): Promise<VolumeView[]> {
@@ -82,12 +115,20 @@ export class VolumeService {
     return this.view(await this.options.catalog.get(name));
   }
 
+  /** Deletes a detached volume and every replica of it that can be reached; the others go when their node returns. */
   async delete(name: string): Promise<void> {
     const record = await this.options.catalog.get(name);
     await this.local.serialize(record.id, async () => {
       await this.options.catalog.remove(record);
       for (const r of record.replicas) {
-        if (r.node === this.options.nodeId) await Replica.destroy(replicaDir(r.pool, record.id));
+        await this.options.access
+          .destroy(r.node, record.id)
+          .catch((err) =>
+            this.options.logger.warn(
+              { volume: name, node: r.node, err: String(err) },
+              "replica not deleted now; its node deletes it when it starts",
+            ),
+          );
       }
     });
     this.options.logger.info({ volume: record.spec.name }, "volume deleted");
@@ -156,87 +197,106 @@ export class VolumeService {
   }
 
   /** Grows a volume (never shrinks), online when it is attached here. */
-  async resize(name: string, size: number): Promise<VolumeView> {
+  resize(name: string, size: number): Promise<VolumeView> {
+    return this.update(name, { size });
+  }
+
+  /**
+   * Changes a volume online. Size and replication need the engine: where the volume is attached here they go
+   * through it; where it is detached this node attaches it for the change; where it is attached on another node, a
+   * new `repl` is recorded and that node's engine adds or removes replicas on its next repair pass.
+   */
+  async update(name: string, change: VolumeUpdate): Promise<VolumeView> {
     const record = await this.options.catalog.get(name);
-    if (size < record.spec.size) {
-      throw new SpecError(
-        "size",
-        `cannot shrink from ${record.spec.size} to ${size} bytes: volumes only grow`,
-      );
+    const { size, repl, labels } = change;
+    if (size !== undefined) {
+      if (size < record.spec.size) {
+        throw new SpecError(
+          "size",
+          `cannot shrink from ${record.spec.size} to ${size} bytes: volumes only grow`,
+        );
+      }
+      if (size % record.spec.blockSize !== 0) {
+        throw new SpecError("size", `must be a multiple of the block size (${record.spec.blockSize} bytes)`);
+      }
     }
-    if (size % record.spec.blockSize !== 0) {
-      throw new SpecError("size", `must be a multiple of the block size (${record.spec.blockSize} bytes)`);
+    if (repl !== undefined && (!Number.isInteger(repl) || repl < 1 || repl > 3)) {
+      throw new SpecError("repl", "must be 1, 2 or 3");
     }
     const updated = await this.local.serialize(record.id, async () => {
-      if (this.local.get(record.id)) {
-        await this.local.grow(record.id, size);
-      } else {
-        const attachment = await this.options.catalog.attachment(record.id);
-        if (attachment) {
-          throw new ConflictError(
-            "volume.attached_elsewhere",
-            `volume "${name}" is attached on ${attachment.node}`,
-          );
-        }
-        for (const r of record.replicas.filter((x) => x.node === this.options.nodeId)) {
-          const replica = await Replica.open(replicaDir(r.pool, record.id));
-          try {
-            await replica.grow(size);
-          } finally {
-            await replica.close();
-          }
-        }
+      const here = this.local.get(record.id);
+      const attachment = here ? undefined : await this.options.catalog.attachment(record.id);
+      if (attachment && size !== undefined && size !== record.spec.size) {
+        throw new ConflictError(
+          "volume.attached_elsewhere",
+          `volume "${name}" is attached on ${attachment.node}: resize it there`,
+          "name",
+        );
       }
-      return this.options.catalog.update(record.id, (r) => ({ ...r, spec: { ...r.spec, size } }));
+      const next = await this.options.catalog.update(record.id, (r) => ({
+        ...r,
+        spec: { ...r.spec, ...(repl !== undefined && { repl }), ...(labels !== undefined && { labels }) },
+      }));
+      const needsEngine =
+        (size !== undefined && size !== record.spec.size) ||
+        (repl !== undefined && repl !== record.spec.repl);
+      if (!needsEngine || attachment) return next;
+      const entry = here ?? (await this.local.attach(next));
+      try {
+        if (size !== undefined && size !== record.spec.size) await this.local.grow(record.id, size);
+        entry.record = next;
+        await entry.replicas.repair();
+      } finally {
+        if (!here) await this.local.detach(record.id);
+      }
+      return size === undefined
+        ? next
+        : this.options.catalog.update(record.id, (r) => ({ ...r, spec: { ...r.spec, size } }));
     });
     return this.view(updated);
   }
 
-  /** Capacity of this node's pools. */
-  async capacity(): Promise<{ total: number; free: number }> {
-    let total = 0;
-    let free = 0;
-    for (const pool of this.options.pools) {
-      const space = await poolSpace(pool);
-      total += space.total;
-      free += space.free;
-    }
-    return { total, free };
+  /**
+   * Compares every in-sync replica region by region; answers where they differ (an empty list: identical). On the
+   * node where the volume is attached the comparison goes through its engine, between writes; a detached volume is
+   * attached here for the check.
+   */
+  async check(
+    name: string,
+  ): Promise<{ name: string; replicas: string[]; regions: number; differing: number[] }> {
+    const record = await this.options.catalog.get(name);
+    return this.local.serialize(record.id, async () => {
+      const here = this.local.get(record.id);
+      const entry = here ?? (await this.local.attach(record));
+      try {
+        const differing = await entry.engine.check();
+        const inSync = (await this.options.catalog.get(record.id)).replicas.filter(
+          (r) => r.state === "in-sync",
+        );
+        return {
+          name: record.spec.name,
+          replicas: inSync.map((r) => r.node),
+          regions: entry.engine.regionCount,
+          differing,
+        };
+      } finally {
+        if (!here) await this.local.detach(record.id);
+      }
+    });
   }
 
   async shutdown(): Promise<void> {
     await this.local.detachAll();
   }
 
-  private async choosePool(): Promise<string> {
-    let best: { pool: string; free: number } | undefined;
-    for (const pool of this.options.pools) {
-      const space = await poolSpace(pool).catch(() => undefined);
-      if (space && (!best || space.free > best.free)) best = { pool, free: space.free };
-    }
-    if (!best)
-      throw new OperationError("pool.none", `no usable storage pool among ${this.options.pools.join(", ")}`);
-    return best.pool;
-  }
-
   private async view(record: VolumeRecord): Promise<VolumeView> {
     const attachment = await this.options.catalog.attachment(record.id);
-    return viewOf(record, attachment, await this.replicaUsage(record));
-  }
-
-  /** Bytes on disk of this node's replicas of `record`, by pool; read from the files, without opening them. */
-  private async replicaUsage(record: VolumeRecord): Promise<Map<string, number>> {
+    const progress = this.local.get(record.id)?.replicas.resyncProgress();
     const usage = new Map<string, number>();
     for (const r of record.replicas.filter((x) => x.node === this.options.nodeId)) {
-      const bytes = await Replica.bytesOnDisk(replicaDir(r.pool, record.id)).catch(() => undefined);
-      if (bytes !== undefined) usage.set(r.pool, bytes);
+      const bytes = await this.options.replicas.bytesOnDisk(record.id);
+      if (bytes !== undefined) usage.set(r.node, bytes);
     }
-    return usage;
+    return viewOf(record, attachment, usage, progress);
   }
-}
-
-/** Bytes in a pool's file system, and bytes available to the agent. */
-async function poolSpace(pool: string): Promise<{ total: number; free: number }> {
-  const s = await statfs(pool);
-  return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
 }

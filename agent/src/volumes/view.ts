@@ -1,3 +1,4 @@
+import type { ResyncProgress } from "../engine/index.js";
 import { formatSpec, type PartialVolumeSpec, VOLUME_KEYS, type VolumeSpec } from "../spec/index.js";
 import type { AttachmentRecord, VolumeRecord } from "./records.js";
 
@@ -18,7 +19,19 @@ export interface VolumeView extends VolumeSpec {
   devicePath: string | null;
   /** Mount point on the attached node, or null. */
   mountPath: string | null;
-  replicas: Array<{ node: string; pool: string; state: string; bytesOnDisk: number | null }>;
+  /**
+   * Where the copies are. `bytesOnDisk` is known for this node's replica; `resync` (regions done of total) while
+   * a replica catches up, seen from the node where the volume is attached.
+   */
+  replicas: Array<{
+    node: string;
+    pool: string;
+    state: string;
+    bytesOnDisk: number | null;
+    resync: { done: number; total: number } | null;
+  }>;
+  /** `healthy` with every replica in sync, `degraded` with fewer in sync than `repl`. */
+  health: "healthy" | "degraded";
   createdAt: string;
 }
 
@@ -40,8 +53,10 @@ export function canonicalSpec(spec: VolumeSpec): string {
 export function viewOf(
   record: VolumeRecord,
   attachment: AttachmentRecord | undefined,
-  usage: Map<string, number>,
+  usage: ReadonlyMap<string, number>,
+  progress?: ReadonlyMap<string, ResyncProgress>,
 ): VolumeView {
+  const inSync = record.replicas.filter((r) => r.state === "in-sync").length;
   return {
     ...record.spec,
     id: record.id,
@@ -52,7 +67,15 @@ export function viewOf(
     nbd: attachment ? `nbd+unix:///${record.spec.name}?socket=${attachment.nbdSocket}` : null,
     devicePath: attachment?.devicePath ?? null,
     mountPath: attachment?.mountPath ?? null,
-    replicas: record.replicas.map((r) => ({ ...r, bytesOnDisk: usage.get(r.pool) ?? null })),
+    replicas: record.replicas.map((r) => {
+      const p = progress?.get(r.node);
+      return {
+        ...r,
+        bytesOnDisk: usage.get(r.node) ?? null,
+        resync: p ? { done: p.done, total: p.total } : null,
+      };
+    }),
+    health: inSync >= record.spec.repl ? "healthy" : "degraded",
     createdAt: record.createdAt,
   };
 }

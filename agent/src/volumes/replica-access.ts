@@ -1,0 +1,83 @@
+import type { Membership, NodeStatus } from "../cluster/index.js";
+import type { ReplicaTarget } from "../engine/index.js";
+import { OperationError } from "../errors.js";
+import { type NodeIdentity, RemoteReplica } from "../transport/index.js";
+import type { LocalReplicas } from "./local-replicas.js";
+
+/** An open replica, local or remote, and how to let go of it. */
+export interface OpenReplica {
+  target: ReplicaTarget;
+  close(): Promise<void>;
+}
+
+export interface ReplicaAccessOptions {
+  /** This node's id. */
+  nodeId: string;
+  local: LocalReplicas;
+  membership: Membership;
+  /** This node's certificate for the replication port; absent on a single-node install. */
+  identity?: NodeIdentity;
+  /** How long a remote replica may leave a request unanswered before it counts as failed. @default 10000 */
+  requestTimeoutMs?: number;
+}
+
+/** How the volumes on this node reach replicas: their own through the file system, others' over mutual TLS. */
+export class ReplicaAccess {
+  constructor(private readonly options: ReplicaAccessOptions) {}
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  nodes(): Promise<NodeStatus[]> {
+    return this.options.membership.list();
+  }
+
+  async open(node: string, volumeId: string): Promise<OpenReplica> {
+    const { local } = this.options;
+    if (node === this.options.nodeId) {
+      const target = await local.acquire(volumeId);
+      return { target, close: () => local.release(volumeId) };
+    }
+    const target = await RemoteReplica.connect(await this.remote(node, volumeId));
+    return {
+      target,
+      close: async () => target.close(),
+    };
+  }
+
+  async create(
+    node: string,
+    spec: { volumeId: string; size: number; blockSize: number },
+  ): Promise<{ pool: string }> {
+    if (node === this.options.nodeId) return this.options.local.create(spec);
+    return RemoteReplica.create(await this.remote(node, spec.volumeId), spec);
+  }
+
+  async destroy(node: string, volumeId: string): Promise<void> {
+    if (node === this.options.nodeId) return this.options.local.destroy(volumeId);
+    await RemoteReplica.destroy(await this.remote(node, volumeId));
+  }
+
+  private async remote(node: string, volumeId: string) {
+    const { identity } = this.options;
+    const status = (await this.nodes()).find((n) => n.id === node);
+    if (!identity || !status?.replication) {
+      throw new OperationError(
+        "replica.unreachable",
+        identity
+          ? `node ${node} has no replication address`
+          : `this node has no cluster certificate, so it cannot reach ${node}'s replicas`,
+      );
+    }
+    const at = status.replication.lastIndexOf(":");
+    return {
+      identity,
+      nodeId: node,
+      host: status.replication.slice(0, at),
+      port: Number(status.replication.slice(at + 1)),
+      volumeId,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+    };
+  }
+}

@@ -1,0 +1,305 @@
+import type { Logger } from "pino";
+import { placeReplicas } from "../cluster/index.js";
+import { Engine, type ReplicaTarget, type ResyncProgress } from "../engine/index.js";
+import { OperationError } from "../errors.js";
+import { StoreUnavailableError } from "../meta/index.js";
+import type { VolumeCatalog } from "./catalog.js";
+import type { AttachmentRecord, ReplicaRecord, VolumeRecord } from "./records.js";
+import type { OpenReplica, ReplicaAccess } from "./replica-access.js";
+
+export interface ReplicaSetOptions {
+  record: VolumeRecord;
+  attachment: AttachmentRecord;
+  access: ReplicaAccess;
+  catalog: VolumeCatalog;
+  logger: Logger;
+  /** How long a replica's node may stay down before the replica is rebuilt on another node. */
+  replicaTimeoutMs: number;
+}
+
+/** A replica this engine has open: in sync, or catching up. */
+interface Member extends OpenReplica {
+  node: string;
+}
+
+/**
+ * The replicas of one attached volume and the engine over them. It keeps the in-sync set in the store true: a
+ * replica that fails leaves it (through the engine, before the write it missed is acknowledged), and `repair`
+ * brings the volume back to its replication factor: it resyncs replicas whose node is back, rebuilds those whose
+ * node stayed down longer than the replica timeout on other nodes, and adds or removes replicas when `repl`
+ * changed. Store updates go one at a time, in the order the engine made them.
+ */
+export class ReplicaSet {
+  private readonly members = new Map<string, Member>();
+  /** Replicas the engine dropped, by node: their resync copies what the engine recorded they missed. */
+  private readonly dropped = new Map<string, ReplicaTarget>();
+  private readonly downSince = new Map<string, number>();
+  private readonly progress = new Map<string, ResyncProgress>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private repairing?: Promise<void>;
+  private closed = false;
+  engine!: Engine;
+
+  private constructor(private readonly options: ReplicaSetOptions) {}
+
+  private get id(): string {
+    return this.options.record.id;
+  }
+
+  private get epoch(): number {
+    return this.options.attachment.epoch;
+  }
+
+  /**
+   * Opens every in-sync replica it can reach (this node's first, so reads stay local), takes the unreachable ones
+   * out of the in-sync set, and starts the engine, which fences older engines and reconciles after a crash.
+   */
+  static async open(options: ReplicaSetOptions): Promise<ReplicaSet> {
+    const set = new ReplicaSet(options);
+    const { record, access, logger } = options;
+    const inSync = record.replicas
+      .filter((r) => r.state === "in-sync")
+      .sort((a, b) => Number(b.node === access.nodeId) - Number(a.node === access.nodeId));
+    const unreachable: string[] = [];
+    for (const r of inSync) {
+      try {
+        set.members.set(r.node, { node: r.node, ...(await access.open(r.node, record.id)) });
+      } catch (err) {
+        logger.warn(
+          { volume: record.spec.name, node: r.node, err: String(err) },
+          "in-sync replica unreachable",
+        );
+        unreachable.push(`${r.node}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      if (set.members.size === 0) {
+        throw new OperationError(
+          "volume.no_replica",
+          `no in-sync replica of volume "${record.spec.name}" is reachable (${unreachable.join("; ") || "none is in sync"})`,
+        );
+      }
+      if (unreachable.length > 0) {
+        const reachable = new Set(set.members.keys());
+        await set.persist((rs) =>
+          rs.map((r) => (r.state === "in-sync" && !reachable.has(r.node) ? down(r) : r)),
+        );
+      }
+      const members = [...set.members.values()];
+      set.engine = await Engine.start({
+        volumeId: record.id,
+        epoch: options.attachment.epoch,
+        replicas: members.map((m) => m.target),
+        onReplicaFailed: (failed, cause) => set.onFailed(failed, cause),
+      });
+      return set;
+    } catch (err) {
+      await set.closeMembers();
+      throw err;
+    }
+  }
+
+  /** Resync progress by node, for the replicas catching up now. */
+  resyncProgress(): ReadonlyMap<string, ResyncProgress> {
+    return this.progress;
+  }
+
+  /** One pass of repair; concurrent callers share the pass in progress. */
+  repair(): Promise<void> {
+    this.repairing ??= this.repairOnce().finally(() => {
+      this.repairing = undefined;
+    });
+    return this.repairing;
+  }
+
+  /** Stops repair and lets go of the replicas (the engine has been stopped by then). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.repairing?.catch(() => undefined);
+    await this.closeMembers();
+  }
+
+  private async repairOnce(): Promise<void> {
+    if (this.closed || this.engine.isStopped) return;
+    const { access, catalog, replicaTimeoutMs, logger } = this.options;
+    let record = await catalog.get(this.id);
+    const nodes = await access.nodes();
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    for (const r of record.replicas) {
+      if (this.members.has(r.node) || this.closed) continue;
+      if (byId.get(r.node)?.state === "up") {
+        this.downSince.delete(r.node);
+        await this.resync(r.node);
+        continue;
+      }
+      const since = this.downSince.get(r.node) ?? Date.now();
+      this.downSince.set(r.node, since);
+      if (Date.now() - since < replicaTimeoutMs) continue;
+      logger.warn(
+        { volume: record.spec.name, node: r.node },
+        "replica's node down too long: rebuilding elsewhere",
+      );
+      const [target] = placeReplicas(nodes, this.placementRequest(record, 1));
+      if (!target) continue;
+      const { pool } = await access.create(target.id, this.replicaSpec(record));
+      await this.persist((rs) => [
+        ...rs.filter((x) => x.node !== r.node),
+        { node: target.id, pool, state: "resyncing" },
+      ]);
+      this.downSince.delete(r.node);
+      const old = this.dropped.get(r.node);
+      if (old) this.engine.forget(old);
+      this.dropped.delete(r.node);
+      await this.resync(target.id);
+    }
+    record = await catalog.get(this.id);
+    const missing = record.spec.repl - record.replicas.length;
+    if (missing > 0 && !this.closed) {
+      for (const target of placeReplicas(nodes, this.placementRequest(record, missing))) {
+        const { pool } = await access.create(target.id, this.replicaSpec(record));
+        await this.persist((rs) => [...rs, { node: target.id, pool, state: "resyncing" }]);
+        logger.info({ volume: record.spec.name, node: target.id }, "replica added");
+        await this.resync(target.id);
+      }
+    }
+    if (missing < 0) await this.removeExtra(record, -missing);
+  }
+
+  /** Removes `count` replicas: out-of-sync ones first, never the one reads come from. */
+  private async removeExtra(record: VolumeRecord, count: number): Promise<void> {
+    const primary = this.engine.inSync[0];
+    const order = [...record.replicas]
+      .filter((r) => this.members.get(r.node)?.target !== primary)
+      .sort((a, b) => Number(this.members.has(a.node)) - Number(this.members.has(b.node)));
+    for (const r of order.slice(0, count)) {
+      await this.persist((rs) => rs.filter((x) => x.node !== r.node));
+      const member = this.members.get(r.node);
+      if (member) {
+        this.engine.remove(member.target);
+        this.members.delete(r.node);
+        await member.close().catch(() => undefined);
+      }
+      this.dropped.delete(r.node);
+      await this.options.access
+        .destroy(r.node, this.id)
+        .catch((err) =>
+          this.options.logger.warn({ node: r.node, err: String(err) }, "cannot delete a removed replica yet"),
+        );
+      this.options.logger.info({ volume: record.spec.name, node: r.node }, "replica removed");
+    }
+  }
+
+  /**
+   * Brings the replica on `node` back into the in-sync set: only the regions this engine saw it miss plus those
+   * in its own activity log (writes it may not have made durable) when this engine dropped it, every region otherwise.
+   */
+  private async resync(node: string): Promise<void> {
+    const { access, logger, record } = this.options;
+    let opened: OpenReplica;
+    try {
+      opened = await access.open(node, this.id);
+    } catch (err) {
+      logger.debug({ node, err: String(err) }, "replica not reachable yet");
+      return;
+    }
+    const member: Member = { node, ...opened };
+    const old = this.dropped.get(node);
+    let incremental = false;
+    // Asked once the replica receives every new write, so that no write falls between the two.
+    const regions = async () => {
+      const missed = old ? this.engine.missedSince(old) : undefined;
+      if (!missed) return undefined;
+      incremental = true;
+      return [...new Set([...missed, ...(await member.target.activeRegions())])].sort((a, b) => a - b);
+    };
+    const started = Date.now();
+    try {
+      await this.persist((rs) => rs.map((r) => (r.node === node ? { ...r, state: "resyncing" } : r)));
+      this.members.set(node, member);
+      await this.engine.resync(
+        member.target,
+        () => this.persist((rs) => rs.map((r) => (r.node === node ? { ...r, state: "in-sync" } : r))),
+        { regions, onProgress: (p) => this.progress.set(node, { ...p }) },
+      );
+      this.dropped.delete(node);
+      if (old) this.engine.forget(old);
+      const p = this.progress.get(node);
+      logger.info(
+        { volume: record.spec.name, node, regions: p?.total, copied: p?.copied, ms: Date.now() - started },
+        incremental ? "replica resynced (incremental)" : "replica resynced (full compare)",
+      );
+    } catch (err) {
+      logger.warn({ volume: record.spec.name, node, err: String(err) }, "resync failed; will retry");
+      if (!this.engine.inSync.includes(member.target)) {
+        this.members.delete(node);
+        await member.close().catch(() => undefined);
+        await this.persist((rs) => rs.map((r) => (r.node === node ? down(r) : r))).catch(() => undefined);
+      }
+    } finally {
+      this.progress.delete(node);
+    }
+  }
+
+  /** The engine's onReplicaFailed: the store learns first, then the engine stops counting on them. */
+  private async onFailed(failed: ReplicaTarget[], cause: unknown): Promise<void> {
+    const nodes = [...this.members.values()].filter((m) => failed.includes(m.target)).map((m) => m.node);
+    this.options.logger.warn(
+      { volume: this.options.record.spec.name, nodes, err: String(cause) },
+      "replica failed: leaving the in-sync set",
+    );
+    await this.persist((rs) => rs.map((r) => (nodes.includes(r.node) ? down(r) : r)));
+    for (const node of nodes) {
+      const member = this.members.get(node);
+      if (!member) continue;
+      this.members.delete(node);
+      this.dropped.set(node, member.target);
+      void member.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Applies `change` to the replica list, after every earlier change, guarded by this attachment's epoch. While
+   * the store is unreachable it keeps trying: a write waiting on it stays unacknowledged rather than be
+   * acknowledged without the store knowing which replicas hold it ("run flat" only while nothing fails).
+   */
+  private persist(change: (replicas: ReplicaRecord[]) => ReplicaRecord[]): Promise<void> {
+    const run = async () => {
+      for (;;) {
+        try {
+          await this.options.catalog.updateReplicas(this.id, this.epoch, change);
+          return;
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError) || this.closed) throw err;
+          this.options.logger.warn("metadata store unreachable: holding the replica change until it is back");
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private placementRequest(record: VolumeRecord, count: number) {
+    return {
+      count,
+      existing: record.replicas.map((r) => r.node),
+      nodes: record.spec.nodes,
+      zones: record.spec.zones,
+      racks: record.spec.racks,
+    };
+  }
+
+  private replicaSpec(record: VolumeRecord) {
+    return { volumeId: record.id, size: this.engine.size, blockSize: record.spec.blockSize };
+  }
+
+  private async closeMembers(): Promise<void> {
+    await Promise.all([...this.members.values()].map((m) => m.close().catch(() => undefined)));
+    this.members.clear();
+  }
+}
+
+function down(r: ReplicaRecord): ReplicaRecord {
+  return { ...r, state: "down" };
+}
