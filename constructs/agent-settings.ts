@@ -7,7 +7,10 @@ import type { IConstruct } from "./cdktf.js";
  * own schema (agent/src/config), so a renamed or retyped key fails to compile here instead of at boot.
  */
 export type AgentSettings = Partial<
-  Pick<AgentConfigInput, "dataDir" | "mountDir" | "leaseTtl" | "logLevel" | "inlineIo">
+  Pick<
+    AgentConfigInput,
+    "dataDir" | "mountDir" | "leaseTtl" | "logLevel" | "inlineIo" | "pluginSocket" | "csiSocket"
+  >
 >;
 
 /** The agent's state directory on every node unless `agent.dataDir` says otherwise. */

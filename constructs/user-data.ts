@@ -40,7 +40,7 @@ export function renderBootScript(o: BootScriptOptions): string {
   const pools = o.config.pools ?? [];
   return `#!/bin/bash
 # Holdfast node boot, rendered by AwsNodeGroup: installs the bundled agent ${o.artifact.version} from S3 (checksum
-# verified), fetches the API token and cluster CA from ${o.secretStore === "ssm" ? "SSM Parameter Store" : "Secrets Manager"}, formats and mounts
+# verified), fetches the API token and the cluster CA (to issue its node certificate) from ${o.secretStore === "ssm" ? "SSM Parameter Store" : "Secrets Manager"}, formats and mounts
 # the data drives as storage pools, writes ${AGENT_CONFIG_PATH} and starts holdfast-agent under systemd.
 set -euo pipefail
 umask 022
@@ -54,6 +54,7 @@ S3_ENDPOINT=${quote(o.endpoints.s3 ?? "")}
 SECRETSMANAGER_ENDPOINT=${quote(o.endpoints.secretsManager ?? "")}
 SSM_ENDPOINT=${quote(o.endpoints.ssm ?? "")}
 DATA_DIR=${quote(o.config.dataDir)}
+TLS_DIR=${quote(o.config.tlsDir ?? `${o.config.dataDir}/tls`)}
 DEVICES=(${o.devices.map(quote).join(" ")})
 POOLS=(${pools.map(quote).join(" ")})
 AGENT_CONFIG=$(cat <<'HOLDFAST_CONFIG'
@@ -121,12 +122,12 @@ trap 'rm -rf "$work"' EXIT
 if [ -n "$S3_ENDPOINT" ]; then url="$S3_ENDPOINT/$BUCKET/$KEY"; else url="https://$BUCKET.s3.$REGION.amazonaws.com/$KEY"; fi
 aws_curl s3 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$work/$ARTIFACT_FILE" "$url" || fail "cannot download s3://$BUCKET/$KEY"
 echo "$ARTIFACT_SHA256  $work/$ARTIFACT_FILE" | sha256sum -c --status - || fail "$ARTIFACT_FILE: checksum mismatch, not installed"
-mkdir -p "$ROOT/opt/holdfast"
+mkdir -p "$ROOT/opt/holdfast" "$ROOT/etc/holdfast" "$ROOT/etc/systemd/system"
 tar -xzf "$work/$ARTIFACT_FILE" -C "$ROOT/opt/holdfast"
 ln -sfn "holdfast-agent-$VERSION" "$ROOT/opt/holdfast/current"
 
 log "fetching the API token and the cluster CA"
-mkdir -p "$DATA_DIR" "$ROOT/etc/holdfast/pki"
+mkdir -p "$DATA_DIR"
 (umask 077; secret "$TOKEN_SECRET" > "$DATA_DIR/token")
 # The operator puts the CA once after the first apply; nodes wait for it rather than start without it.
 for attempt in $(seq 60); do
@@ -134,7 +135,10 @@ for attempt in $(seq 60); do
   [ "$attempt" = 60 ] && fail "the cluster CA secret $CA_SECRET has no value"
   log "waiting for the cluster CA in $CA_SECRET"; sleep 10
 done
-(umask 077; json crt <<<"$ca" > "$ROOT/etc/holdfast/pki/ca.crt"; json key <<<"$ca" > "$ROOT/etc/holdfast/pki/ca.key")
+# The node's own certificate for the replication port; the CA key stays in $work, removed on exit.
+(umask 077; mkdir -p "$work/ca"; json crt <<<"$ca" > "$work/ca/ca.crt"; json key <<<"$ca" > "$work/ca/ca.key")
+"$ROOT/opt/holdfast/current/bin/holdfast" cluster issue --ca-dir "$work/ca" --node "$INSTANCE_ID" \
+  --address "$LOCAL_IPV4" --out "$TLS_DIR" >/dev/null
 
 for i in "\${!DEVICES[@]}"; do
   device=\${DEVICES[$i]} pool=\${POOLS[$i]}
@@ -149,7 +153,6 @@ for i in "\${!DEVICES[@]}"; do
 done
 
 log "writing ${AGENT_CONFIG_PATH} for $INSTANCE_ID in $AZ ($AZ_ID)"
-mkdir -p "$ROOT/etc/holdfast" "$ROOT/etc/systemd/system"
 sed -e "s/${BOOT_VALUES.instanceId}/$INSTANCE_ID/g" -e "s/${BOOT_VALUES.localIpv4}/$LOCAL_IPV4/g" \\
   -e "s/${BOOT_VALUES.zone}/$AZ/g" -e "s/${BOOT_VALUES.rack}/$AZ_ID/g" <<<"$AGENT_CONFIG" > "$ROOT${AGENT_CONFIG_PATH}"
 cat > "$ROOT/etc/systemd/system/holdfast-agent.service" <<UNIT

@@ -1,0 +1,254 @@
+import { execFile } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import S3rver from "s3rver";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { AwsProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
+import { AwsNodeGroup, HoldfastCluster } from "../../constructs/index.js";
+import { type AgentArtifact, agentArtifact } from "../support/agent-artifact.js";
+import { HOLDFAST, sh } from "../support/agent-process.js";
+import { AwsMock } from "../support/aws-mock.js";
+
+// AWS cannot run here: an IMDSv2 + Secrets Manager mock stands in for EC2, s3rver for S3, and a systemctl shim for
+// systemd (not running on this machine). Everything else is real: the user data synthesized by AwsNodeGroup, run
+// by bash, curl's SigV4, the artifact tarball, mkfs and mount of a loop device as the data drive, and the agent
+// joining a dev cluster's etcd.
+const exec = promisify(execFile);
+const NET = "127.0.40";
+const NODE_IP = `${NET}.50`;
+const BUCKET = "holdfast-artifacts-test";
+const KEY = "holdfast/0.1.0/artifact.tar.gz";
+const TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/api-token";
+const CA_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/cluster-ca";
+
+let artifact: AgentArtifact;
+let work = "";
+let devDir = "";
+let devToken = "";
+let s3: S3rver;
+let s3Url = "";
+let aws: AwsMock;
+let loop = "";
+let scratch = "";
+
+/** Uploads a file to s3rver with curl, signed like the nodes sign their download. */
+async function putObject(file: string): Promise<void> {
+  await sh("curl", [
+    "-fsS",
+    "--aws-sigv4",
+    "aws:amz:us-east-1:s3",
+    "--user",
+    "S3RVER:S3RVER",
+    "-H",
+    "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    "-T",
+    file,
+    `${s3Url}/${BUCKET}/${KEY}`,
+  ]);
+}
+
+/** The user data AwsNodeGroup synthesizes for a node whose data drive is `device`. */
+function synthesizeUserData(dataDir: string, device: string): string {
+  const stack = new TerraformStack(Testing.app(), "boot");
+  new AwsProvider(stack, "aws", { region: "us-east-1" });
+  const cluster = new HoldfastCluster(stack, "cluster", {
+    clusterName: "dev",
+    metadata: { etcdEndpoints: [`${NET}.10:2379`] },
+    artifactPath: artifact.path,
+    secrets: { token: TOKEN_ARN, ca: CA_ARN },
+    agent: { dataDir, mountDir: join(dataDir, "mnt"), pluginSocket: "none", csiSocket: "none" },
+  });
+  new AwsNodeGroup(stack, "storage", {
+    cluster,
+    vpcId: "vpc-1",
+    subnets: [{ subnetId: "subnet-a", availabilityZone: "us-east-1a" }],
+    dataDrives: [{ sizeGiB: 10, deviceName: device }],
+    endpoints: { s3: s3Url, secretsManager: aws.url },
+  });
+  const json = JSON.parse(Testing.synth(stack, true));
+  const template = Object.values(json.resource.aws_launch_template)[0] as { user_data: string };
+  return Buffer.from(template.user_data, "base64").toString();
+}
+
+/** Runs the user data as cloud-init would (bash, as root), in a scratch root with the systemctl shim first on PATH. */
+async function boot(root: string, script: string) {
+  await mkdir(join(root, "shim"), { recursive: true });
+  await writeFile(join(root, "user-data.sh"), script, { mode: 0o755 });
+  const shim = join(root, "shim/systemctl");
+  await writeFile(
+    shim,
+    `#!/bin/bash
+# Stands in for systemd: daemon-reload is a no-op; "enable --now UNIT" starts the unit's ExecStart in the background.
+echo "$*" >> "$HOLDFAST_ROOT/systemctl.calls"
+[ "$1" = enable ] || exit 0
+cmd=$(sed -n 's/^ExecStart=//p' "$HOLDFAST_ROOT/etc/systemd/system/$3")
+setsid $cmd > "$HOLDFAST_ROOT/agent.log" 2>&1 < /dev/null &
+echo $! > "$HOLDFAST_ROOT/agent.pid"
+`,
+  );
+  await chmod(shim, 0o755);
+  return exec("bash", [join(root, "user-data.sh")], {
+    env: {
+      ...process.env,
+      HOLDFAST_ROOT: root,
+      HOLDFAST_IMDS: aws.url,
+      PATH: `${join(root, "shim")}:${process.env.PATH}`,
+    },
+  }).then(
+    ({ stderr }) => ({ code: 0, stderr }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+}
+
+test.before(async () => {
+  artifact = await agentArtifact();
+  work = await mkdtemp(join(tmpdir(), "hf-boot-"));
+  devDir = join(work, "dev");
+  const dev = JSON.parse(
+    await sh(HOLDFAST, ["dev", "up", "--dir", devDir, "--nodes", "1", "--net", NET, "--output", "json"]),
+  ) as { token: string };
+  devToken = dev.token;
+  s3 = new S3rver({
+    port: 0,
+    address: "127.0.0.1",
+    silent: true,
+    directory: join(work, "s3"),
+    configureBuckets: [{ name: BUCKET, configs: [] }],
+  });
+  const { port } = await s3.run();
+  s3Url = `http://127.0.0.1:${port}`;
+  aws = await AwsMock.start({
+    instanceId: "i-0a1b2c3d4e5f60718",
+    localIpv4: NODE_IP,
+    availabilityZone: "us-east-1a",
+    availabilityZoneId: "use1-az1",
+    region: "us-east-1",
+    tags: {
+      "holdfast:artifact-bucket": BUCKET,
+      "holdfast:artifact-key": KEY,
+      "holdfast:token-secret": TOKEN_ARN,
+      "holdfast:ca-secret": CA_ARN,
+    },
+    secrets: {
+      [TOKEN_ARN]: devToken,
+      // The dev cluster's CA, as the operator puts it into the secret.
+      [CA_ARN]: JSON.stringify({
+        crt: await readFile(join(devDir, "ca/ca.crt"), "utf8"),
+        key: await readFile(join(devDir, "ca/ca.key"), "utf8"),
+      }),
+    },
+  });
+  const image = join(work, "drive.img");
+  await sh("truncate", ["-s", "256M", image]);
+  loop = (await sh("losetup", ["-f", "--show", image])).trim();
+});
+
+test.after(async () => {
+  if (scratch) {
+    const pid = await readFile(join(scratch, "agent.pid"), "utf8").catch(() => "");
+    if (pid) {
+      try {
+        process.kill(Number(pid), "SIGTERM");
+        for (let i = 0; i < 100; i++) {
+          process.kill(Number(pid), 0);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } catch {
+        // gone
+      }
+    }
+    await exec("umount", [join(scratch, "data/pools/0")]).catch(() => undefined);
+  }
+  if (loop) await exec("losetup", ["-d", loop]).catch(() => undefined);
+  await aws?.stop();
+  await s3?.close();
+  if (devDir) await sh(HOLDFAST, ["dev", "down", "--dir", devDir]).catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+});
+
+test("a tampered artifact fails the checksum and installs nothing", async () => {
+  const bad = join(work, "bad.tar.gz");
+  await writeFile(bad, "tampered");
+  await putObject(bad);
+  const root = join(work, "tampered");
+  const result = await boot(root, synthesizeUserData(join(root, "data"), loop));
+  assert.is.not(result.code, 0);
+  assert.match(result.stderr, /holdfast-agent-0\.1\.0\.tar\.gz: checksum mismatch, not installed/);
+  assert.not.ok(await stat(join(root, "opt/holdfast/current")).catch(() => undefined));
+  assert.not.ok(await stat(join(root, "systemctl.calls")).catch(() => undefined));
+});
+
+test("the user data installs the artifact, formats and mounts the drive, and starts an agent that joins the cluster", async () => {
+  await putObject(artifact.path);
+  scratch = join(work, "node");
+  const dataDir = join(scratch, "data");
+  const script = synthesizeUserData(dataDir, loop);
+  assert.not.ok(script.includes(devToken), "the token is not in the user data");
+  const result = await boot(scratch, script);
+  assert.is(result.code, 0, result.stderr);
+
+  // Installed from the verified tarball.
+  assert.is(await readlink(join(scratch, "opt/holdfast/current")), "holdfast-agent-0.1.0");
+  const { stdout: version } = await exec(join(scratch, "opt/holdfast/current/bin/holdfast"), ["--version"]);
+  assert.is(version.trim(), artifact.version);
+  // Secrets fetched with IMDSv2 credentials, written 0600; every metadata read carried a session token.
+  assert.is((await readFile(join(dataDir, "token"), "utf8")).trim(), devToken);
+  assert.is((await stat(join(dataDir, "token"))).mode & 0o777, 0o600);
+  // Its own certificate from the cluster CA; the CA key is not left on the node.
+  assert.is((await stat(join(dataDir, "tls/node.key"))).mode & 0o777, 0o600);
+  assert.is(
+    (await readFile(join(dataDir, "tls/ca.crt"), "utf8")).trim(),
+    (await readFile(join(devDir, "ca/ca.crt"), "utf8")).trim(),
+  );
+  const { stdout: keys } = await exec("find", [scratch, "-name", "ca.key"]);
+  assert.is(keys, "");
+  assert.ok(aws.requests.includes("PUT /latest/api/token"));
+  assert.ok(
+    aws.requests.some((r) => r === "POST /"),
+    "Secrets Manager was asked",
+  );
+  // The drive is an ext4 pool, mounted and in fstab.
+  const { stdout: mount } = await exec("findmnt", ["-n", "-o", "SOURCE,FSTYPE", join(dataDir, "pools/0")]);
+  assert.is(mount.trim().replace(/\s+/g, " "), `${loop} ext4`);
+  assert.match(
+    await readFile(join(scratch, "etc/fstab"), "utf8"),
+    /^UUID=\S+ \S+\/pools\/0 ext4 defaults,nofail 0 2$/m,
+  );
+  // The agent config: the instance's values in place of the stand-ins.
+  const config = JSON.parse(await readFile(join(scratch, "etc/holdfast/agent.json"), "utf8"));
+  assert.equal(
+    [config.nodeId, config.api, config.zone, config.rack, config.store],
+    ["i-0a1b2c3d4e5f60718", `${NODE_IP}:9001`, "us-east-1a", "use1-az1", `etcd://${NET}.10:2379`],
+  );
+  assert.match(
+    await readFile(join(scratch, "systemctl.calls"), "utf8"),
+    /daemon-reload\nenable --now holdfast-agent.service/,
+  );
+
+  // The agent joined: the dev cluster's node sees it, with zone and rack from its availability zone.
+  let nodes: { id: string; zone: string; rack: string; state: string }[] = [];
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(`http://${NET}.11:9001/v1/nodes`, {
+      headers: { authorization: `Bearer ${devToken}` },
+    });
+    nodes = (await res.json()) as typeof nodes;
+    if (nodes.some((n) => n.id === "i-0a1b2c3d4e5f60718" && n.state === "up")) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const joined = nodes.find((n) => n.id === "i-0a1b2c3d4e5f60718");
+  assert.ok(
+    joined,
+    `not joined: ${JSON.stringify(nodes)}\n${await readFile(join(scratch, "agent.log"), "utf8").catch(() => "")}`,
+  );
+  assert.equal([joined.zone, joined.rack, joined.state], ["us-east-1a", "use1-az1", "up"]);
+  // And it serves the cluster's API with the cluster's token.
+  const res = await fetch(`http://${NODE_IP}:9001/v1/cluster`, {
+    headers: { authorization: `Bearer ${devToken}` },
+  });
+  assert.is(res.status, 200);
+});
+
+test.run();
