@@ -44,3 +44,9 @@ export {
   Token,
 } from "cdktf";
 export { Construct, type IConstruct } from "constructs";
+// The holdfast provider's bindings are generated against "cdktf" too (providers/cdktf/generate.ts).
+export {
+  HoldfastProvider,
+  HoldfastVolume as HoldfastVolumeResource,
+  type HoldfastVolumeConfig,
+} from "../providers/cdktf/index.js";

@@ -205,6 +205,12 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     return this.aws;
   }
 
+  /** How many distinct zones, racks or nodes the node groups declared so far cover. */
+  failureDomains(spread: "zones" | "racks" | "nodes"): number {
+    if (spread === "nodes") return this.groups.reduce((n, g) => n + g.nodeCount, 0);
+    return new Set(this.groups.flatMap((g) => (spread === "zones" ? g.zones : g.racks))).size;
+  }
+
   private validateLayout(): string[] {
     const errors: string[] = [];
     if (this.groups.length === 0) errors.push(`${this.clusterName}: no node group joins this cluster`);
@@ -219,10 +225,7 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     }
     const replicas = this.props.replication?.replicas ?? defaultRepl();
     const spread = this.props.replication?.spread ?? "zones";
-    const domains =
-      spread === "nodes"
-        ? this.groups.reduce((n, g) => n + g.nodeCount, 0)
-        : new Set(this.groups.flatMap((g) => (spread === "zones" ? g.zones : g.racks))).size;
+    const domains = this.failureDomains(spread);
     if (this.groups.length > 0 && replicas > domains) {
       errors.push(
         `replication.replicas: ${replicas} replicas spread over ${spread} need ${replicas} ${spread}; the cluster's node groups cover ${domains}`,

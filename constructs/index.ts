@@ -29,3 +29,4 @@ export {
   type OnPremNodeGroupProps,
 } from "./on-prem-node-group.js";
 export { BOOT_TAGS, BOOT_VALUES } from "./user-data.js";
+export { HoldfastVolume, type HoldfastVolumeProps, type VolumeFields } from "./volume.js";
