@@ -217,6 +217,15 @@ export class Engine implements BlockDevice {
     }
   }
 
+  /**
+   * Drops an in-sync replica known to be gone (its node's lease expired, its connection broke) before any write
+   * finds out: the same path as a failed write, so the store learns first. The last replica is never dropped.
+   */
+  async evict(target: ReplicaTarget, cause: unknown): Promise<void> {
+    if (!this.replicas.includes(target) || this.replicas.length === 1) return;
+    await this.drop([target], cause);
+  }
+
   /** Stops writing to `target` (a replica being removed on purpose); the caller updates the store first. */
   remove(target: ReplicaTarget): void {
     const at = this.replicas.indexOf(target);

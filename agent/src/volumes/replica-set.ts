@@ -125,6 +125,11 @@ export class ReplicaSet {
     let record = await catalog.get(this.id);
     const nodes = await access.nodes();
     const byId = new Map(nodes.map((n) => [n.id, n]));
+    for (const member of [...this.members.values()]) {
+      if (member.node !== access.nodeId && byId.get(member.node)?.state !== "up") {
+        await this.engine.evict(member.target, new Error(`node ${member.node} is down (its lease expired)`));
+      }
+    }
     for (const r of record.replicas) {
       if (this.members.has(r.node) || this.closed) continue;
       if (byId.get(r.node)?.state === "up") {
