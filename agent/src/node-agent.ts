@@ -3,8 +3,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { serveCsi } from "./api/csi/index.js";
-import { serveDockerPlugin } from "./api/docker-plugin/index.js";
+import { type CsiServer, serveCsi } from "./api/csi/index.js";
+import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.js";
 import { createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
@@ -152,46 +152,54 @@ export async function startAgent(
     port: Number(config.api.slice(separator + 1)),
   });
   // The container runtimes' doors: Docker's volume plugin and CSI, each turned off by "none".
-  const plugin =
-    config.pluginSocket === "none"
-      ? undefined
-      : await serveDockerPlugin({ socketPath: config.pluginSocket, volumes, nodeId: config.nodeId, logger });
-  const csi =
-    config.csiSocket === "none"
-      ? undefined
-      : await serveCsi({
-          socketPath: config.csiSocket,
-          volumes,
-          nodeId: config.nodeId,
-          zone: config.zone,
-          nodes: () => membership.list(),
-          version: VERSION,
-          logger,
-        });
+  let plugin: DockerPlugin | undefined;
+  let csi: CsiServer | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      clearInterval(repairLoop);
+      await plugin?.close();
+      await csi?.close();
+      await app.close();
+      await volumes.shutdown();
+      await replication?.close();
+      await membership.leave();
+      await store.close();
+      await rm(join(runDir, "agent.json"), { force: true });
+      logger.info("agent stopped");
+    })();
+    return stopping;
+  };
+  try {
+    if (config.pluginSocket !== "none") {
+      plugin = await serveDockerPlugin({
+        socketPath: config.pluginSocket,
+        volumes,
+        nodeId: config.nodeId,
+        logger,
+      });
+    }
+    if (config.csiSocket !== "none") {
+      csi = await serveCsi({
+        socketPath: config.csiSocket,
+        volumes,
+        nodeId: config.nodeId,
+        zone: config.zone,
+        nodes: () => membership.list(),
+        version: VERSION,
+        logger,
+      });
+    }
+  } catch (err) {
+    // A socket that cannot be served fails the start; what is open already would keep the process alive.
+    await stop();
+    throw err;
+  }
   await writeFile(
     join(runDir, "agent.json"),
     JSON.stringify({ pid: process.pid, api: apiUrl, node: config.nodeId }),
   );
   logger.info({ api: apiUrl, node: config.nodeId, store: config.store }, "agent ready");
 
-  let stopping: Promise<void> | undefined;
-  return {
-    url: apiUrl,
-    token,
-    stop: () => {
-      stopping ??= (async () => {
-        clearInterval(repairLoop);
-        await plugin?.close();
-        await csi?.close();
-        await app.close();
-        await volumes.shutdown();
-        await replication?.close();
-        await membership.leave();
-        await store.close();
-        await rm(join(runDir, "agent.json"), { force: true });
-        logger.info("agent stopped");
-      })();
-      return stopping;
-    },
-  };
+  return { url: apiUrl, token, stop };
 }
