@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The quick start's main job: a single-node Holdfast agent in a temporary directory, a volume created from an
-# inline spec, mounted, used, inspected, and everything torn down again.
+# The quick start's main job: a local 3-node fabric (a real etcd and three agents on 127.0.0.11-13), a volume with
+# three replicas from an inline spec, files written on it, a node killed, the data intact, the replica resynced,
+# and everything torn down again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -13,64 +14,54 @@ bash scripts/ensure-deps.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 [ -f dist/holdfast.mjs ] || npm run --silent build
 
-dir="$(mktemp -d /tmp/holdfast-demo.XXXXXX)"
-port="${HOLDFAST_DEMO_PORT:-9801}"
-export HOLDFAST_API="http://127.0.0.1:${port}"
+dir="$(mktemp -d /tmp/holdfast-demo.XXXXXX)/cluster"
 hf() { "$root/bin/holdfast" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-agent_pid=""
 cleanup() {
   set +e
-  if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
-    kill -TERM "$agent_pid"
-    wait "$agent_pid" 2>/dev/null
-  fi
-  rm -rf "$dir"
+  hf dev down --dir "$dir" >/dev/null 2>&1
+  rm -rf "$(dirname "$dir")"
 }
 trap cleanup EXIT
 
-step "start a node agent (data in $dir)"
-# Started directly (not through the hf function) so that $! is the agent itself and cleanup can stop it.
-"$root/bin/holdfast" agent --data-dir "$dir/data" --node-id demo-node --api "127.0.0.1:${port}" \
-  --mount-dir "$dir/mounts" --log-level warn &
-agent_pid=$!
-for _ in $(seq 100); do
-  kill -0 "$agent_pid" 2>/dev/null || { echo "holdfast demo: the agent exited (see above)" >&2; exit 1; }
-  [ -f "$dir/data/token" ] && curl -fsS -o /dev/null -H "authorization: Bearer $(cat "$dir/data/token")" \
-    "$HOLDFAST_API/v1/cluster" 2>/dev/null && break
-  sleep 0.1
-done
-HOLDFAST_TOKEN="$(cat "$dir/data/token")"
-export HOLDFAST_TOKEN
+step "holdfast dev up --nodes 3   (a real etcd on 127.0.0.10, agents on 127.0.0.11-13, one zone each)"
+up="$(hf dev up --dir "$dir" --nodes 3 --lease-ttl 3 --output json)"
+HOLDFAST_TOKEN="$(node -e 'console.log(JSON.parse(process.argv[1]).token)' "$up")"
+export HOLDFAST_API=http://127.0.0.11:9001 HOLDFAST_TOKEN
 hf cluster status
 
-step "holdfast volume create 'name=pgdata,size=2G,fs=ext4,io_profile=db,labels=app:pg;tier:db'"
-hf volume create 'name=pgdata,size=2G,fs=ext4,io_profile=db,labels=app:pg;tier:db'
+step "holdfast volume create 'name=pgdata,size=1G,repl=3,io_profile=db,labels=app:pg'"
+hf volume create 'name=pgdata,size=1G,repl=3,io_profile=db,labels=app:pg'
 
-step "holdfast volume mount pgdata   (FUSE-backed file + loop device + mkfs.ext4 on first use)"
+step "holdfast volume mount pgdata   (on node1: FUSE-backed file + loop device + mkfs.ext4 on first use)"
 hf volume mount pgdata
-mnt="$dir/mounts/pgdata"
+mnt="$dir/node1/mounts/pgdata"
 
-step "write and read files on the volume"
+step "write files on the volume: every write goes to all three replicas before it is acknowledged"
 mkdir -p "$mnt/demo"
-head -c 8388608 /dev/urandom >"$mnt/demo/blob"
+head -c 16777216 /dev/urandom >"$mnt/demo/blob"
 echo "hello from holdfast" >"$mnt/demo/hello.txt"
 sync -f "$mnt/demo/blob"
 (cd "$mnt/demo" && sha256sum blob hello.txt | tee "$dir/sums")
-df -h "$mnt"
 
-step "unmount, mount again: the files are still there"
-hf volume unmount pgdata
-hf volume mount pgdata
-(cd "$mnt/demo" && sha256sum -c "$dir/sums")
-
-step "holdfast volume inspect pgdata"
+step "kill node3 (SIGKILL): the volume stays writable and its data intact"
+hf dev stop --dir "$dir" --node node3 --signal SIGKILL
+head -c 8388608 /dev/urandom >"$mnt/demo/after-kill"
+sync -f "$mnt/demo/after-kill"
+(cd "$mnt/demo" && sha256sum after-kill >>"$dir/sums" && sha256sum -c "$dir/sums")
 hf volume inspect pgdata
+
+step "start node3 again: its replica resyncs what it missed while writes go on"
+hf dev start --dir "$dir" --node node3
+hf volume update pgdata --repl 3 --wait
+hf volume inspect pgdata
+
+step "holdfast volume check pgdata   (all in-sync replicas compared region by region)"
+hf volume check pgdata
 
 step "tear down"
 hf volume unmount pgdata
 hf volume delete pgdata
-hf volume list
 echo
-echo "demo finished: the agent stops and $dir is removed"
+echo "demo finished: the cluster stops and $(dirname "$dir") is removed"
