@@ -1,4 +1,3 @@
-import type * as grpc from "@grpc/grpc-js";
 import {
   type BlockSchema,
   type CtyType,
@@ -15,12 +14,13 @@ import {
 } from "../protocol/index.js";
 import {
   dataSources,
-  type HoldfastProvider,
+  HoldfastProvider,
   providerSchema,
   resources,
   validateProviderConfig,
 } from "../provider.js";
 import type { DataSourceType, ResourceType } from "../types.js";
+import type { Logger } from "./log.js";
 
 /** A DynamicValue as proto-loader hands it over (bytes as Buffers). */
 interface DynamicValue {
@@ -28,8 +28,8 @@ interface DynamicValue {
   json?: Buffer;
 }
 
-type Request = Record<string, unknown> & { type_name?: string };
-type Handler = (request: Request) => Promise<Record<string, unknown>>;
+export type Request = Record<string, unknown> & { type_name?: string };
+export type Handler = (request: Request) => Promise<Record<string, unknown>>;
 
 const dynamic = (value: Value, type: CtyType) => ({ msgpack: Buffer.from(encodeValue(value, type)) });
 const decode = (value: unknown, type: CtyType) =>
@@ -40,7 +40,8 @@ const diagnostics = (list: Diagnostic[]) => list.map(diagnosticMessage);
  * The tfplugin6 Provider service: decodes each request's values with the schema of its type, calls the resource
  * or data source, and encodes the answer. Every failure is a diagnostic in the answer, never a gRPC error.
  */
-export function providerService(provider: HoldfastProvider): Record<string, Handler> {
+export function providerService(logger: Logger): Record<string, Handler> {
+  const provider = new HoldfastProvider(logger);
   const resourceTypes = new Map(resources.map((r) => [r.typeName, r]));
   const dataTypes = new Map(dataSources.map((d) => [d.typeName, d]));
   const types = new Map<BlockSchema, CtyType>();
@@ -115,8 +116,9 @@ export function providerService(provider: HoldfastProvider): Record<string, Hand
       const resource = lookup(resourceTypes, request);
       if (isDiagnostic(resource)) return { diagnostics: diagnostics([resource]) };
       const type = typeOf(resource.schema);
-      const raw = (request.raw_state as { json?: Buffer } | undefined)?.json;
-      const state = raw && raw.length > 0 ? fromJsonState(JSON.parse(raw.toString("utf8")), type) : null;
+      const raw = (request.raw_state as { json?: Uint8Array } | undefined)?.json;
+      const state =
+        raw && raw.length > 0 ? fromJsonState(JSON.parse(Buffer.from(raw).toString("utf8")), type) : null;
       return { upgraded_state: dynamic(state, type), diagnostics: [] };
     },
 
@@ -192,35 +194,4 @@ export function providerService(provider: HoldfastProvider): Record<string, Hand
       return { Error: "" };
     },
   };
-}
-
-/** grpc-js unary handlers for `service`: each logs its call and turns a thrown error into an error diagnostic. */
-export function unaryHandlers(
-  service: Record<string, Handler>,
-  log: (message: string, fields: Record<string, unknown>) => void,
-): grpc.UntypedServiceImplementation {
-  const handlers: grpc.UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(service)) {
-    handlers[name] = (
-      call: grpc.ServerUnaryCall<Request, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      const started = performance.now();
-      handler(call.request)
-        .catch((err: unknown) => ({
-          diagnostics: diagnostics([
-            error("Internal error in the holdfast provider", (err as Error)?.stack ?? String(err)),
-          ]),
-        }))
-        .then((response) => {
-          log("rpc", {
-            rpc: name,
-            type: call.request.type_name,
-            ms: Math.round(performance.now() - started),
-          });
-          callback(null, response);
-        });
-    };
-  }
-  return handlers;
 }

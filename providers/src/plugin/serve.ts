@@ -2,11 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { fromJSON } from "@grpc/proto-loader";
-import descriptorJson from "../../proto/descriptors.json" with { type: "json" };
-import { HoldfastProvider } from "../provider.js";
 import type { Logger } from "./log.js";
-import { providerService, unaryHandlers } from "./provider-service.js";
+import type { Handler, Request } from "./provider-service.js";
+import { serviceDefinition } from "./services.js";
 import { serverTls } from "./tls.js";
 
 /** go-plugin's handshake for Terraform providers (internal/plugin6/serve.go in hashicorp/terraform). */
@@ -15,33 +13,7 @@ export const MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a
 const CORE_PROTOCOL = 1;
 const APP_PROTOCOL = 6;
 
-type ServiceOf = { service: grpc.ServiceDefinition };
-
-/**
- * The gRPC services, from descriptors the build precompiled out of providers/proto/*.proto: parsing .proto text
- * at every start would cost start-up time, and Terraform starts the provider several times per command.
- */
-function services() {
-  const packages = grpc.loadPackageDefinition(
-    fromJSON(descriptorJson as Parameters<typeof fromJSON>[0], {
-      keepCase: true,
-      longs: Number,
-      enums: Number,
-      defaults: false,
-      oneofs: true,
-    }),
-  ) as unknown as {
-    tfplugin6: { Provider: ServiceOf };
-    plugin: { GRPCStdio: ServiceOf; GRPCController: ServiceOf };
-    grpc: { health: { v1: { Health: ServiceOf } } };
-  };
-  return {
-    provider: packages.tfplugin6.Provider.service,
-    stdio: packages.plugin.GRPCStdio.service,
-    controller: packages.plugin.GRPCController.service,
-    health: packages.grpc.health.v1.Health.service,
-  };
-}
+const round = (ms: number) => Math.round(ms * 10) / 10;
 
 /** The handshake line's refusal when something other than Terraform starts the provider. */
 function notStartedByTerraform(): never {
@@ -57,6 +29,8 @@ function notStartedByTerraform(): never {
  * Terraform passed in PLUGIN_CLIENT_CERT (AutoMTLS), then one handshake line on stdout and nothing else there.
  */
 export async function serve(logger: Logger): Promise<void> {
+  // Milliseconds since the process started (performance's time origin): start-up is most of a short command.
+  const loadedMs = performance.now();
   if (process.env[MAGIC_COOKIE_KEY] !== MAGIC_COOKIE_VALUE) notStartedByTerraform();
   const versions = process.env.PLUGIN_PROTOCOL_VERSIONS?.split(",") ?? [String(APP_PROTOCOL)];
   if (!versions.includes(String(APP_PROTOCOL))) {
@@ -68,10 +42,21 @@ export async function serve(logger: Logger): Promise<void> {
   // Ctrl-C reaches the provider too; Terraform follows it with StopProvider, which cancels work in flight.
   process.on("SIGINT", () => logger.debug("SIGINT: waiting for Terraform's StopProvider"));
 
-  const defs = services();
-  const provider = new HoldfastProvider(logger);
+  const defs = {
+    provider: serviceDefinition("tfplugin6.Provider"),
+    stdio: serviceDefinition("plugin.GRPCStdio"),
+    controller: serviceDefinition("plugin.GRPCController"),
+    health: serviceDefinition("grpc.health.v1.Health"),
+  };
+  // The provider itself (the spec table with zod, got) loads after the handshake, while Terraform connects:
+  // the handshake is what Terraform waits for, every time it starts the provider.
+  let service: Promise<Record<string, Handler>> | undefined;
+  const load = () => {
+    service ??= import("./provider-service.js").then((module) => module.providerService(logger));
+    return service;
+  };
   const server = new grpc.Server();
-  server.addService(defs.provider, unaryHandlers(providerService(provider), logger.debug));
+  server.addService(defs.provider, unaryHandlers(Object.keys(defs.provider), load, logger.debug));
   // go-plugin streams the plugin's stdio through this; the provider writes nothing there, so it stays open, empty.
   server.addService(defs.stdio, { StreamStdio: () => undefined });
   server.addService(defs.controller, {
@@ -88,8 +73,11 @@ export async function serve(logger: Logger): Promise<void> {
   const clientCert = process.env.PLUGIN_CLIENT_CERT;
   let credentials = grpc.ServerCredentials.createInsecure();
   let handshakeCert = "";
+  let tlsMs = 0;
   if (clientCert && process.env.TF_DISABLE_PLUGIN_TLS !== "1") {
+    const started = performance.now();
     const tls = await serverTls();
+    tlsMs = performance.now() - started;
     credentials = grpc.ServerCredentials.createSsl(
       Buffer.from(clientCert),
       [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
@@ -106,5 +94,63 @@ export async function serve(logger: Logger): Promise<void> {
     server.bindAsync(`unix://${socket}`, credentials, (err) => (err ? reject(err) : resolve())),
   );
   process.stdout.write(`${CORE_PROTOCOL}|${APP_PROTOCOL}|unix|${socket}|grpc|${handshakeCert}\n`);
-  logger.debug("serving", { socket, tls: handshakeCert !== "" });
+  const handshakeMs = performance.now();
+  // CPU time to the handshake, which other work on the machine does not inflate as it does the wall time.
+  const { user, system } = process.cpuUsage();
+  const cpuMs = (user + system) / 1000;
+  load();
+  logger.debug("serving", {
+    socket,
+    tls: handshakeCert !== "",
+    startup_ms: {
+      loaded: round(loadedMs),
+      tls: round(tlsMs),
+      handshake: round(handshakeMs),
+      cpu: round(cpuMs),
+    },
+  });
+}
+
+/**
+ * grpc-js unary handlers for `methods`, calling the provider service once it is loaded: each logs its call and
+ * turns a thrown error into an error diagnostic (errors reach Terraform as diagnostics, never as gRPC errors).
+ */
+function unaryHandlers(
+  methods: string[],
+  load: () => Promise<Record<string, Handler>>,
+  log: (message: string, fields: Record<string, unknown>) => void,
+): grpc.UntypedServiceImplementation {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const name of methods) {
+    handlers[name] = (
+      call: grpc.ServerUnaryCall<Request, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      const started = performance.now();
+      load()
+        .then((service) => {
+          const handler = service[name];
+          if (!handler) throw new Error(`the provider does not implement ${name}`);
+          return handler(call.request);
+        })
+        .catch((err: unknown) => ({
+          diagnostics: [
+            {
+              severity: 1,
+              summary: "Internal error in the holdfast provider",
+              detail: (err as Error)?.stack ?? String(err),
+            },
+          ],
+        }))
+        .then((response) => {
+          log("rpc", {
+            rpc: name,
+            type: call.request.type_name,
+            ms: Math.round(performance.now() - started),
+          });
+          callback(null, response);
+        });
+    };
+  }
+  return handlers;
 }
