@@ -10,8 +10,19 @@ import { HoldfastVolume } from "../../constructs/index.js";
 export function volumesGitops(app: App): TerraformStack {
   const stack = new TerraformStack(app, "volumes-gitops");
   new HoldfastProvider(stack, "holdfast");
+  // The generated binding names no provider version, and cdktf-cli refuses a required provider without one.
+  stack.addOverride("terraform.required_providers.holdfast.version", "~> 0.1.0");
+  // Volumes only grow: after a grow made outside Terraform, the config's size must be raised to match before any
+  // plan succeeds again. PGDATA_SIZE stands for that commit in the gitops test.
+  const pgdataSize = process.env.PGDATA_SIZE ?? "1G";
   new HoldfastVolume(stack, "pgdata", {
-    volume: { name: "pgdata", size: "1G", repl: 1, fs: "ext4", labels: { app: "postgres", tier: "db" } },
+    volume: {
+      name: "pgdata",
+      size: pgdataSize,
+      repl: 1,
+      fs: "ext4",
+      labels: { app: "postgres", tier: "db" },
+    },
   });
   new HoldfastVolume(stack, "web-logs", { spec: "name=web-logs,size=256M,labels=app:web" });
   new HoldfastVolume(stack, "cache", { spec: "name=cache,size=512M,fs=xfs,io_profile=random" });
