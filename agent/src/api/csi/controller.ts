@@ -1,9 +1,10 @@
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { NodeStatus } from "../../cluster/index.js";
-import { ConflictError } from "../../errors.js";
-import { MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../spec/index.js";
+import { ConflictError, SpecError } from "../../errors.js";
+import { lookupKey, MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
+import { checkGrowable } from "./bind-mounts.js";
 import type {
   ControllerPublishRequest,
   CreateVolumeRequest,
@@ -24,6 +25,9 @@ import {
   sizeFor,
   ZONE_KEY,
 } from "./volumes.js";
+
+/** Spec keys whose refusal means there is no room where the volume may go. */
+const PLACEMENT_KEYS = new Set(["zones", "nodes", "racks", "repl"]);
 
 /** Parameters the Kubernetes external-provisioner adds about the claim (with --extra-create-metadata). */
 const KUBERNETES_PREFIX = "csi.storage.k8s.io/";
@@ -74,9 +78,8 @@ export function controllerService(o: ControllerOptions) {
     asked.size = sizeFor(req.capacity_range, asked.blockSize);
     const requisite = zonesOf(req.accessibility_requirements?.requisite ?? []);
     const preferred = zonesOf(req.accessibility_requirements?.preferred ?? []);
-    if (asked.zones === undefined && requisite.length + preferred.length > 0) {
-      asked.zones = [...new Set([...preferred, ...requisite])];
-    }
+    const fromTopology = asked.zones === undefined && requisite.length + preferred.length > 0;
+    if (fromTopology) asked.zones = [...new Set([...preferred, ...requisite])];
 
     let view = await findVolume(volumes, name, "name");
     if (view) {
@@ -85,6 +88,12 @@ export function controllerService(o: ControllerOptions) {
       try {
         view = await volumes.create(asked);
       } catch (err) {
+        if (err instanceof SpecError && fromTopology && PLACEMENT_KEYS.has(err.field ?? "")) {
+          throw new CsiError(
+            status.RESOURCE_EXHAUSTED,
+            `cannot place the volume as the topology asks: ${err.message}`,
+          );
+        }
         // A retry of the same CreateVolume racing the first one: answer with the volume it made.
         if (!(err instanceof ConflictError && err.code === "volume.exists")) throw err;
         view = await findVolume(volumes, name, "name");
@@ -149,8 +158,10 @@ export function controllerService(o: ControllerOptions) {
   }
 
   async function validateVolumeCapabilities(req: ValidateRequest) {
-    const view = await mustFindVolume(volumes, need(req.volume_id, "volume_id"));
-    for (const c of need(req.volume_capabilities, "volume_capabilities")) {
+    const id = need(req.volume_id, "volume_id");
+    const capabilities = need(req.volume_capabilities, "volume_capabilities");
+    const view = await mustFindVolume(volumes, id);
+    for (const c of capabilities) {
       const problem = capabilityProblem(c) ?? fsProblem(view, c.mount?.fs_type);
       if (problem) return { message: problem };
     }
@@ -193,8 +204,9 @@ export function controllerService(o: ControllerOptions) {
   }
 
   async function controllerExpandVolume(req: ExpandRequest) {
-    const view = await mustFindVolume(volumes, need(req.volume_id, "volume_id"));
+    const id = need(req.volume_id, "volume_id");
     const range = need(req.capacity_range, "capacity_range");
+    const view = await mustFindVolume(volumes, id);
     const size = sizeFor(range, view.blockSize);
     if (size <= view.size) {
       if (range.limit_bytes > 0 && view.size > range.limit_bytes) {
@@ -206,6 +218,7 @@ export function controllerService(o: ControllerOptions) {
       // The volume service grows a volume where it is attached: NodeExpandVolume on that node does it all.
       return { capacity_bytes: size, node_expansion_required: true };
     }
+    await checkGrowable(view, o.nodeId);
     await volumes.resize(view.name, size);
     return { capacity_bytes: size, node_expansion_required: false };
   }
@@ -261,7 +274,9 @@ function checkSame(view: VolumeView, asked: PartialVolumeSpec, limit: number): v
       field !== "size" && JSON.stringify(view[field as keyof VolumeView]) !== JSON.stringify(value),
   );
   if (!sizeOk || differs.length > 0) {
-    const what = sizeOk ? differs.map(([f]) => f).join(", ") : `size (${view.size} bytes)`;
+    const what = sizeOk
+      ? differs.map(([field]) => lookupKey(field)?.name ?? field).join(", ")
+      : `size (${view.size} bytes)`;
     throw new CsiError(status.ALREADY_EXISTS, `volume "${view.name}" exists with a different ${what}`);
   }
 }

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
-import { bindMount, mountAt, readMounts, removeDir, unbindMount } from "./bind-mounts.js";
+import { bindMount, checkGrowable, mountAt, publishedPaths, removeDir, unbindMount } from "./bind-mounts.js";
 import type {
   ExpandRequest,
   NodePublishRequest,
@@ -130,6 +130,7 @@ export function nodeService(o: NodeOptions) {
       throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not attached on ${o.nodeId}`);
     }
     const size = Math.max(view.size, req.capacity_range ? sizeFor(req.capacity_range, view.blockSize) : 0);
+    await checkGrowable(view, o.nodeId);
     // Grows the device if ControllerExpandVolume left it to this node, and the mounted file system either way.
     await volumes.resize(view.name, size);
     return { capacity_bytes: size };
@@ -151,14 +152,4 @@ export function nodeService(o: NodeOptions) {
       accessible_topology: { segments: { [ZONE_KEY]: o.zone } },
     })),
   };
-}
-
-/** Other mount points of the file system mounted at `staging`: the bind mounts NodePublish made. */
-async function publishedPaths(staging: string): Promise<string[]> {
-  const mounts = await readMounts();
-  const source = mounts.filter((m) => m.mountPoint === staging).at(-1);
-  if (!source) return [];
-  return mounts
-    .filter((m) => m.device === source.device && m.mountPoint !== staging)
-    .map((m) => m.mountPoint);
 }
