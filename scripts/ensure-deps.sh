@@ -21,6 +21,7 @@ declare -A needs=(
   [fallocate]=util-linux
   [findmnt]=util-linux
   [blkid]=util-linux
+  [ruby]=ruby [rubocop]=rubocop [ohai]=ohai
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -1,0 +1,33 @@
+# frozen_string_literal: true
+
+# Joins this host to its Holdfast cluster from the JSON OnPremNodeGroup rendered for it (`chef-client -z -j`):
+# node['holdfast'] is the agent config, written unchanged; node['holdfast_cookbook'] says what to install and where
+# the secrets are (an encrypted data bag item named after the cluster, with `token` and `ca`).
+settings = node['holdfast_cookbook']
+secrets = data_bag_item(settings['secrets_data_bag'], settings['secrets_data_bag_item'])
+
+include_recipe 'holdfast::etcd' if settings['etcd']
+
+holdfast_installation 'holdfast' do
+  version settings['version']
+  url settings['artifact_url']
+  sha256 settings['artifact_sha256']
+  packages settings['packages']
+  install_dir settings['install_dir']
+end
+
+holdfast_config 'holdfast' do
+  config Holdfast::Helpers.agent_config(node['holdfast'], node)
+  token secrets['token']
+  ca secrets['ca']
+  devices settings['devices']
+  install_dir settings['install_dir']
+  config_path settings['config_path']
+  notifies :restart, 'holdfast_service[holdfast]'
+end
+
+holdfast_service 'holdfast' do
+  install_dir settings['install_dir']
+  config_path settings['config_path']
+  action :start
+end

@@ -1,0 +1,99 @@
+# frozen_string_literal: true
+
+unified_mode true
+provides :holdfast_config
+use 'partial/_common'
+
+description 'Writes the agent config file, the API token and the node certificate, and formats and mounts the ' \
+            'data devices as storage pools.'
+
+property :config, Hash,
+         required: true,
+         description: "The agent's settings, exactly as `holdfast agent --config` reads them (node['holdfast'])."
+
+property :token, String,
+         sensitive: true,
+         description: "The cluster's API token, written to `<dataDir>/token` (mode 0600)."
+
+property :ca, Hash,
+         sensitive: true,
+         description: 'The cluster CA, `{"crt" => PEM, "key" => PEM}`: issues the node certificate once; ' \
+                      'the key is not kept.'
+
+property :devices, Array,
+         default: [],
+         description: 'Block devices to format once (ext4) and mount as pools: `[{"device" => ..., "pool" => ...}]`.'
+
+load_current_value do |new_resource|
+  current_value_does_not_exist! unless ::File.exist?(new_resource.config_path)
+  config JSON.parse(::File.read(new_resource.config_path))
+end
+
+action :create do
+  data_dir = new_resource.config.fetch('dataDir')
+
+  new_resource.devices.each_with_index do |drive, i|
+    execute "format #{drive['device']}" do
+      command ['mkfs.ext4', '-q', '-L', "holdfast#{i}", drive['device']]
+      not_if { shell_out('blkid', drive['device']).exitstatus.zero? }
+    end
+
+    directory drive['pool'] do
+      recursive true
+    end
+
+    mount drive['pool'] do
+      device drive['device']
+      fstype 'ext4'
+      options %w(defaults nofail)
+      action %i(mount enable)
+    end
+  end
+
+  directory data_dir do
+    recursive true
+    mode '0700'
+  end
+
+  if new_resource.token
+    file ::File.join(data_dir, 'token') do
+      content "#{new_resource.token}\n"
+      mode '0600'
+      sensitive true
+    end
+  end
+
+  converge_if_changed :config do
+    directory ::File.dirname(new_resource.config_path) do
+      recursive true
+    end
+
+    file new_resource.config_path do
+      content Holdfast::Helpers.config_json(new_resource.config)
+      mode '0644'
+    end
+  end
+
+  tls_dir = new_resource.config['tlsDir'] || ::File.join(data_dir, 'tls')
+  if new_resource.ca && !::File.exist?(::File.join(tls_dir, 'node.crt'))
+    ca_dir = ::File.join(Chef::Config[:file_cache_path], 'holdfast-ca')
+    directory(ca_dir) { mode '0700' }
+    file(::File.join(ca_dir, 'ca.crt')) { content new_resource.ca['crt'] }
+    file ::File.join(ca_dir, 'ca.key') do
+      content new_resource.ca['key']
+      mode '0600'
+      sensitive true
+    end
+
+    execute 'issue the node certificate' do
+      command [Holdfast::Helpers.cli(new_resource.install_dir), 'cluster', 'issue', '--ca-dir', ca_dir,
+               '--node', new_resource.config['nodeId'], '--address', new_resource.config['api'].sub(/:\d+\z/, ''),
+               '--out', tls_dir]
+    end
+
+    directory ca_dir do
+      recursive true
+      action :delete
+    end
+  end
+end
