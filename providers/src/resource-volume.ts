@@ -34,6 +34,7 @@ import {
 /** Attributes only the agent sets. */
 const COMPUTED = ["id", "state", "replica_nodes", "attached_node", "created_at"] as const;
 
+const NAME = VOLUME_ATTRIBUTES.find((attr) => attr.key.field === "name") as VolumeAttribute;
 const SIZE = VOLUME_ATTRIBUTES.find((attr) => attr.key.field === "size") as VolumeAttribute;
 const REPLICAS = VOLUME_ATTRIBUTES.find((attr) => attr.key.field === "repl") as VolumeAttribute;
 
@@ -63,7 +64,10 @@ const schema = {
     },
     ...volumeAttributeSchemas("resource").map((attr) =>
       attr.name === "name"
-        ? { ...attr, description: `${attr.description} Required unless \`spec\` is given.` }
+        ? {
+            ...attr,
+            description: `The volume's name (${NAME.key.kind.summary}). Required unless \`spec\` is given. Changing it replaces the volume.`,
+          }
         : attr,
     ),
     computed("state", "string", "`attached` while a node serves the volume's I/O, else `detached`."),

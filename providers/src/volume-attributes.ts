@@ -46,10 +46,14 @@ function ctyTypeOf(key: VolumeKey): CtyType {
 function describe(key: VolumeKey, name: string): string {
   const { kind } = key;
   const values = kind.type === "size" ? `Bytes (a number), or a ${kind.summary}.` : `Value: ${kind.summary}.`;
-  const def =
-    key.default === undefined
-      ? ""
-      : ` Default: \`${key.kind.type === "size" ? formatSize(key.default as number) : JSON.stringify(key.default)}\`.`;
+  // The default as Terraform shows it: sizes and schedules in their spec-grammar string.
+  const shown =
+    kind.type === "size"
+      ? formatSize(key.default as number)
+      : kind.type === "schedule"
+        ? JSON.stringify((kind.format as (v: unknown) => string)(key.default))
+        : JSON.stringify(key.default);
+  const def = key.default === undefined ? "" : ` Default: \`${shown}\`.`;
   const spec = key.name === name ? "" : ` Spec key \`${key.name}\`.`;
   const change = key.online ? "" : " Changing it replaces the volume.";
   return `${key.doc} ${values}${def}${spec}${change}`;

@@ -3,18 +3,21 @@ import { join } from "node:path";
 import { TerraformOutput, TerraformStack, Testing } from "cdktf";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { generateBindings, OUTPUT, readProviderSchema } from "../../providers/cdktf/generate.js";
 import {
   DataHoldfastCluster,
   DataHoldfastVolume,
   HoldfastProvider,
   HoldfastVolume,
 } from "../../providers/cdktf/index.js";
+import { generateBindings, OUTPUT } from "../../providers/tools/gen-cdktf.js";
+import { DOCS, generateDocs } from "../../providers/tools/gen-docs.js";
+import { readProviderSchema } from "../../providers/tools/provider-schema.js";
 import { AgentProcess } from "../support/agent-process.js";
 import { buildProvider, TerraformDir } from "./terraform-support.js";
 
-// The CDKTF bindings in providers/cdktf: generated from the built provider's schema as the real terraform CLI
-// reports it, and a stack written with them synthesizes to JSON that terraform applies against a real agent.
+// What is generated from the built provider's schema, as the real terraform CLI reports it: the CDKTF bindings in
+// providers/cdktf and the docs in providers/docs. A stack written with the bindings synthesizes to JSON that
+// terraform applies against a real agent.
 
 let agent: AgentProcess;
 
@@ -27,16 +30,31 @@ test.after(async () => {
   await agent?.destroy();
 });
 
-test("the committed bindings equal a fresh generation from the provider's schema", async () => {
-  const fresh = generateBindings(await readProviderSchema());
+test("the committed bindings and docs equal a fresh generation from the provider's schema", async () => {
+  const schema = await readProviderSchema();
   const committed = await readFile(OUTPUT, "utf8");
   assert.ok(
-    fresh === committed,
-    "providers/cdktf/generated.ts is stale: run `node --import tsx providers/cdktf/generate.ts`",
+    generateBindings(schema) === committed,
+    "providers/cdktf/generated.ts is stale: run `node --import tsx providers/tools/gen-cdktf.ts`",
   );
   assert.match(committed, "export class HoldfastVolume extends cdktf.TerraformResource");
   assert.match(committed, "export class HoldfastProvider extends cdktf.TerraformProvider");
   assert.match(committed, "readonly size?: number | string;");
+  const pages = generateDocs(schema);
+  assert.equal(Object.keys(pages).sort(), [
+    "data-sources/cluster.md",
+    "data-sources/volume.md",
+    "index.md",
+    "resources/volume.md",
+  ]);
+  for (const [path, text] of Object.entries(pages)) {
+    const onDisk = await readFile(join(DOCS, path), "utf8").catch(() => "");
+    assert.ok(
+      text === onDisk,
+      `providers/docs/${path} is stale: run \`node --import tsx providers/tools/gen-docs.ts\``,
+    );
+  }
+  assert.match(pages["resources/volume.md"] ?? "", "terraform import holdfast_volume.pgdata pgdata");
 });
 
 test("a stack written with the bindings synthesizes, applies and destroys", async () => {

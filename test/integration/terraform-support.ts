@@ -58,11 +58,16 @@ export class TerraformDir {
 
   /** `terraform ARGS` in the directory; never throws. */
   run(...args: string[]): Promise<TfResult> {
+    return this.runWith({}, ...args);
+  }
+
+  /** `terraform ARGS` with more environment (`TF_LOG`); never throws. */
+  runWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<TfResult> {
     return new Promise((resolve) => {
       execFile(
         "terraform",
         [...args],
-        { cwd: this.dir, env: this.env, maxBuffer: 64 * 1024 * 1024, timeout: 180_000 },
+        { cwd: this.dir, env: { ...this.env, ...env }, maxBuffer: 64 * 1024 * 1024, timeout: 180_000 },
         (err, stdout, stderr) => {
           const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
           resolve({ code, stdout, stderr });
