@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { HoldfastError, SpecError } from "../errors.js";
 import type { VolumeService } from "../volumes/index.js";
 import { tokenMatches } from "./auth.js";
+import { createMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import type { Route } from "./route.js";
 import { type ClusterInfo, volumeRoutes } from "./routes.js";
@@ -76,6 +77,11 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   );
 
   app.get("/v1/openapi.json", async () => document);
+  const metrics = createMetrics(options.volumes);
+  app.get("/metrics", async (_req, reply) => {
+    reply.type(metrics.contentType);
+    return metrics.metrics();
+  });
   for (const r of routes) {
     app.route({
       method: r.method,

@@ -38,6 +38,7 @@ export class Membership {
   private registration?: Registration;
   private info?: NodeInfo;
   private closed = false;
+  private rejoining = false;
 
   constructor(private readonly options: MembershipOptions) {}
 
@@ -91,11 +92,22 @@ export class Membership {
     });
   }
 
+  /** Registers again, once a second until it works; one such loop at a time, however often the lease is lost. */
   private retryRegister(): void {
-    this.register().catch((err) => {
-      if (this.closed) return;
-      this.options.logger.warn({ err }, "cannot renew this node's lease yet; retrying");
-      setTimeout(() => this.retryRegister(), 1000).unref();
-    });
+    if (this.rejoining) return;
+    this.rejoining = true;
+    const attempt = () => {
+      this.register().then(
+        () => {
+          this.rejoining = false;
+        },
+        (err) => {
+          if (this.closed) return;
+          this.options.logger.warn({ err: String(err) }, "cannot renew this node's lease yet; retrying");
+          setTimeout(attempt, 1000).unref();
+        },
+      );
+    };
+    attempt();
   }
 }

@@ -87,8 +87,16 @@ export class EtcdStore implements MetaStore {
   register(key: string, value: string, ttlSeconds: number, onLost?: () => void): Promise<Registration> {
     return this.guard(async () => {
       const lease = this.client.lease(ttlSeconds);
-      lease.on("lost", () => onLost?.());
-      await lease.put(key).value(value).exec();
+      // Swallow the lease's own "lost" until it is ours: a lease whose first put failed is dropped here, and
+      // reporting its loss too would start a second registration beside the caller's retry.
+      lease.on("lost", () => undefined);
+      try {
+        await lease.put(key).value(value).exec();
+      } catch (err) {
+        lease.release();
+        throw err;
+      }
+      lease.once("lost", () => onLost?.());
       return { close: () => lease.revoke().catch(() => undefined) };
     });
   }

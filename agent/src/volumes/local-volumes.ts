@@ -52,6 +52,11 @@ export class LocalVolumes {
     return this.attached.get(id);
   }
 
+  /** Every volume attached here. */
+  list(): Attached[] {
+    return [...this.attached.values()];
+  }
+
   /** Runs `fn` after every earlier operation on volume `id` has finished. */
   serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(id) ?? Promise.resolve();

@@ -3,6 +3,7 @@ import { placeReplicas } from "../cluster/index.js";
 import { Engine, type ReplicaTarget, type ResyncProgress } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { StoreUnavailableError } from "../meta/index.js";
+import { FencedError } from "../replica/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { AttachmentRecord, ReplicaRecord, VolumeRecord } from "./records.js";
 import type { OpenReplica, ReplicaAccess } from "./replica-access.js";
@@ -35,6 +36,8 @@ export class ReplicaSet {
   private readonly dropped = new Map<string, ReplicaTarget>();
   private readonly downSince = new Map<string, number>();
   private readonly progress = new Map<string, ResyncProgress>();
+  /** Resyncs that failed, by node: the next try waits longer each time (a full pool fails every time). */
+  private readonly backoff = new Map<string, { failures: number; until: number }>();
   private queue: Promise<unknown> = Promise.resolve();
   private repairing?: Promise<void>;
   private closed = false;
@@ -125,16 +128,24 @@ export class ReplicaSet {
     let record = await catalog.get(this.id);
     const nodes = await access.nodes();
     const byId = new Map(nodes.map((n) => [n.id, n]));
+    // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or after
+    // the request timeout), while an etcd outage that expired every lease must not cost any replica.
     for (const member of [...this.members.values()]) {
-      if (member.node !== access.nodeId && byId.get(member.node)?.state !== "up") {
-        await this.engine.evict(member.target, new Error(`node ${member.node} is down (its lease expired)`));
-      }
+      if (member.node === access.nodeId || byId.get(member.node)?.state === "up") continue;
+      if (!this.engine.inSync.includes(member.target)) continue;
+      await member.target.admit(this.epoch).catch((err) => {
+        if (err instanceof FencedError) throw err;
+        return this.engine.evict(
+          member.target,
+          new Error(`node ${member.node} is down: ${(err as Error).message}`),
+        );
+      });
     }
     for (const r of record.replicas) {
       if (this.members.has(r.node) || this.closed) continue;
       if (byId.get(r.node)?.state === "up") {
         this.downSince.delete(r.node);
-        await this.resync(r.node);
+        if ((this.backoff.get(r.node)?.until ?? 0) <= Date.now()) await this.resync(r.node);
         continue;
       }
       const since = this.downSince.get(r.node) ?? Date.now();
@@ -227,6 +238,7 @@ export class ReplicaSet {
         { regions, onProgress: (p) => this.progress.set(node, { ...p }) },
       );
       this.dropped.delete(node);
+      this.backoff.delete(node);
       if (old) this.engine.forget(old);
       const p = this.progress.get(node);
       logger.info(
@@ -234,7 +246,13 @@ export class ReplicaSet {
         incremental ? "replica resynced (incremental)" : "replica resynced (full compare)",
       );
     } catch (err) {
-      logger.warn({ volume: record.spec.name, node, err: String(err) }, "resync failed; will retry");
+      const failures = (this.backoff.get(node)?.failures ?? 0) + 1;
+      const delay = Math.min(2 ** failures, 300) * 1000;
+      this.backoff.set(node, { failures, until: Date.now() + delay });
+      logger.warn(
+        { volume: record.spec.name, node, err: String(err), retryInMs: delay },
+        "resync failed; will retry",
+      );
       if (!this.engine.inSync.includes(member.target)) {
         this.members.delete(node);
         await member.close().catch(() => undefined);
