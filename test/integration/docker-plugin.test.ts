@@ -134,6 +134,15 @@ test("create again: a compatible spec (or the same keys as Opts) is idempotent, 
     { Name: "name=pg,size=64M", Opts: { size: "128M" } },
     /size: the volume name says size=64M but Opts say size=128M/,
   );
+  await ok("/VolumeDriver.Create", { Name: "name=lab,size=16M,labels=a:1;b:2" });
+  // Labels in another order are the same labels.
+  await ok("/VolumeDriver.Create", { Name: "name=lab,labels=b:2;a:1" });
+  await refused(
+    "/VolumeDriver.Create",
+    { Name: "name=lab,labels=a:1" },
+    /exists with labels=a:1;b:2, not labels=a:1/,
+  );
+  await ok("/VolumeDriver.Remove", { Name: "lab" });
   await ok("/VolumeDriver.Create", { Name: "opts1", Opts: { size: "32M", io_profile: "db" } });
   assert.is((await inspect("opts1")).size, 32 * 2 ** 20);
   await ok("/VolumeDriver.Remove", { Name: "opts1" });

@@ -4,6 +4,7 @@ import type { NodeStatus } from "../../cluster/index.js";
 import { ConflictError, SpecError } from "../../errors.js";
 import { lookupKey, MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
+import { keyValue } from "../docker-plugin/index.js";
 import { checkGrowable } from "./bind-mounts.js";
 import type {
   ControllerPublishRequest,
@@ -271,7 +272,7 @@ function checkSame(view: VolumeView, asked: PartialVolumeSpec, limit: number): v
   const sizeOk = view.size >= (asked.size ?? 0) && (limit === 0 || view.size <= limit);
   const differs = Object.entries(asked).filter(
     ([field, value]) =>
-      field !== "size" && JSON.stringify(view[field as keyof VolumeView]) !== JSON.stringify(value),
+      field !== "size" && keyValue(field, view[field as keyof VolumeView]) !== keyValue(field, value),
   );
   if (!sizeOk || differs.length > 0) {
     const what = sizeOk

@@ -48,8 +48,8 @@ export function memberIndex(base: string, scale: number, name: string): number |
     : undefined;
 }
 
-/** `key=value` as a spec writes it, for messages. */
-function keyValue(field: string, value: unknown): string {
+/** `key=value` as a spec writes it, for messages and comparisons. */
+export function keyValue(field: string, value: unknown): string {
   const def = lookupKey(field);
   return def ? `${def.name}=${def.kind.format(value as never)}` : `${field}=${String(value)}`;
 }
@@ -62,8 +62,11 @@ export function checkCompatible(existing: VolumeView, asked: PartialVolumeSpec):
   for (const [field, value] of Object.entries(asked)) {
     if (field === "name" || value === undefined) continue;
     const has = existing[field as keyof VolumeView];
+    // Compared in spec form, which is canonical (labels sorted, sizes in one unit).
     const same =
-      field === "size" ? (has as number) >= (value as number) : JSON.stringify(has) === JSON.stringify(value);
+      field === "size"
+        ? (has as number) >= (value as number)
+        : keyValue(field, has) === keyValue(field, value);
     if (!same) {
       throw new ConflictError(
         "volume.incompatible",
