@@ -111,14 +111,15 @@ test("the rendered JSON, as is, configures a real agent that joins the cluster",
     log += d;
   });
   let nodes: { id: string; zone: string; rack: string; api: string; state: string }[] = [];
-  for (let i = 0; i < 150; i++) {
+  // A readiness wait, not a timing: 60 s on a loaded machine.
+  for (let deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     if (agent.exitCode !== null) break;
     const res = await fetch(`http://${NET}.11:9001/v1/nodes`, {
       headers: { authorization: `Bearer ${devToken}` },
     });
     nodes = (await res.json()) as typeof nodes;
     if (nodes.some((n) => n.id === "onprem1" && n.state === "up")) break;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 200));
   }
   const joined = nodes.find((n) => n.id === "onprem1");
   assert.ok(joined, `onprem1 did not join: ${JSON.stringify(nodes)}\n${log}`);

@@ -228,15 +228,19 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
     /daemon-reload\nenable --now holdfast-agent.service/,
   );
 
-  // The agent joined: the dev cluster's node sees it, with zone and rack from its availability zone.
+  // The agent joined: the dev cluster's node sees it, with zone and rack from its availability zone, and it
+  // serves the cluster's API with the cluster's token. Readiness waits, not timings: 60 s on a loaded machine.
+  const headers = { authorization: `Bearer ${devToken}` };
   let nodes: { id: string; zone: string; rack: string; state: string }[] = [];
-  for (let i = 0; i < 100; i++) {
-    const res = await fetch(`http://${NET}.11:9001/v1/nodes`, {
-      headers: { authorization: `Bearer ${devToken}` },
-    });
-    nodes = (await res.json()) as typeof nodes;
-    if (nodes.some((n) => n.id === "i-0a1b2c3d4e5f60718" && n.state === "up")) break;
-    await new Promise((r) => setTimeout(r, 100));
+  let ownApi = 0;
+  for (let deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    nodes = (await (await fetch(`http://${NET}.11:9001/v1/nodes`, { headers })).json()) as typeof nodes;
+    ownApi = await fetch(`http://${NODE_IP}:9001/v1/cluster`, { headers }).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (ownApi === 200 && nodes.some((n) => n.id === "i-0a1b2c3d4e5f60718" && n.state === "up")) break;
+    await new Promise((r) => setTimeout(r, 200));
   }
   const joined = nodes.find((n) => n.id === "i-0a1b2c3d4e5f60718");
   assert.ok(
@@ -244,11 +248,7 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
     `not joined: ${JSON.stringify(nodes)}\n${await readFile(join(scratch, "agent.log"), "utf8").catch(() => "")}`,
   );
   assert.equal([joined.zone, joined.rack, joined.state], ["us-east-1a", "use1-az1", "up"]);
-  // And it serves the cluster's API with the cluster's token.
-  const res = await fetch(`http://${NODE_IP}:9001/v1/cluster`, {
-    headers: { authorization: `Bearer ${devToken}` },
-  });
-  assert.is(res.status, 200);
+  assert.is(ownApi, 200);
 });
 
 test.run();

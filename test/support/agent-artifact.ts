@@ -19,7 +19,14 @@ export interface AgentArtifact {
  * The bundled agent artifact, built with `node scripts/build-artifact.mjs` unless one at least as new as the
  * bundle (dist/holdfast.mjs) is already there: `npm test` builds the bundle first, so a stale tarball is rebuilt.
  */
-export async function agentArtifact(): Promise<AgentArtifact> {
+export function agentArtifact(): Promise<AgentArtifact> {
+  // Once per process: callers running at once share one build.
+  artifact ??= ensureArtifact();
+  return artifact;
+}
+let artifact: Promise<AgentArtifact> | undefined;
+
+async function ensureArtifact(): Promise<AgentArtifact> {
   const { version } = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { version: string };
   const topDir = `holdfast-agent-${version}`;
   const path = join(ROOT, "dist", `${topDir}.tar.gz`);
