@@ -150,6 +150,11 @@ export class Engine implements BlockDevice {
     this.stopped = true;
   }
 
+  /** Stops serving at once, without a flush: a newer attachment owns the volume now. */
+  halt(): void {
+    this.stopped = true;
+  }
+
   /** Whether the engine stopped (detached or fenced by a newer attachment). */
   get isStopped(): boolean {
     return this.stopped;

@@ -270,7 +270,14 @@ export class ReplicaSet {
       { volume: this.options.record.spec.name, nodes, err: String(cause) },
       "replica failed: leaving the in-sync set",
     );
-    await this.persist((rs) => rs.map((r) => (nodes.includes(r.node) ? down(r) : r)));
+    await this.persist((rs) => rs.map((r) => (nodes.includes(r.node) ? down(r) : r))).catch((err) => {
+      // Another node holds the attachment now (this one was cut off, then taken over): stop serving here.
+      if ((err as { code?: string }).code === "volume.fenced") {
+        this.options.logger.warn({ volume: this.options.record.spec.name }, "attachment lost: engine stopped");
+        this.engine.halt();
+      }
+      throw err;
+    });
     for (const node of nodes) {
       const member = this.members.get(node);
       if (!member) continue;
