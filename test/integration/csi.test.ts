@@ -218,6 +218,23 @@ test("ValidateVolumeCapabilities, ListVolumes with paging, GetCapacity by zone",
     status.RESOURCE_EXHAUSTED,
     /zone/,
   );
+  await fails(
+    "Controller",
+    "CreateVolume",
+    {
+      name: "pvc-pinned",
+      volume_capabilities: [mountCap()],
+      parameters: { zones: "zone-a" },
+      accessibility_requirements: { requisite: [{ segments: { [ZONE]: "zone-z" } }] },
+    },
+    status.RESOURCE_EXHAUSTED,
+    /could not place volume "pvc-pinned" in zones zone-z \(it landed in zone-a\)/,
+  );
+  const listed = (await rpc("Controller", "ListVolumes")).entries as Message[];
+  assert.not.ok(
+    listed.some((e) => e.volume.volume_context.name === "pvc-pinned"),
+    "the misplaced volume is gone",
+  );
   await rpc("Controller", "DeleteVolume", { volume_id: second.volume.volume_id });
 });
 

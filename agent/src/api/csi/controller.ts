@@ -83,11 +83,13 @@ export function controllerService(o: ControllerOptions) {
     if (fromTopology) asked.zones = [...new Set([...preferred, ...requisite])];
 
     let view = await findVolume(volumes, name, "name");
+    let created = false;
     if (view) {
       checkSame(view, asked, req.capacity_range?.limit_bytes ?? 0);
     } else {
       try {
         view = await volumes.create(asked);
+        created = true;
       } catch (err) {
         if (err instanceof SpecError && fromTopology && PLACEMENT_KEYS.has(err.field ?? "")) {
           throw new CsiError(
@@ -106,7 +108,8 @@ export function controllerService(o: ControllerOptions) {
     const volume = csiVolume(view, (n) => zoneOf.get(n));
     const placed = volume.accessible_topology.map((t) => t.segments[ZONE_KEY]);
     if (requisite.length > 0 && !placed.some((z) => z !== undefined && requisite.includes(z))) {
-      await volumes.delete(view.name).catch(() => undefined);
+      // Only `zones=` in the parameters can send a volume outside the requisite zones; never keep one made so.
+      if (created) await volumes.delete(view.name).catch(() => undefined);
       throw new CsiError(
         status.RESOURCE_EXHAUSTED,
         `could not place volume "${name}" in zones ${requisite.join(", ")} (it landed in ${placed.join(", ")})`,
