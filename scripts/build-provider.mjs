@@ -3,12 +3,13 @@
 //
 // 1. The .proto files in providers/proto/ are compiled to providers/proto/descriptors.json, which the provider
 //    loads instead of parsing .proto text at every start (Terraform starts it 2-5 times per command).
-// 2. esbuild bundles providers/src/main.ts and every dependency into one script. The script must run as a
+// 2. esbuild bundles providers/src/main.ts and every dependency into one script (the part needed after the
+//    handshake as a string inside it, see afterHandshake). The script must run as a
 //    CommonJS file (no package.json beside the copy Terraform makes) and as an ES module (inside this repo, whose
 //    package.json says "type": "module"), so it is an async function that gets `require` from a dynamic import,
 //    which both kinds of file allow.
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
 import protobuf from "protobufjs";
@@ -32,17 +33,50 @@ export async function writeDescriptors() {
   if (before !== text) await writeFile(path, text);
 }
 
+const BUNDLE = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  minify: true,
+  legalComments: "none",
+  write: false,
+};
+
+/**
+ * The provider proper (providers/src/plugin/provider-service.ts: the spec table with zod, got, the resources) is
+ * built on its own and carried as a string, compiled only after the handshake: V8 parses all of a script's text
+ * when it loads it, and this half is more than half of the bundle. The handshake half stays plain code.
+ */
+const afterHandshake = {
+  name: "after-handshake",
+  setup(build) {
+    build.onResolve({ filter: /\/provider-service\.js$/ }, (args) => ({
+      path: join(args.resolveDir, args.path.replace(/\.js$/, ".ts")),
+      namespace: "after-handshake",
+    }));
+    build.onLoad({ filter: /.*/, namespace: "after-handshake" }, async (args) => {
+      const inner = await build.esbuild.build({
+        ...BUNDLE,
+        entryPoints: [args.path],
+        format: "cjs",
+        logLevel: "warning",
+      });
+      const code = JSON.stringify(inner.outputFiles[0].text);
+      return {
+        contents: `const module = { exports: {} }; new Function("require", "module", "exports", ${code})(require, module, module.exports); export const providerService = module.exports.providerService;`,
+        loader: "js",
+      };
+    });
+  },
+};
+
 export async function buildProvider() {
   await writeDescriptors();
   const result = await build({
+    ...BUNDLE,
     entryPoints: [join(root, "providers/src/main.ts")],
-    bundle: true,
-    platform: "node",
-    target: "node20",
     format: "iife",
-    minify: true,
-    legalComments: "none",
-    write: false,
+    plugins: [afterHandshake],
     logLevel: "warning",
   });
   const body = result.outputFiles[0].text;
@@ -51,8 +85,9 @@ export async function buildProvider() {
     "// terraform-provider-holdfast, built by scripts/build-provider.mjs from providers/src (bundled dependencies keep their licenses; see package-lock.json).\n" +
     '(async () => { const require = (await import("node:module")).createRequire(process.argv[1] || __filename);\n';
   await mkdir(dirname(outfile), { recursive: true });
-  await writeFile(outfile, `${header}${body}})();\n`);
-  await chmod(outfile, 0o755);
+  // Written beside and renamed into place, so a Terraform starting the provider meanwhile never reads half a file.
+  await writeFile(`${outfile}.tmp`, `${header}${body}})();\n`, { mode: 0o755 });
+  await rename(`${outfile}.tmp`, outfile);
   return outfile;
 }
 

@@ -6,10 +6,8 @@ import * as assert from "uvu/assert";
 import { HOLDFAST, sh } from "../support/agent-process.js";
 import { buildProvider, providerBlock, TerraformDir, volume } from "./terraform-support.js";
 
-// PENDING until replication across nodes lands (issue 3): today the agent refuses repl > 1 at create. Rename this
-// file to terraform-replicas.test.ts to run it. It changes a volume's replicas from 2 to 3 with the real terraform
-// CLI on a real 3-node dev cluster (etcd and three agents on 127.0.30.11-13), and checks the cluster then holds
-// 3 replicas on 3 nodes, with the same volume id.
+// Replicas 2 -> 3 with the real terraform CLI on a real 3-node dev cluster (etcd and three agents on
+// 127.0.30.11-13): the update is in place, and the cluster then holds 3 replicas on 3 nodes, with the same volume id.
 
 let dir = "";
 let up: { token: string; nodes: Array<{ id: string; api: string }> };
