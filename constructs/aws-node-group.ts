@@ -241,6 +241,7 @@ export class AwsNodeGroup extends Construct {
       cluster: cluster.clusterName,
       nodeId: values.instanceId,
       api: `${values.localIpv4}:${cluster.ports.api}`,
+      replication: `${values.localIpv4}:${cluster.ports.replication}`,
       pools: this.devices.map((_, i) => `${dataDir}/pools/${i}`),
       zone: values.zone,
       rack: values.rack,

@@ -108,6 +108,7 @@ export class OnPremNodeGroup extends Construct {
       cluster: cluster.clusterName,
       nodeId: host.name,
       api: hostPort(host.address, cluster.ports.api),
+      replication: hostPort(host.address, cluster.ports.replication),
       ...(pools.length > 0 ? { pools } : {}),
       zone: host.zone,
       rack: host.rack ?? "default",

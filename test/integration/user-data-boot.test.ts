@@ -220,8 +220,15 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
   // The agent config: the instance's values in place of the stand-ins.
   const config = JSON.parse(await readFile(join(scratch, "etc/holdfast/agent.json"), "utf8"));
   assert.equal(
-    [config.nodeId, config.api, config.zone, config.rack, config.store],
-    ["i-0a1b2c3d4e5f60718", `${NODE_IP}:9001`, "us-east-1a", "use1-az1", `etcd://${NET}.10:2379`],
+    [config.nodeId, config.api, config.replication, config.zone, config.rack, config.store],
+    [
+      "i-0a1b2c3d4e5f60718",
+      `${NODE_IP}:9001`,
+      `${NODE_IP}:9002`,
+      "us-east-1a",
+      "use1-az1",
+      `etcd://${NET}.10:2379`,
+    ],
   );
   assert.match(
     await readFile(join(scratch, "systemctl.calls"), "utf8"),

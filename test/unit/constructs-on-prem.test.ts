@@ -43,6 +43,7 @@ test("each host's JSON holds its agent config under holdfast, and the cookbook's
     cluster: "onprem",
     nodeId: "db1",
     api: "10.1.0.11:9001",
+    replication: "10.1.0.11:9002",
     pools: ["/var/lib/holdfast/pools/0", "/var/lib/holdfast/pools/1"],
     zone: "dc1",
     rack: "r1",
