@@ -120,6 +120,38 @@ test("user data installs the checksummed artifact and holds no secret", () => {
   assert.match(String(version?.secret_string), /data\.aws_secretsmanager_random_password/);
 });
 
+test("the artifact is uploaded once, with its checksum, to a private KMS-encrypted bucket", () => {
+  const { stack, cluster } = build();
+  const text = Testing.synth(stack, true);
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_s3_bucket_public_access_block", {
+      block_public_acls: true,
+      block_public_policy: true,
+      ignore_public_acls: true,
+      restrict_public_buckets: true,
+    }),
+  );
+  assert.ok(
+    Testing.toHaveResourceWithProperties(text, "aws_s3_bucket_server_side_encryption_configuration", {
+      rule: [
+        { apply_server_side_encryption_by_default: { sse_algorithm: "aws:kms" }, bucket_key_enabled: true },
+      ],
+    }),
+  );
+  const sse = JSON.stringify(
+    resources(JSON.parse(text), "aws_s3_bucket_server_side_encryption_configuration"),
+  );
+  assert.match(sse, /"kms_master_key_id":"\$\{aws_kms_key\.cluster_aws_key_\w+\.arn\}"/);
+  const objects = resources(JSON.parse(text), "aws_s3_object");
+  assert.is(objects.length, 1);
+  assert.is(objects[0]?.source_hash, cluster.artifact.sha256);
+  assert.is(objects[0]?.server_side_encryption, "aws:kms");
+  assert.match(
+    String(objects[0]?.key),
+    new RegExp(`^holdfast/0\\.1\\.0/${cluster.artifact.sha256.slice(0, 16)}/`),
+  );
+});
+
 test("the nodes' policy is an explicit list of actions on this cluster's resources only", () => {
   const json = synth(build().stack);
   const policy = policyOf(json);
