@@ -2,12 +2,22 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  type Client,
+  credentials,
+  type GrpcObject,
+  loadPackageDefinition,
+  type ServiceClientConstructor,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { HOLDFAST, sh } from "../support/agent-process.js";
+import { HOLDFAST, ROOT, sh } from "../support/agent-process.js";
 
-// The Docker volume plugin across a real three-node dev cluster (etcd and three agents on 127.0.20.x), each node
-// serving its own plugin socket as dockerd on that host would call it. Named .pending.ts so the runner skips it:
+// The Docker volume plugin (and CSI) across a real three-node dev cluster (etcd and three agents on 127.0.20.x),
+// each node serving its own sockets as dockerd or the kubelet on that host would call them. Named .pending.ts so the runner skips it:
 // it was written while attach-anywhere and failover were being built in VolumeService.mount. It passed by hand
 // against them (`node --import tsx test/integration/docker-plugin-cluster.pending.ts`, about 70 s); renaming it
 // to .test.ts puts it in `npm test`.
@@ -38,6 +48,7 @@ test.before(async () => {
   token = up.token;
 });
 test.after(async () => {
+  for (const c of csiClients) c.close();
   if (dir) await sh(HOLDFAST, ["dev", "down", "--dir", dir]).catch(() => undefined);
 });
 
@@ -93,6 +104,43 @@ async function nodeState(id: string): Promise<string> {
     `HOLDFAST_API=${nodes[0]?.api} HOLDFAST_TOKEN=${token} ${HOLDFAST} node list --output json`,
   ]);
   return (JSON.parse(out) as Array<{ id: string; state: string }>).find((n) => n.id === id)?.state ?? "";
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: CSI responses are checked field by field
+type Message = Record<string, any>;
+type Unary = (request: Message, done: (err: ServiceError | null, response: Message) => void) => void;
+const csiClients: Client[] = [];
+let csiPackage: GrpcObject | undefined;
+
+/** A CSI call on node `node`'s socket. */
+function csi(
+  node: number,
+  service: "Controller" | "Node",
+  method: string,
+  request: Message = {},
+): Promise<Message> {
+  csiPackage ??= (
+    loadPackageDefinition(
+      loadSync(join(ROOT, "agent/src/api/csi/proto/csi.proto"), {
+        keepCase: true,
+        longs: Number,
+        enums: String,
+        defaults: true,
+        oneofs: true,
+      }),
+    ).csi as GrpcObject
+  ).v1 as GrpcObject;
+  const pkg = csiPackage;
+  const client = new (pkg[service] as ServiceClientConstructor)(
+    `unix:${nodes[node]?.csi}`,
+    credentials.createInsecure(),
+  ) as unknown as Record<string, Unary> & Client;
+  csiClients.push(client);
+  return new Promise((resolve, reject) =>
+    (client[method] as Unary).call(client, request, (err, response) =>
+      err ? reject(err) : resolve(response),
+    ),
+  );
 }
 
 test("dev up lists each node's own plugin and CSI sockets", () => {
@@ -168,6 +216,67 @@ test("scale=3 mounted for three containers on three nodes: three volumes; a four
   await ok(2, "/VolumeDriver.Remove", { Name: spec });
   const list = (await ok(1, "/VolumeDriver.List", {})).Volumes as Array<{ Name: string }>;
   assert.not.ok(list.some((v) => v.Name.startsWith("cache")));
+});
+
+test("CSI across nodes: a volume staged on one node is refused to another until unstaged, then moves", async () => {
+  const cap = { mount: { fs_type: "ext4" }, access_mode: { mode: "SINGLE_NODE_WRITER" } };
+  const zones = await Promise.all([0, 1].map((n) => csi(n, "Node", "NodeGetInfo")));
+  assert.equal(
+    zones.map((z) => [z.node_id, z.accessible_topology.segments["topology.holdfast.io/zone"]]),
+    [
+      ["node1", "zone-a"],
+      ["node2", "zone-b"],
+    ],
+  );
+  const { volume } = await csi(0, "Controller", "CreateVolume", {
+    name: "pvc-moving",
+    capacity_range: { required_bytes: 64 * 2 ** 20 },
+    volume_capabilities: [cap],
+    parameters: { repl: "2" },
+  });
+  assert.is(volume.accessible_topology.length, 2, "two replicas in two zones");
+  const stage = (node: number) => ({
+    volume_id: volume.volume_id,
+    staging_target_path: join(dir, `node${node + 1}`, "kubelet", "pvc-moving"),
+    volume_capability: cap,
+  });
+  await csi(0, "Controller", "ControllerPublishVolume", { ...stage(0), node_id: "node1" });
+  await csi(0, "Node", "NodeStageVolume", stage(0));
+  await sh("sh", [
+    "-c",
+    `echo moved > ${stage(0).staging_target_path}/f && sync -f ${stage(0).staging_target_path}/f`,
+  ]);
+  const refused = await csi(0, "Controller", "ControllerPublishVolume", {
+    ...stage(1),
+    node_id: "node2",
+  }).then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  assert.is(refused?.code, status.FAILED_PRECONDITION);
+  assert.match(String(refused?.details), /attached on node node1, which is up/);
+
+  await csi(0, "Node", "NodeUnstageVolume", stage(0));
+  await csi(0, "Controller", "ControllerUnpublishVolume", { volume_id: volume.volume_id, node_id: "node1" });
+  await csi(0, "Controller", "ControllerPublishVolume", { ...stage(1), node_id: "node2" });
+  await csi(1, "Node", "NodeStageVolume", stage(1));
+  assert.is((await readFile(join(stage(1).staging_target_path, "f"), "utf8")).trim(), "moved");
+
+  // Attached on node2, the controller on node1 leaves the growing to node2's NodeExpandVolume.
+  const grow = { volume_id: volume.volume_id, capacity_range: { required_bytes: 128 * 2 ** 20 } };
+  assert.equal(await csi(0, "Controller", "ControllerExpandVolume", grow), {
+    capacity_bytes: 128 * 2 ** 20,
+    node_expansion_required: true,
+  });
+  await csi(1, "Node", "NodeExpandVolume", { ...grow, volume_path: stage(1).staging_target_path });
+  const size = Number(
+    (await sh("df", ["--output=size", "-B1M", stage(1).staging_target_path])).split("\n")[1],
+  );
+  assert.ok(size > 100, `grew to ${size} MiB`);
+
+  await csi(1, "Node", "NodeUnstageVolume", stage(1));
+  await csi(0, "Controller", "ControllerUnpublishVolume", { volume_id: volume.volume_id, node_id: "node2" });
+  await csi(0, "Controller", "DeleteVolume", { volume_id: volume.volume_id });
 });
 
 test.run();
