@@ -41,7 +41,7 @@ export interface CsiServer {
 /** How the handlers see messages (see messages.ts). */
 const LOADER_OPTIONS = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
-/** The csi.v1 package, loaded from the embedded csi.proto: about 0.1 s, once per start. */
+/** The csi.v1 package, loaded from the embedded csi.proto: a few tenths of a second, once per start. */
 async function loadCsiPackage(): Promise<GrpcObject> {
   const dir = await mkdtemp(join(tmpdir(), "holdfast-csi-"));
   try {
