@@ -77,6 +77,7 @@ export interface AwsNodeGroupProps {
 /** The smallest data drive: below it the agent's pool has no room for replicas worth placing. */
 export const MIN_DRIVE_GIB = 10;
 const DEVICE_NAMES = ["/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi", "/dev/sdj", "/dev/sdk"];
+const MAX_USER_DATA = 16 * 1024;
 const SAMPLE_INSTANCE = {
   instanceId: "i-0123456789abcdef0",
   localIpv4: "10.0.0.1",
@@ -250,13 +251,22 @@ export class AwsNodeGroup extends Construct {
 
   /** The user data script, rendered at synthesis once every node group of the cluster is known. */
   bootScript(): string {
-    return renderBootScript({
+    const script = renderBootScript({
       config: this.agentConfig(),
       artifact: this.props.cluster.artifact,
       secretStore: this.aws.secretStore,
       devices: this.devices,
       endpoints: this.props.endpoints ?? {},
     });
+    // EC2 refuses user data over 16 KiB (before base64) at launch, long after a plan looked fine.
+    if (Buffer.byteLength(script) > MAX_USER_DATA) {
+      throw invalid(
+        this,
+        "userData",
+        `${Buffer.byteLength(script)} bytes, above EC2's limit of ${MAX_USER_DATA}`,
+      );
+    }
+    return script;
   }
 
   private validate(drives: readonly EbsDataDrive[]): void {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TerraformStack, Testing } from "../../constructs/cdktf.js";
@@ -8,12 +8,15 @@ import { TerraformStack, Testing } from "../../constructs/cdktf.js";
  * its name and checksum. Returns its path.
  */
 export function fakeArtifact(): string {
-  const dir = mkdtempSync(join(tmpdir(), "hf-constructs-"));
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, "holdfast-agent-0.1.0.tar.gz");
-  writeFileSync(path, "not a real tarball\n");
-  return path;
+  if (!fake) {
+    const dir = mkdtempSync(join(tmpdir(), "hf-constructs-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    fake = join(dir, "holdfast-agent-0.1.0.tar.gz");
+    writeFileSync(fake, "not a real tarball\n");
+  }
+  return fake;
 }
+let fake: string | undefined;
 
 /** A fresh stack in a test app (its own temporary outdir). */
 export function testStack(): TerraformStack {
