@@ -136,13 +136,13 @@ export class HoldfastProvider implements ProviderContext {
    */
   async configure(config: ObjectValue): Promise<Diagnostic[]> {
     const diagnostics = validateProviderConfig(config);
-    if (Object.values(config).some(isUnknown))
-      diagnostics.push(
-        error(
-          "Provider configuration not known yet",
-          "The holdfast provider's settings must be known at plan time.",
-        ),
-      );
+    // Settings that come from resources of the same run (an endpoint from the nodes a stack creates) are unknown
+    // while planning: stay unconfigured, which a plan of new volumes does not need; Terraform configures the
+    // provider again, with known values, before it applies.
+    if (Object.values(config).some(isUnknown)) {
+      this.logger.debug("configuration not known yet; waiting for apply");
+      return diagnostics;
+    }
     const endpoint = setting(config, "endpoint", "HOLDFAST_API");
     const token = setting(config, "token", "HOLDFAST_TOKEN");
     if (!endpoint)
