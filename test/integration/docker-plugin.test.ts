@@ -239,7 +239,11 @@ test("bad input gets a clear Err and never takes the agent down", async () => {
   const unknown = await call("/VolumeDriver.Snapshot", { Name: "x" });
   assert.is(unknown.status, 404);
   assert.match(String(unknown.body.Err), /no such plugin call/);
-  await refused("/VolumeDriver.Unmount", { Name: "pg", ID: "nobody" }, /not mounted on this node/);
+  await refused(
+    "/VolumeDriver.Unmount",
+    { Name: "pg", ID: "nobody" },
+    /volume "pg" is not mounted on node1 for container nobody/,
+  );
   assert.is(agent.child?.exitCode, null, "the agent is still running");
   assert.equal((await call("/Plugin.Activate")).body, { Implements: ["VolumeDriver"] });
 });
@@ -258,6 +262,8 @@ test("a busy mount path: a file where the mount point goes, or the volume mounte
   const other = join(agent.dir, "elsewhere");
   await agent.json("volume", "mount", "busy", other);
   await refused("/VolumeDriver.Mount", { Name: "busy", ID: "c1" }, /already mounted at .*elsewhere/);
+  await refused("/VolumeDriver.Unmount", { Name: "busy", ID: "c1" }, /not mounted on node1 for container c1/);
+  assert.ok(await mountedAt(other), "the plugin leaves a mount it did not make alone");
   await agent.json("volume", "unmount", "busy");
   const mounted = await ok("/VolumeDriver.Mount", { Name: "busy", ID: "c1" });
   assert.is(mounted.Mountpoint, join(agent.dir, "mnt", "busy"));

@@ -109,8 +109,17 @@ export class DockerVolumeDriver {
       const target = await this.resolve(asked);
       const name = target.kind === "volume" ? target.name : this.heldMember(target, id);
       const holders = this.holders.get(name);
-      holders?.delete(id);
-      if (holders && holders.size > 0) return;
+      if (!holders) {
+        // The plugin unmounts only what it mounted, never a mount made with the CLI or the API.
+        await this.mustFind(name);
+        throw new ConflictError(
+          "volume.not_mounted",
+          `volume "${name}" is not mounted on ${this.nodeId} for container ${id || "(no ID)"}`,
+          "name",
+        );
+      }
+      holders.delete(id);
+      if (holders.size > 0) return;
       this.holders.delete(name);
       await this.volumes.unmount(name);
       this.logger.info({ volume: name, container: id }, "docker unmount: last holder gone");
