@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -8,6 +8,8 @@ import { HoldfastCluster, type OnPremHost, OnPremNodeGroup } from "../../constru
 import { fakeArtifact, synth, testStack } from "../support/constructs.js";
 
 const artifactPath = fakeArtifact();
+const work = mkdtempSync(join(tmpdir(), "hf-onprem-"));
+test.after(() => rmSync(work, { recursive: true, force: true }));
 const HOSTS: OnPremHost[] = [
   { name: "db1", address: "10.1.0.11", zone: "dc1", rack: "r1", devices: ["/dev/sdb", "/dev/sdc"] },
   { name: "db2", address: "10.1.0.12", zone: "dc1", rack: "r2", pools: ["/srv/holdfast"] },
@@ -66,7 +68,7 @@ test("the JSON output and the written files carry the same JSON", () => {
   const json = synth(stack);
   const output = json.output.onprem_hosts_chef_attributes?.value as Record<string, string>;
   assert.equal(Object.keys(output), ["db1", "db2", "db3"]);
-  const dir = mkdtempSync(join(tmpdir(), "hf-chef-"));
+  const dir = join(work, "json");
   const paths = group.writeChefAttributes(dir);
   assert.equal(
     paths,
@@ -78,7 +80,7 @@ test("the JSON output and the written files carry the same JSON", () => {
 test("the agent's own loader reads a rendered file as is", async () => {
   const { group, stack } = build();
   synth(stack);
-  const [path] = group.writeChefAttributes(mkdtempSync(join(tmpdir(), "hf-chef-")));
+  const [path] = group.writeChefAttributes(join(work, "agent"));
   const config = await loadAgentConfig({ file: path as string, flags: {} });
   assert.is(config.nodeId, "db1");
   assert.is(config.zone, "dc1");
