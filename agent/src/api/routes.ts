@@ -92,6 +92,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
             total: list.length,
             attached: list.filter((v) => v.state === "attached").length,
             detached: list.filter((v) => v.state === "detached").length,
+            degraded: list.filter((v) => v.health === "degraded").map((v) => v.name),
           },
         };
       },

@@ -163,11 +163,15 @@ export function buildProgram(): Command {
         id: string;
         store: string;
         nodes: NodeStatus[];
-        volumes: { total: number; attached: number; detached: number };
+        volumes: { total: number; attached: number; detached: number; degraded: string[] };
       }>("GET", "cluster");
       print(format(cmd), status, () => {
         const v = status.volumes;
-        return `cluster ${status.id} (store ${status.store}): ${status.nodes.length} node(s), ${v.total} volume(s), ${v.attached} attached\n\n${nodesTable(status.nodes)}`;
+        const health =
+          v.degraded.length > 0
+            ? `${v.degraded.length} degraded (fewer replicas in sync than repl): ${v.degraded.join(", ")}`
+            : "all healthy";
+        return `cluster ${status.id} (store ${status.store}): ${status.nodes.length} node(s), ${v.total} volume(s), ${v.attached} attached, ${health}\n\n${nodesTable(status.nodes)}`;
       });
     });
 
