@@ -30,7 +30,7 @@ export class HoldfastProvider extends cdktf.TerraformProvider {
   ) {
     super(scope, id, {
       terraformResourceType: "holdfast",
-      terraformGeneratorMetadata: { providerName: "holdfast" },
+      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "0.1.0" },
       terraformProviderSource: "registry.terraform.io/holdfast/holdfast",
     });
     this.aliasName = input.alias;
@@ -118,7 +118,7 @@ export class HoldfastVolume extends cdktf.TerraformResource {
   ) {
     super(scope, id, {
       terraformResourceType: "holdfast_volume",
-      terraformGeneratorMetadata: { providerName: "holdfast" },
+      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "0.1.0" },
       provider: input.provider,
       dependsOn: input.dependsOn,
       count: input.count,
@@ -285,7 +285,7 @@ export class DataHoldfastCluster extends cdktf.TerraformDataSource {
   constructor(scope: Construct, id: string, input: DataHoldfastClusterConfig = {}) {
     super(scope, id, {
       terraformResourceType: "holdfast_cluster",
-      terraformGeneratorMetadata: { providerName: "holdfast" },
+      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "0.1.0" },
       provider: input.provider,
       dependsOn: input.dependsOn,
       count: input.count,
@@ -342,7 +342,7 @@ export class DataHoldfastVolume extends cdktf.TerraformDataSource {
   ) {
     super(scope, id, {
       terraformResourceType: "holdfast_volume",
-      terraformGeneratorMetadata: { providerName: "holdfast" },
+      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "0.1.0" },
       provider: input.provider,
       dependsOn: input.dependsOn,
       count: input.count,

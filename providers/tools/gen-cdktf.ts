@@ -17,6 +17,7 @@ import {
   readProviderSchema,
   type SchemaBlock,
   SOURCE,
+  VERSION,
 } from "./provider-schema.js";
 
 export const OUTPUT = join(ROOT, "providers/cdktf/generated.ts");
@@ -114,7 +115,7 @@ function emitBlock(typeName: string, block: SchemaBlock, kind: Kind): string {
   // Kept as a member only when synthesis reads it (a data source without inputs needs only its meta-arguments).
   const member = inputs.length + blocks.length > 0 ? "private readonly " : "";
   out += `  constructor(scope: Construct, id: string, ${member}input: ${className}Config${required ? "" : " = {}"}) {\n`;
-  out += `    super(scope, id, {\n      terraformResourceType: "${typeName}",\n      terraformGeneratorMetadata: { providerName: "holdfast" },\n`;
+  out += `    super(scope, id, {\n      terraformResourceType: "${typeName}",\n      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "${VERSION}" },\n`;
   out += "      provider: input.provider,\n      dependsOn: input.dependsOn,\n      count: input.count,\n";
   out +=
     "      lifecycle: input.lifecycle,\n      provisioners: input.provisioners,\n      connection: input.connection,\n";
@@ -147,8 +148,7 @@ function emitProvider(block: SchemaBlock): string {
   out += '  static readonly tfResourceType = "holdfast";\n  private aliasName?: string;\n\n';
   out +=
     "  constructor(scope: Construct, id: string, private readonly input: HoldfastProviderConfig = {}) {\n";
-  out +=
-    '    super(scope, id, {\n      terraformResourceType: "holdfast",\n      terraformGeneratorMetadata: { providerName: "holdfast" },\n';
+  out += `    super(scope, id, {\n      terraformResourceType: "holdfast",\n      terraformGeneratorMetadata: { providerName: "holdfast", providerVersion: "${VERSION}" },\n`;
   out += `      terraformProviderSource: "${SOURCE}",\n    });\n    this.aliasName = input.alias;\n  }\n\n`;
   out += "  override get alias(): string | undefined {\n    return this.aliasName;\n  }\n\n";
   out += "  override set alias(value: string | undefined) {\n    this.aliasName = value;\n  }\n\n";

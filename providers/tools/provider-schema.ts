@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,6 +10,9 @@ import { promisify } from "node:util";
 const exec = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const SOURCE = "registry.terraform.io/holdfast/holdfast";
+/** The provider's version: the repo's, as scripts/build-provider-mirror.mjs publishes it. */
+export const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string })
+  .version;
 
 export type CtyType = string | [string, CtyType] | [string, Record<string, CtyType>];
 

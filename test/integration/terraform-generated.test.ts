@@ -11,7 +11,7 @@ import {
 } from "../../providers/cdktf/index.js";
 import { generateBindings, OUTPUT } from "../../providers/tools/gen-cdktf.js";
 import { DOCS, generateDocs } from "../../providers/tools/gen-docs.js";
-import { readProviderSchema } from "../../providers/tools/provider-schema.js";
+import { readProviderSchema, VERSION } from "../../providers/tools/provider-schema.js";
 import { AgentProcess } from "../support/agent-process.js";
 import { buildProvider, TerraformDir } from "./terraform-support.js";
 
@@ -79,8 +79,14 @@ test("a stack written with the bindings synthesizes, applies and destroys", asyn
 
   // THEN
   const synthesized = JSON.parse(json) as {
+    terraform: { required_providers: Record<string, unknown> };
     resource: { holdfast_volume: Record<string, Record<string, unknown>> };
   };
+  // cdktf deploy refuses a stack whose required provider has no version.
+  assert.equal(synthesized.terraform.required_providers.holdfast, {
+    source: "registry.terraform.io/holdfast/holdfast",
+    version: VERSION,
+  });
   assert.equal(synthesized.resource.holdfast_volume.pg?.labels, { app: "pg" });
   assert.equal(synthesized.resource.holdfast_volume.pg?.timeouts, { create: "2m" });
   const tf = await TerraformDir.create({});
