@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { ROOT } from "../test/support/agent-process.js";
 import { DevCluster } from "../test/support/dev-cluster.js";
-import { RawNbdClient } from "../test/support/nbd-client.js";
+import { NBD, RawNbdClient } from "../test/support/nbd-client.js";
 import { type FioJob, type FioResult, PRECONDITION, runFio } from "./fio.js";
 import { killAllChildren } from "./system.js";
 import { localFileTarget, nbdkitTarget } from "./targets.js";
@@ -68,7 +68,7 @@ async function failover(cluster: DevCluster): Promise<{ seconds: number; leaseTt
     await new Promise((r) => setTimeout(r, 100));
   }
   const { client } = await RawNbdClient.open(cluster.nbdSocket("node2", "fo"), "fo");
-  const reply = await client.request({ type: 1, cookie: 1n, offset: 0, length: 4096 });
+  const reply = await client.request({ type: NBD.CMD_READ, cookie: 1n, offset: 0, length: 4096 });
   client.close();
   if (reply.error !== 0) throw new Error(`read after failover failed: ${reply.error}`);
   const seconds = (Date.now() - killedAt) / 1000;
@@ -149,7 +149,9 @@ async function main(): Promise<void> {
     for (const repl of [1, 2, 3]) {
       log(`repl=${repl}`);
       const name = `r${repl}`;
-      await cluster.json(["volume", "create", `name=${name},size=2G,repl=${repl},nodes=node1;node2;node3`]);
+      // Pinned so that node1, where it is attached, holds one replica (repl=1 is then local, as in bench/run.ts).
+      const nodes = ["node1", "node2", "node3"].slice(0, repl).join(";");
+      await cluster.json(["volume", "create", `name=${name},size=2G,repl=${repl},nodes=${nodes}`]);
       await cluster.json(["volume", "attach", name], "node1");
       const uri = `--uri=nbd+unix:///${name}?socket=${cluster.nbdSocket("node1", name)}`;
       results[`repl=${repl}`] = await fioAll(["--ioengine=nbd", uri], work);

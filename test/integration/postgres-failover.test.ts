@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
-import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sh, stopChild } from "../support/agent-process.js";
 import { DevCluster, waitFor } from "../support/dev-cluster.js";
+import { callPlugin, type PluginAnswer } from "../support/docker-plugin.js";
 
 // A real PostgreSQL on a repl=3 volume mounted through the Docker volume plugin (as dockerd calls it) on node1 of a
 // 3-node dev cluster (127.0.4.x). pgbench commits transactions; node1's agent and PostgreSQL are killed with
@@ -18,30 +18,8 @@ let plugins: string[] = [];
 let bench: ChildProcess | undefined;
 let pgDir = "";
 
-function plugin(node: number, path: string, body: unknown): Promise<{ Err?: string; Mountpoint?: string }> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: plugins[node],
-        path,
-        method: "POST",
-        headers: {
-          "content-type": "application/vnd.docker.plugins.v1+json",
-          "content-length": payload.length,
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => {
-          text += d;
-        });
-        res.on("end", () => resolve(JSON.parse(text)));
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
+async function plugin(node: number, path: string, body: unknown): Promise<PluginAnswer["body"]> {
+  return (await callPlugin(plugins[node] as string, path, body)).body;
 }
 
 const asPostgres = (cmd: string, args: string[]) => sh("runuser", ["-u", "postgres", "--", cmd, ...args]);

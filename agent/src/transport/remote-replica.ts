@@ -130,6 +130,9 @@ export class RemoteReplica implements ReplicaTarget {
       port: options.port,
       ...clientTlsOptions(options.identity, options.nodeId),
     });
+    // Each request is one small frame waiting for its answer: Nagle's algorithm with delayed ACKs would hold it
+    // for tens of milliseconds.
+    socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       socket.once("secureConnect", resolve);
       socket.once("error", reject);

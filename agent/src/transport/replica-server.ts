@@ -67,6 +67,8 @@ export class ReplicaServer {
   private serve(socket: TLSSocket): void {
     const peer = verifiedPeerNodeId(socket) ?? "unknown";
     this.sockets.add(socket);
+    // Replies are small frames an engine waits on: send each at once rather than after a delayed ACK.
+    socket.setNoDelay(true);
     const reader = new FrameReader();
     let volumeId: string | undefined;
     let opened: Promise<Replica> | undefined;

@@ -1,5 +1,4 @@
 import { mkdtemp, readFile } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -15,6 +14,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { HOLDFAST, ROOT, sh } from "../support/agent-process.js";
+import { callPlugin, type PluginAnswer } from "../support/docker-plugin.js";
 
 // The Docker volume plugin (and CSI) across a real three-node dev cluster (etcd and three agents on 127.0.20.x),
 // each node serving its own sockets as dockerd or the kubelet on that host would call them. Named .pending.ts so the runner skips it:
@@ -52,38 +52,11 @@ test.after(async () => {
   if (dir) await sh(HOLDFAST, ["dev", "down", "--dir", dir]).catch(() => undefined);
 });
 
-interface Answer {
-  status: number;
-  body: { Err?: string; Mountpoint?: string } & Record<string, unknown>;
+function call(node: number, path: string, body: unknown): Promise<PluginAnswer> {
+  return callPlugin(nodes[node]?.plugin as string, path, body);
 }
 
-function call(node: number, path: string, body: unknown): Promise<Answer> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: nodes[node]?.plugin,
-        path,
-        method: "POST",
-        headers: {
-          "content-type": "application/vnd.docker.plugins.v1+json",
-          "content-length": payload.length,
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => {
-          text += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
-
-async function ok(node: number, path: string, body: unknown): Promise<Answer["body"]> {
+async function ok(node: number, path: string, body: unknown): Promise<PluginAnswer["body"]> {
   const r = await call(node, path, body);
   assert.ok(
     !r.body.Err && r.status === 200,
