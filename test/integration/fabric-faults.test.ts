@@ -33,6 +33,7 @@ function fio(socket: string, name: string, extra: string[]) {
       "--bs=4k",
       "--iodepth=16",
       "--verify=crc32c",
+      "--verify_state_save=0",
       "--do_verify=1",
       "--verify_fatal=1",
       ...extra,
