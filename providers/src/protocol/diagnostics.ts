@@ -16,13 +16,6 @@ export const error = (summary: string, detail?: string, path?: string[]): Diagno
   path,
 });
 
-export const warning = (summary: string, detail?: string, path?: string[]): Diagnostic => ({
-  severity: "warning",
-  summary,
-  detail,
-  path,
-});
-
 export const hasErrors = (diagnostics: Diagnostic[]): boolean =>
   diagnostics.some((d) => d.severity === "error");
 

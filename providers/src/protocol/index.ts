@@ -5,7 +5,6 @@ export {
   diagnosticOf,
   error,
   hasErrors,
-  warning,
 } from "./diagnostics.js";
 export {
   type AttributeSchema,
@@ -19,7 +18,6 @@ export {
   decodeValue,
   encodeValue,
   fromJsonState,
-  hasUnknown,
   isUnknown,
   type ObjectValue,
   UNKNOWN,

@@ -23,14 +23,6 @@ export type CtyType =
 
 export const isUnknown = (value: unknown): value is Unknown => value === UNKNOWN;
 
-/** True when the value or anything inside it is unknown. */
-export function hasUnknown(value: Value): boolean {
-  if (value === UNKNOWN) return true;
-  if (Array.isArray(value)) return value.some(hasUnknown);
-  if (value && typeof value === "object") return Object.values(value).some(hasUnknown);
-  return false;
-}
-
 /** The cty type of a known JSON value given to a `dynamic` attribute. */
 function typeOfDynamic(value: Value): CtyType {
   if (typeof value === "string") return "string";
