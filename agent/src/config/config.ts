@@ -21,7 +21,9 @@ const SocketPath = z
 export const AgentConfigSchema = z.object({
   /** Directory for the agent's own state: metadata (local store), token, sockets. */
   dataDir: z
-    .string({ error: (i) => (i.input === undefined ? "is required: the directory for the agent's state" : undefined) })
+    .string({
+      error: (i) => (i.input === undefined ? "is required: the directory for the agent's state" : undefined),
+    })
     .min(1),
   /** Metadata store: `local` (single node) or `etcd://HOST:PORT[,HOST:PORT]`. @default "local" */
   store: z
@@ -105,7 +107,8 @@ export async function loadAgentConfig(options: {
     // Chef node JSON (`chef-client -j`, rendered by OnPremNodeGroup) holds this config under "holdfast", beside
     // the cookbook's own keys: the same file configures the cookbook and the agent.
     const chef = fromFile.holdfast;
-    if (typeof chef === "object" && chef !== null && !Array.isArray(chef)) fromFile = chef as Record<string, unknown>;
+    if (typeof chef === "object" && chef !== null && !Array.isArray(chef))
+      fromFile = chef as Record<string, unknown>;
   }
   const flags = Object.fromEntries(Object.entries(options.flags).filter(([, v]) => v !== undefined));
   const parsed = AgentConfigSchema.safeParse({ ...fromFile, ...flags });

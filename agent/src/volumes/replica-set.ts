@@ -273,7 +273,10 @@ export class ReplicaSet {
     await this.persist((rs) => rs.map((r) => (nodes.includes(r.node) ? down(r) : r))).catch((err) => {
       // Another node holds the attachment now (this one was cut off, then taken over): stop serving here.
       if ((err as { code?: string }).code === "volume.fenced") {
-        this.options.logger.warn({ volume: this.options.record.spec.name }, "attachment lost: engine stopped");
+        this.options.logger.warn(
+          { volume: this.options.record.spec.name },
+          "attachment lost: engine stopped",
+        );
         this.engine.halt();
       }
       throw err;
