@@ -12,13 +12,11 @@ export function volumesGitops(app: App): TerraformStack {
   new HoldfastProvider(stack, "holdfast");
   // The generated binding names no provider version, and cdktf-cli refuses a required provider without one.
   stack.addOverride("terraform.required_providers.holdfast.version", "~> 0.1.0");
-  // Volumes only grow: after a grow made outside Terraform, the config's size must be raised to match before any
-  // plan succeeds again. PGDATA_SIZE stands for that commit in the gitops test.
-  const pgdataSize = process.env.PGDATA_SIZE ?? "1G";
+  // Volumes only grow: after a grow made outside Terraform, `cdktf diff` warns until this size is raised to match.
   new HoldfastVolume(stack, "pgdata", {
     volume: {
       name: "pgdata",
-      size: pgdataSize,
+      size: "1G",
       repl: 1,
       fs: "ext4",
       labels: { app: "postgres", tier: "db" },

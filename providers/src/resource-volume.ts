@@ -11,6 +11,7 @@ import {
   type ObjectValue,
   UNKNOWN,
   type Value,
+  warning,
 } from "./protocol/index.js";
 import { type Operation, timeoutFor, timeoutsBlock, validateTimeouts } from "./timeouts.js";
 import type { PlanResult, ProviderContext, ResourceType, Result } from "./types.js";
@@ -177,6 +178,15 @@ const bytes = (value: Value): number | undefined => {
   }
 };
 
+/** The sizes in bytes when `next` asks for less than the volume has, as after a resize outside Terraform. */
+function shrinkOf(prior: ObjectValue, next: ObjectValue): { from: number; to: number } | undefined {
+  const [from, to] = [bytes(prior[SIZE.name] ?? null), bytes(next[SIZE.name] ?? null)];
+  return from !== undefined && to !== undefined && to < from ? { from, to } : undefined;
+}
+
+const shrinkDetail = ({ from, to }: { from: number; to: number }, outcome: string) =>
+  `The volume is ${formatSize(from)} (${from} bytes) and the configuration asks for ${formatSize(to)} (${to} bytes). A volume only grows, so ${outcome}: raise size to ${formatSize(from)} in the configuration (it was probably resized outside Terraform), or replace the volume (its data is lost) by changing its name. Destroying it works either way.`;
+
 function plan({ prior, config }: { prior: ObjectValue | null; config: ObjectValue | null }): PlanResult {
   if (config === null) return { planned: null, requiresReplace: [], diagnostics: [] };
   const desired = desiredValues(config, prior);
@@ -195,16 +205,17 @@ function plan({ prior, config }: { prior: ObjectValue | null; config: ObjectValu
       if (attr.replace && (isUnknown(next) || !sameValue(attr, prior[attr.name] ?? null, next)))
         requiresReplace.push([attr.name]);
     }
-    const [from, to] = [bytes(prior[SIZE.name] ?? null), bytes(planned[SIZE.name] ?? null)];
-    if (requiresReplace.length === 0 && from !== undefined && to !== undefined && to < from) {
+    const shrink = requiresReplace.length === 0 ? shrinkOf(prior, planned) : undefined;
+    // A warning, not an error: Terraform runs this same normal plan before every destroy and an error here would
+    // block the destroy. The plan shows the drift (size 2G -> 1G); apply refuses it and changes nothing.
+    if (shrink)
       diagnostics.push(
-        error(
+        warning(
           "Volumes cannot shrink",
-          `The volume is ${formatSize(from)} (${from} bytes) and the configuration asks for ${formatSize(to)} (${to} bytes). A volume only grows: raise size, or replace the volume (its data is lost) by changing its name.`,
-          [SIZE.name],
+          shrinkDetail(shrink, "applying this plan fails"),
+          pathOfFieldIn(planned)("size"),
         ),
       );
-    }
   }
   if (!prior || requiresReplace.length > 0) {
     for (const name of COMPUTED) planned[name] = UNKNOWN;
@@ -306,6 +317,18 @@ async function apply(
     }
     if (prior === null)
       return { value: await create(client, signal, planned, config ?? {}), diagnostics: [] };
+    const shrink = shrinkOf(prior, planned);
+    if (shrink)
+      return {
+        value: prior,
+        diagnostics: [
+          error(
+            "Volumes cannot shrink",
+            shrinkDetail(shrink, "nothing was changed"),
+            pathOfFieldIn(prior)("size"),
+          ),
+        ],
+      };
     return { value: await update(client, signal, prior, planned), diagnostics: [] };
   } catch (err) {
     const summary = `Cannot ${op} volume`;

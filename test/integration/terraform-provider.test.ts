@@ -78,7 +78,7 @@ test("lifecycle: create, no changes, grow in place, rename replaces, drift, impo
   assert.is((await byName("tf-b"))?.size, GIB);
   assert.is((await tf.plan()).code, 0);
 
-  // Shrinking is refused at plan time, on the size attribute.
+  // Shrinking: the plan warns on the size attribute, apply refuses and changes nothing.
   await tf.write({
     "main.tf":
       providerBlock() +
@@ -86,11 +86,15 @@ test("lifecycle: create, no changes, grow in place, rename replaces, drift, impo
       volume("b", { spec: "name=tf-b,size=1G,fs=xfs" }),
   });
   const shrink = await tf.plan();
-  assert.is(shrink.code, 1);
+  assert.is(shrink.code, 2, shrink.stderr);
   assert.match(
-    shrink.stderr,
-    /Error: Volumes cannot shrink[\s\S]*with holdfast_volume\.a,[\s\S]*size = "1G"/,
+    shrink.stdout,
+    /Warning: Volumes cannot shrink[\s\S]*with holdfast_volume\.a,[\s\S]*size = "1G"/,
   );
+  const refused = await tf.run("apply", "-no-color", "-input=false", "-auto-approve");
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /Error: Volumes cannot shrink[\s\S]*nothing was changed/);
+  assert.is((await byName("tf-a"))?.size, 2 * GIB);
 
   // A new name replaces the volume.
   await tf.write({
@@ -115,7 +119,7 @@ test("lifecycle: create, no changes, grow in place, rename replaces, drift, impo
   assert.match(drift.stdout, /holdfast_volume\.b[\s\S]*has been deleted/);
   const replan = await tf.plan();
   assert.match(replan.stdout, "holdfast_volume.b will be created");
-  assert.match(replan.stderr, "Volumes cannot shrink");
+  assert.match(replan.stdout, "Warning: Volumes cannot shrink");
 
   // Import: a volume made outside Terraform, by name and by id; the plan after it has nothing to do.
   await tf.ok("state", "rm", "holdfast_volume.a", "holdfast_volume.b");
@@ -148,6 +152,31 @@ test("lifecycle: create, no changes, grow in place, rename replaces, drift, impo
 
   // Destroy removes everything.
   await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve");
+  assert.equal(await volumes(), []);
+});
+
+test("a volume grown outside Terraform: the plan shows the drift and why it cannot apply, destroy works", async () => {
+  await tf.write({ "main.tf": providerBlock() + volume("g", { name: "tf-grown", size: "1G" }) });
+  await tf.apply();
+  const resize = await agent.cli("volume", "resize", "tf-grown", "--size", "2G");
+  assert.is(resize.code, 0, resize.stderr);
+
+  const plan = await tf.plan();
+  assert.is(plan.code, 2, plan.stderr);
+  assert.match(plan.stdout, /holdfast_volume\.g will be updated in-place[\s\S]*size\s+= "2G" -> "1G"/);
+  assert.match(
+    plan.stdout,
+    /Warning: Volumes cannot shrink[\s\S]*The volume is 2G \(2147483648 bytes\) and the configuration asks for\s+1G[\s\S]*raise\s+size\s+to\s+2G/,
+  );
+  const apply = await tf.run("apply", "-no-color", "-input=false", "-auto-approve");
+  assert.is(apply.code, 1);
+  assert.match(apply.stderr, "Error: Volumes cannot shrink");
+  assert.is((await byName("tf-grown"))?.size, 2 * GIB, "the refused apply changed nothing");
+
+  // Terraform plans normally before a destroy: the warning must not stop it.
+  const destroy = await tf.run("destroy", "-no-color", "-input=false", "-auto-approve");
+  assert.is(destroy.code, 0, destroy.stderr);
+  assert.match(destroy.stdout, "Destroy complete! Resources: 1 destroyed.");
   assert.equal(await volumes(), []);
 });
 

@@ -85,7 +85,7 @@ test("plan: a spec fills in the separate attributes", () => {
   assert.is(planned?.spec, "name=pg,size=20G,repl=3,labels=a:b");
 });
 
-test("plan: growing is in place; replicas in place with replica nodes unknown; shrinking refused on size", () => {
+test("plan: growing is in place; replicas in place with replica nodes unknown; shrinking warned on size", () => {
   const prior = stateOf({ name: "a", size: "1G" });
   const grow = volumeResource.plan({ prior, config: config({ name: "a", size: 2 ** 31 }) });
   assert.equal([grow.requiresReplace, grow.diagnostics], [[], []]);
@@ -98,9 +98,28 @@ test("plan: growing is in place; replicas in place with replica nodes unknown; s
     prior: stateOf({ name: "a", size: "2G" }),
     config: config({ name: "a", size: "1G" }),
   });
+  // A warning, so the normal plan Terraform runs before a destroy still succeeds; the plan shows 2G -> 1G.
   assert.equal(
-    shrink.diagnostics.map((d) => [d.summary, d.path]),
-    [["Volumes cannot shrink", ["size"]]],
+    shrink.diagnostics.map((d) => [d.severity, d.summary, d.path]),
+    [["warning", "Volumes cannot shrink", ["size"]]],
+  );
+  assert.match(
+    String(shrink.diagnostics[0]?.detail),
+    "The volume is 2G (2147483648 bytes) and the configuration asks for 1G",
+  );
+  assert.equal([shrink.planned?.size, shrink.requiresReplace], ["1G", []]);
+  const spec = volumeResource.plan({
+    prior: stateOf({ spec: "name=a,size=2G" }),
+    config: config({ spec: "name=a,size=1G" }),
+  });
+  assert.equal(
+    spec.diagnostics.map((d) => d.path),
+    [["spec"]],
+  );
+  // Destroy: no configuration, no diagnostics.
+  assert.equal(
+    volumeResource.plan({ prior: stateOf({ name: "a", size: "2G" }), config: null }).diagnostics,
+    [],
   );
 });
 

@@ -16,6 +16,14 @@ export const error = (summary: string, detail?: string, path?: string[]): Diagno
   path,
 });
 
+/** A warning: shown with the plan, it stops nothing (so `terraform destroy` still works). */
+export const warning = (summary: string, detail?: string, path?: string[]): Diagnostic => ({
+  severity: "warning",
+  summary,
+  detail,
+  path,
+});
+
 export const hasErrors = (diagnostics: Diagnostic[]): boolean =>
   diagnostics.some((d) => d.severity === "error");
 

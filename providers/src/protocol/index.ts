@@ -5,6 +5,7 @@ export {
   diagnosticOf,
   error,
   hasErrors,
+  warning,
 } from "./diagnostics.js";
 export {
   type AttributeSchema,
