@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Runs every uvu test file in its own Node process (a file's agents, mounts and sockets die with it),
-// then prints one closing line, "N passed, N failed", from uvu's own totals.
+// Runs every uvu test file in its own Node process (a file's agents, mounts and sockets die with it), two files
+// at a time by default (HOLDFAST_TEST_JOBS): most of a file's time is spent waiting on agents, etcd, fio and
+// terraform, and each file that starts a dev cluster has its own loopback /24. A file's output is printed whole when
+// it ends. Then one closing line, "N passed, N failed", from uvu's own totals.
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const roots = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["test"];
-const fileTimeoutMs = Number(process.env.HOLDFAST_TEST_FILE_TIMEOUT_MS ?? 240_000);
+const fileTimeoutMs = Number(process.env.HOLDFAST_TEST_FILE_TIMEOUT_MS ?? 300_000);
+const jobs = Math.max(1, Number(process.env.HOLDFAST_TEST_JOBS ?? 2));
 
 function findTests(path) {
   if (statSync(path).isFile()) return path.endsWith(".test.ts") ? [path] : [];
@@ -25,7 +28,6 @@ function runFile(file) {
     let out = "";
     child.stdout.on("data", (chunk) => {
       out += chunk;
-      process.stdout.write(chunk);
     });
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -41,24 +43,32 @@ function runFile(file) {
       let failed = total - passed - skipped;
       // A file that crashed or hung before uvu printed its totals counts as one failure.
       if ((code !== 0 || signal) && failed === 0) failed = 1;
-      resolve({ file, passed, failed, skipped, timedOut, seconds: (Date.now() - started) / 1000 });
+      resolve({ file, out, passed, failed, skipped, timedOut, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
 
 const files = roots.flatMap(findTests);
 const results = [];
-for (const file of files) {
-  console.log(`\n# ${relative(process.cwd(), file)}`);
-  let result = await runFile(file);
-  // A file that hung (not one that failed an assertion) runs once more, and the summary says so: a known,
-  // rare hang of the FUSE unmount under test (see README, "Known issues") must not hide behind a green line.
-  if (result.timedOut) {
-    console.log(`\n# ${relative(process.cwd(), file)}: hung, running it once more`);
-    result = { ...(await runFile(file)), retried: true };
+let next = 0;
+async function worker() {
+  while (next < files.length) {
+    const file = files[next++];
+    const name = relative(process.cwd(), file);
+    let result = await runFile(file);
+    console.log(`\n# ${name}\n${result.out}`);
+    // A file that hung (not one that failed an assertion) runs once more, and the summary says so: a known,
+    // rare hang of the FUSE unmount under test (see README, "Known issues") must not hide behind a green line.
+    if (result.timedOut) {
+      console.log(`\n# ${name}: hung, running it once more`);
+      result = { ...(await runFile(file)), retried: true };
+      console.log(result.out);
+    }
+    results.push(result);
   }
-  results.push(result);
 }
+await Promise.all(Array.from({ length: jobs }, worker));
+results.sort((a, b) => a.file.localeCompare(b.file));
 console.log("\n# summary");
 for (const r of results) {
   const mark = r.failed > 0 ? "FAIL" : "ok  ";
