@@ -10,7 +10,7 @@
 //    which both kinds of file allow.
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { build } from "esbuild";
 import protobuf from "protobufjs";
 
@@ -45,12 +45,19 @@ const BUNDLE = {
 /**
  * The provider proper (providers/src/plugin/provider-service.ts: the spec table with zod, got, the resources) is
  * built on its own and carried as a string, compiled only after the handshake: V8 parses all of a script's text
- * when it loads it, and this half is more than half of the bundle. The handshake half stays plain code.
+ * when it loads it, and this half is more than half of the bundle. The handshake half stays plain code. The
+ * certificate maker (tls-certificate.ts, @peculiar/x509) is carried the same way: compiled only when no cached
+ * certificate is there (plugin/tls.ts). Each such module's exports, by file name:
  */
+const LAZY_EXPORTS = {
+  "provider-service": ["providerService"],
+  "tls-certificate": ["selfSignedCertificate"],
+};
+
 const afterHandshake = {
   name: "after-handshake",
   setup(build) {
-    build.onResolve({ filter: /\/provider-service\.js$/ }, (args) => ({
+    build.onResolve({ filter: /\/(provider-service|tls-certificate)\.js$/ }, (args) => ({
       path: join(args.resolveDir, args.path.replace(/\.js$/, ".ts")),
       namespace: "after-handshake",
     }));
@@ -63,7 +70,7 @@ const afterHandshake = {
       });
       const code = JSON.stringify(inner.outputFiles[0].text);
       return {
-        contents: `const module = { exports: {} }; new Function("require", "module", "exports", ${code})(require, module, module.exports); export const providerService = module.exports.providerService;`,
+        contents: `const module = { exports: {} }; new Function("require", "module", "exports", ${code})(require, module, module.exports); export const { ${LAZY_EXPORTS[basename(args.path, ".ts")].join(", ")} } = module.exports;`,
         loader: "js",
       };
     });

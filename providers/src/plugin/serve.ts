@@ -74,10 +74,12 @@ export async function serve(logger: Logger): Promise<void> {
   let credentials = grpc.ServerCredentials.createInsecure();
   let handshakeCert = "";
   let tlsMs = 0;
+  let tlsCached = false;
   if (clientCert && process.env.TF_DISABLE_PLUGIN_TLS !== "1") {
     const started = performance.now();
     const tls = await serverTls();
     tlsMs = performance.now() - started;
+    tlsCached = tls.cached;
     credentials = grpc.ServerCredentials.createSsl(
       Buffer.from(clientCert),
       [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
@@ -102,6 +104,7 @@ export async function serve(logger: Logger): Promise<void> {
   logger.debug("serving", {
     socket,
     tls: handshakeCert !== "",
+    tls_cached: tlsCached,
     startup_ms: {
       loaded: round(loadedMs),
       tls: round(tlsMs),
