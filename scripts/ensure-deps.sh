@@ -22,6 +22,8 @@ declare -A needs=(
   [findmnt]=util-linux
   [blkid]=util-linux
   [ruby]=ruby [rubocop]=rubocop [ohai]=ohai
+  [ip]=iproute2
+  [runuser]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do
