@@ -3,7 +3,7 @@ import type { ReplicaTarget } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { FencedError } from "../replica/index.js";
 import { clientTlsOptions, type NodeIdentity } from "./cluster-ca.js";
-import { decodeReply, encodeRequest, FrameReader, Op, Status } from "./wire.js";
+import { corkedWriter, decodeReply, encodeRequest, FrameReader, Op, Status } from "./wire.js";
 
 export interface RemoteReplicaOptions {
   /** This node's certificate, presented to the replica's node. */
@@ -34,6 +34,7 @@ export class RemoteReplica implements ReplicaTarget {
   private epoch = 0;
   private failure?: Error;
   private readonly watchdog: NodeJS.Timeout;
+  private readonly send: (parts: Buffer[]) => void;
   size = 0;
   blockSize = 4096;
 
@@ -41,6 +42,7 @@ export class RemoteReplica implements ReplicaTarget {
     private readonly socket: TLSSocket,
     private readonly options: RemoteReplicaOptions,
   ) {
+    this.send = corkedWriter(socket);
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
       let frames: Buffer[];
@@ -197,8 +199,7 @@ export class RemoteReplica implements ReplicaTarget {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, sentAt: Date.now() });
-      for (const part of encodeRequest({ op, id, epoch: this.epoch, offset, count }, payload))
-        this.socket.write(part);
+      this.send(encodeRequest({ op, id, epoch: this.epoch, offset, count }, payload));
     });
   }
 

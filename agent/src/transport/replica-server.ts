@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { HoldfastError } from "../errors.js";
 import { FencedError, type Replica } from "../replica/index.js";
 import { type NodeIdentity, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
-import { decodeRequest, encodeReply, FrameReader, Op, type Request, Status } from "./wire.js";
+import { corkedWriter, decodeRequest, encodeReply, FrameReader, Op, type Request, Status } from "./wire.js";
 
 export interface ReplicaServerOptions {
   /** This node's certificate; peers must present one from the same cluster CA. */
@@ -69,11 +69,12 @@ export class ReplicaServer {
     this.sockets.add(socket);
     // Replies are small frames an engine waits on: send each at once rather than after a delayed ACK.
     socket.setNoDelay(true);
+    const send = corkedWriter(socket);
     const reader = new FrameReader();
     let volumeId: string | undefined;
     let opened: Promise<Replica> | undefined;
     const reply = (status: number, id: number, payload?: Buffer) => {
-      if (!socket.destroyed) for (const part of encodeReply(status, id, payload)) socket.write(part);
+      if (!socket.destroyed) send(encodeReply(status, id, payload));
     };
     socket.on("data", (chunk: Buffer) => {
       let frames: Buffer[];

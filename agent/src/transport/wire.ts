@@ -1,3 +1,5 @@
+import type { Socket } from "node:net";
+
 /**
  * The engine-replica wire protocol: length-prefixed binary frames over mutual TLS.
  *
@@ -108,4 +110,24 @@ export class FrameReader {
       this.buffered = rest.length;
     }
   }
+}
+
+/**
+ * Writes frames to a socket, corked until the end of the current tick: the frames of many requests (or replies)
+ * issued in one turn of the event loop leave in one TLS record and one system call, not one or two each.
+ */
+export function corkedWriter(socket: Socket): (parts: Buffer[]) => void {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return (parts) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    for (const part of parts) socket.write(part);
+  };
 }
