@@ -1,2 +1,2 @@
 export { Membership, type MembershipOptions, type NodeInfo, type NodeStatus } from "./membership.js";
-export { type PlacementNode, type PlacementRequest, placeReplicas } from "./placement.js";
+export { type PlacementNode, type PlacementRequest, placementFor, placeReplicas } from "./placement.js";

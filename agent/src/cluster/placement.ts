@@ -23,6 +23,15 @@ export interface PlacementRequest {
   racks: readonly string[];
 }
 
+/** The placement request for `count` more replicas of a volume whose spec says where they may go. */
+export function placementFor(
+  spec: Pick<PlacementRequest, "nodes" | "zones" | "racks">,
+  count: number,
+  existing: readonly string[] = [],
+): PlacementRequest {
+  return { count, existing, nodes: spec.nodes, zones: spec.zones, racks: spec.racks };
+}
+
 /**
  * Chooses nodes for `count` new replicas: up nodes that pass the spec's constraints, spread over zones first, then
  * racks, then nodes, preferring the node with the most free space among equals. Volumes are thin, so free space

@@ -288,7 +288,8 @@ export class Engine implements BlockDevice {
    */
   private async fanOut(op: (replica: ReplicaTarget) => Promise<void>, regions: number[]): Promise<void> {
     this.assertRunning();
-    await this.locks.enter(regions);
+    const blocked = this.locks.enter(regions);
+    if (blocked) await blocked;
     try {
       for (const missed of this.missed.values()) for (const r of regions) missed.add(r);
       // Replicas catching up are waited for too, so that a copy never overtakes a write still on its way to them.

@@ -22,15 +22,26 @@ export class RegionLocks {
   private readonly inRegion = new Map<number, number>();
   private readonly drained: Array<() => void> = [];
 
-  /** Waits until no copy holds a region of the range, then counts the write in. */
-  async enter(regions: readonly number[]): Promise<void> {
-    if (this.copies > 0) {
-      for (;;) {
-        const busy = regions.map((r) => this.locked.get(r)).find((p) => p !== undefined);
-        if (!busy) break;
-        await busy;
-      }
+  /**
+   * Counts a write into its regions. Returns a promise to wait for when a copy holds one of them (the write is
+   * counted in once it is released), or undefined, without a turn of the event loop, when none does.
+   */
+  enter(regions: readonly number[]): Promise<void> | undefined {
+    if (this.copies > 0 && regions.some((r) => this.locked.has(r))) return this.enterAfterCopies(regions);
+    this.count(regions);
+    return undefined;
+  }
+
+  private async enterAfterCopies(regions: readonly number[]): Promise<void> {
+    for (;;) {
+      const busy = regions.map((r) => this.locked.get(r)).find((p) => p !== undefined);
+      if (!busy) break;
+      await busy;
     }
+    this.count(regions);
+  }
+
+  private count(regions: readonly number[]): void {
     for (const r of regions) this.inRegion.set(r, (this.inRegion.get(r) ?? 0) + 1);
   }
 

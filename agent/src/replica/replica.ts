@@ -224,6 +224,14 @@ export class Replica implements BlockDevice {
     return createHash("sha256").update(data).digest("hex");
   }
 
+  /** Whether `dir` holds a replica (its manifest), without reading it. */
+  static async exists(dir: string): Promise<boolean> {
+    return stat(replicaPaths(dir).manifest).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Bytes a replica's files take on disk, read from the files without opening the replica. */
   static async bytesOnDisk(dir: string): Promise<number> {
     const manifest = ReplicaManifest.parse(JSON.parse(await readFile(replicaPaths(dir).manifest, "utf8")));

@@ -109,13 +109,7 @@ export class LocalReplicas {
   private async find(volumeId: string): Promise<string> {
     for (const pool of this.pools) {
       const dir = replicaDir(pool, volumeId);
-      if (
-        await Replica.bytesOnDisk(dir).then(
-          () => true,
-          () => false,
-        )
-      )
-        return dir;
+      if (await Replica.exists(dir)) return dir;
     }
     throw new NotFoundError("replica", volumeId);
   }

@@ -128,9 +128,15 @@ export class LocalVolumes {
 
   /** One repair pass on every volume attached here: resync, rebuild, and match the replication factor. */
   async repairAll(): Promise<void> {
+    if (this.attached.size === 0) return;
+    const nodes = await this.options.access.nodes().catch((err) => {
+      this.options.logger.warn({ err: String(err) }, "repair pass skipped: cannot list the nodes");
+      return undefined;
+    });
+    if (!nodes) return;
     for (const [id, entry] of this.attached) {
       await entry.replicas
-        .repair()
+        .repair(nodes)
         .catch((err) =>
           this.options.logger.warn({ volume: id, err: String(err) }, "repair pass failed; will retry"),
         );

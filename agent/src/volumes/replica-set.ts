@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { placeReplicas } from "../cluster/index.js";
+import { type NodeStatus, placementFor, placeReplicas } from "../cluster/index.js";
 import { Engine, type ReplicaTarget, type ResyncProgress } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { StoreUnavailableError } from "../meta/index.js";
@@ -85,7 +85,7 @@ export class ReplicaSet {
       if (unreachable.length > 0) {
         const reachable = new Set(set.members.keys());
         await set.persist((rs) =>
-          rs.map((r) => (r.state === "in-sync" && !reachable.has(r.node) ? down(r) : r)),
+          rs.map((r) => (r.state === "in-sync" && !reachable.has(r.node) ? { ...r, state: "down" } : r)),
         );
       }
       const members = [...set.members.values()];
@@ -107,9 +107,12 @@ export class ReplicaSet {
     return this.progress;
   }
 
-  /** One pass of repair; concurrent callers share the pass in progress. */
-  repair(): Promise<void> {
-    this.repairing ??= this.repairOnce().finally(() => {
+  /**
+   * One pass of repair; concurrent callers share the pass in progress. `nodes` is the cluster's node list when the
+   * caller has just read it (one read for every volume attached here), else it is read here.
+   */
+  repair(nodes?: NodeStatus[]): Promise<void> {
+    this.repairing ??= this.repairOnce(nodes).finally(() => {
       this.repairing = undefined;
     });
     return this.repairing;
@@ -122,11 +125,11 @@ export class ReplicaSet {
     await this.closeMembers();
   }
 
-  private async repairOnce(): Promise<void> {
+  private async repairOnce(known?: NodeStatus[]): Promise<void> {
     if (this.closed || this.engine.isStopped) return;
     const { access, catalog, replicaTimeoutMs, logger } = this.options;
     let record = await catalog.get(this.id);
-    const nodes = await access.nodes();
+    const nodes = known ?? (await access.nodes());
     const byId = new Map(nodes.map((n) => [n.id, n]));
     // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or after
     // the request timeout), while an etcd outage that expired every lease must not cost any replica.
@@ -155,7 +158,14 @@ export class ReplicaSet {
         { volume: record.spec.name, node: r.node },
         "replica's node down too long: rebuilding elsewhere",
       );
-      const [target] = placeReplicas(nodes, this.placementRequest(record, 1));
+      const [target] = placeReplicas(
+        nodes,
+        placementFor(
+          record.spec,
+          1,
+          record.replicas.map((r) => r.node),
+        ),
+      );
       if (!target) continue;
       const { pool } = await access.create(target.id, this.replicaSpec(record));
       await this.persist((rs) => [
@@ -163,15 +173,20 @@ export class ReplicaSet {
         { node: target.id, pool, state: "resyncing" },
       ]);
       this.downSince.delete(r.node);
-      const old = this.dropped.get(r.node);
-      if (old) this.engine.forget(old);
-      this.dropped.delete(r.node);
+      this.forgetDropped(r.node);
       await this.resync(target.id);
     }
     record = await catalog.get(this.id);
     const missing = record.spec.repl - record.replicas.length;
     if (missing > 0 && !this.closed) {
-      for (const target of placeReplicas(nodes, this.placementRequest(record, missing))) {
+      for (const target of placeReplicas(
+        nodes,
+        placementFor(
+          record.spec,
+          missing,
+          record.replicas.map((r) => r.node),
+        ),
+      )) {
         const { pool } = await access.create(target.id, this.replicaSpec(record));
         await this.persist((rs) => [...rs, { node: target.id, pool, state: "resyncing" }]);
         logger.info({ volume: record.spec.name, node: target.id }, "replica added");
@@ -195,7 +210,7 @@ export class ReplicaSet {
         this.members.delete(r.node);
         await member.close().catch(() => undefined);
       }
-      this.dropped.delete(r.node);
+      this.forgetDropped(r.node);
       await this.options.access
         .destroy(r.node, this.id)
         .catch((err) =>
@@ -230,16 +245,14 @@ export class ReplicaSet {
     };
     const started = Date.now();
     try {
-      await this.persist((rs) => rs.map((r) => (r.node === node ? { ...r, state: "resyncing" } : r)));
+      await this.persist(withState([node], "resyncing"));
       this.members.set(node, member);
-      await this.engine.resync(
-        member.target,
-        () => this.persist((rs) => rs.map((r) => (r.node === node ? { ...r, state: "in-sync" } : r))),
-        { regions, onProgress: (p) => this.progress.set(node, { ...p }) },
-      );
-      this.dropped.delete(node);
+      await this.engine.resync(member.target, () => this.persist(withState([node], "in-sync")), {
+        regions,
+        onProgress: (p) => this.progress.set(node, { ...p }),
+      });
+      this.forgetDropped(node);
       this.backoff.delete(node);
-      if (old) this.engine.forget(old);
       const p = this.progress.get(node);
       logger.info(
         { volume: record.spec.name, node, regions: p?.total, copied: p?.copied, ms: Date.now() - started },
@@ -256,7 +269,7 @@ export class ReplicaSet {
       if (!this.engine.inSync.includes(member.target)) {
         this.members.delete(node);
         await member.close().catch(() => undefined);
-        await this.persist((rs) => rs.map((r) => (r.node === node ? down(r) : r))).catch(() => undefined);
+        await this.persist(withState([node], "down")).catch(() => undefined);
       }
     } finally {
       this.progress.delete(node);
@@ -270,7 +283,7 @@ export class ReplicaSet {
       { volume: this.options.record.spec.name, nodes, err: String(cause) },
       "replica failed: leaving the in-sync set",
     );
-    await this.persist((rs) => rs.map((r) => (nodes.includes(r.node) ? down(r) : r))).catch((err) => {
+    await this.persist(withState(nodes, "down")).catch((err) => {
       // Another node holds the attachment now (this one was cut off, then taken over): stop serving here.
       if ((err as { code?: string }).code === "volume.fenced") {
         this.options.logger.warn(
@@ -313,18 +326,15 @@ export class ReplicaSet {
     return next;
   }
 
-  private placementRequest(record: VolumeRecord, count: number) {
-    return {
-      count,
-      existing: record.replicas.map((r) => r.node),
-      nodes: record.spec.nodes,
-      zones: record.spec.zones,
-      racks: record.spec.racks,
-    };
-  }
-
   private replicaSpec(record: VolumeRecord) {
     return { volumeId: record.id, size: this.engine.size, blockSize: record.spec.blockSize };
+  }
+
+  /** Forgets a replica this engine dropped, and the regions the engine recorded it missed. */
+  private forgetDropped(node: string): void {
+    const old = this.dropped.get(node);
+    if (old) this.engine.forget(old);
+    this.dropped.delete(node);
   }
 
   private async closeMembers(): Promise<void> {
@@ -333,6 +343,8 @@ export class ReplicaSet {
   }
 }
 
-function down(r: ReplicaRecord): ReplicaRecord {
-  return { ...r, state: "down" };
+/** A change that sets the state of the replicas on `nodes`. */
+function withState(nodes: string[], state: ReplicaRecord["state"]) {
+  return (replicas: ReplicaRecord[]): ReplicaRecord[] =>
+    replicas.map((r) => (nodes.includes(r.node) ? { ...r, state } : r));
 }

@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { placeReplicas } from "../cluster/index.js";
+import { placementFor, placeReplicas } from "../cluster/index.js";
 import { ConflictError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import { type PartialVolumeSpec, type VolumeSpec, withDefaults } from "../spec/index.js";
@@ -76,13 +76,7 @@ export class VolumeService {
       throw new ConflictError("volume.exists", `volume "${spec.name}" already exists`, "name");
     }
     const nodes = await access.nodes();
-    const placed = placeReplicas(nodes, {
-      count: spec.repl,
-      existing: [],
-      nodes: spec.nodes,
-      zones: spec.zones,
-      racks: spec.racks,
-    });
+    const placed = placeReplicas(nodes, placementFor(spec, spec.repl));
     const volumeId = catalog.newId();
     const replicas: ReplicaRecord[] = [];
     try {
@@ -223,10 +217,11 @@ export class VolumeService {
     if (repl !== undefined && (!Number.isInteger(repl) || repl < 1 || repl > 3)) {
       throw new SpecError("repl", "must be 1, 2 or 3");
     }
+    const grows = size !== undefined && size !== record.spec.size;
     const updated = await this.local.serialize(record.id, async () => {
       const here = this.local.get(record.id);
       const attachment = here ? undefined : await this.options.catalog.attachment(record.id);
-      if (attachment && size !== undefined && size !== record.spec.size) {
+      if (attachment && grows) {
         throw new ConflictError(
           "volume.attached_elsewhere",
           `volume "${name}" is attached on ${attachment.node}: resize it there`,
@@ -237,13 +232,11 @@ export class VolumeService {
         ...r,
         spec: { ...r.spec, ...(repl !== undefined && { repl }), ...(labels !== undefined && { labels }) },
       }));
-      const needsEngine =
-        (size !== undefined && size !== record.spec.size) ||
-        (repl !== undefined && repl !== record.spec.repl);
+      const needsEngine = grows || (repl !== undefined && repl !== record.spec.repl);
       if (!needsEngine || attachment) return next;
       const entry = here ?? (await this.local.attach(next));
       try {
-        if (size !== undefined && size !== record.spec.size) await this.local.grow(record.id, size);
+        if (grows) await this.local.grow(record.id, size);
         entry.record = next;
         await entry.replicas.repair();
       } finally {
