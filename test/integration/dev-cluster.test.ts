@@ -1,26 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { HOLDFAST, sh } from "../support/agent-process.js";
+import { sh } from "../support/agent-process.js";
+import { run as hf } from "../support/dev-cluster.js";
 
 // `holdfast dev up|stop|start|down` as a user runs it: a real etcd and three real agents on 127.0.0.11-13.
 let dir = "";
 let up: { etcd: string; token: string; nodes: Array<{ id: string; api: string; pid: number; zone: string }> };
-
-/** Runs `holdfast ARGS`; never throws. */
-function hf(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(HOLDFAST, args, { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
-}
 
 test.before(async () => {
   dir = join(await mkdtemp(join(tmpdir(), "hf-dev-")), "cluster");

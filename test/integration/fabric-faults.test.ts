@@ -3,25 +3,12 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sh } from "../support/agent-process.js";
-import { DevCluster, run, waitFor } from "../support/dev-cluster.js";
+import { DevCluster, inSync, run, type VolumeJson, waitFor } from "../support/dev-cluster.js";
 
 // Faults around the data path on a real 3-node dev cluster (127.0.2.11-13): the metadata store stopped under load,
 // and a replica whose pool fills up.
 let cluster: DevCluster;
 let tmpfs = "";
-
-interface Volume {
-  health: string;
-  attachedOn: string | null;
-  epoch: number | null;
-  replicas: Array<{ node: string; state: string }>;
-}
-
-const inSync = (v: Volume) =>
-  v.replicas
-    .filter((r) => r.state === "in-sync")
-    .map((r) => r.node)
-    .sort();
 
 function fio(socket: string, name: string, extra: string[]) {
   return run(
@@ -57,7 +44,7 @@ test.after(async () => {
 test("etcd stopped for 30 s under fio load: I/O goes on, control operations fail clearly, nothing is lost", async () => {
   const etcdPid = JSON.parse(await readFile(join(cluster.dir, "dev.json"), "utf8")).etcd.pid as number;
   await cluster.json(["volume", "create", "name=flat,size=256M,repl=3"]);
-  const attached = await cluster.json<Volume>(["volume", "attach", "flat"]);
+  const attached = await cluster.json<VolumeJson>(["volume", "attach", "flat"]);
   const load = fio(cluster.nbdSocket("node1", "flat"), "flat", [
     "--size=96M",
     "--time_based",
@@ -78,7 +65,7 @@ test("etcd stopped for 30 s under fio load: I/O goes on, control operations fail
   assert.is(done.code, 0, done.stdout + done.stderr);
   assert.match(done.stdout, /err= 0/);
   const after = await waitFor("the cluster to answer again", async () =>
-    cluster.json<Volume>(["volume", "inspect", "flat"]),
+    cluster.json<VolumeJson>(["volume", "inspect", "flat"]),
   );
   assert.is(after.attachedOn, "node1", "the attachment survived");
   assert.is(after.epoch, attached.epoch, "with the same epoch");
@@ -101,7 +88,7 @@ test("a replica whose pool fills up is dropped, and the volume goes on without a
   const done = await fio(cluster.nbdSocket("node1", "full"), "full", ["--size=128M"]);
   assert.is(done.code, 0, done.stdout + done.stderr);
   assert.match(done.stdout, /err= 0/);
-  const v = await cluster.json<Volume>(["volume", "inspect", "full"]);
+  const v = await cluster.json<VolumeJson>(["volume", "inspect", "full"]);
   assert.equal(inSync(v), ["node1", "node2"]);
   assert.is(v.health, "degraded");
   const log = await readFile(join(cluster.dir, "node1", "agent.log"), "utf8");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sh } from "../support/agent-process.js";
-import { DevCluster, run, waitFor } from "../support/dev-cluster.js";
+import { DevCluster, inSync, run, type VolumeJson, waitFor } from "../support/dev-cluster.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
 // The fabric on a real 4-node dev cluster (real etcd, real agents on 127.0.1.11-14, zones a-d), driven by the CLI,
@@ -12,21 +12,8 @@ import { NBD, RawNbdClient } from "../support/nbd-client.js";
 const MiB = 1024 * 1024;
 let cluster: DevCluster;
 
-interface Volume {
-  name: string;
-  health: string;
-  attachedOn: string | null;
-  epoch: number | null;
-  replicas: Array<{ node: string; state: string }>;
-}
-
-const inspect = (name: string, node?: string) => cluster.json<Volume>(["volume", "inspect", name], node);
-const nodesOf = (v: Volume) => v.replicas.map((r) => r.node).sort();
-const inSync = (v: Volume) =>
-  v.replicas
-    .filter((r) => r.state === "in-sync")
-    .map((r) => r.node)
-    .sort();
+const inspect = (name: string, node?: string) => cluster.json<VolumeJson>(["volume", "inspect", name], node);
+const nodesOf = (v: VolumeJson) => v.replicas.map((r) => r.node).sort();
 
 async function check(name: string): Promise<{ replicas: string[]; differing: number[] }> {
   return cluster.json(["volume", "check", name]);
@@ -40,10 +27,10 @@ test.after(async () => {
 });
 
 test("placement: replicas spread over zones as asked; an impossible placement is refused with the reason", async () => {
-  const spread = await cluster.json<Volume>(["volume", "create", "name=spread,size=64M,repl=3"]);
+  const spread = await cluster.json<VolumeJson>(["volume", "create", "name=spread,size=64M,repl=3"]);
   const zones = new Set(spread.replicas.map((r) => cluster.up.nodes.find((n) => n.id === r.node)?.zone));
   assert.is(zones.size, 3, "three replicas in three zones");
-  const pinned = await cluster.json<Volume>([
+  const pinned = await cluster.json<VolumeJson>([
     "volume",
     "create",
     "name=pinned,size=64M,repl=2,zones=zone-b;zone-d",
@@ -163,7 +150,7 @@ async function writeUntilKilled(socket: string, onStarted: () => void): Promise<
 
 test("kill the attached node: another node takes over once its lease expired, and every acknowledged write is there", async () => {
   await cluster.json(["volume", "create", "name=k2,size=64M,repl=3,nodes=node1;node2;node3"]);
-  const attached = await cluster.json<Volume>(["volume", "attach", "k2"], "node1");
+  const attached = await cluster.json<VolumeJson>(["volume", "attach", "k2"], "node1");
   const refused = await cluster.hf(["volume", "attach", "k2", "--node", "node2"]);
   assert.is(refused.code, 1);
   assert.match(refused.stderr, /attached on node node1, which is up/);
@@ -185,7 +172,7 @@ test("kill the attached node: another node takes over once its lease expired, an
 });
 
 async function readBackAfterFailover(
-  attached: Volume,
+  attached: VolumeJson,
   acked: Map<number, Buffer>,
   inFlight: Map<number, Buffer>,
 ): Promise<void> {
@@ -193,7 +180,7 @@ async function readBackAfterFailover(
     "node2 to take over",
     async () => {
       const r = await cluster.hf(["volume", "attach", "k2", "--output", "json"], "node2");
-      return r.code === 0 ? (JSON.parse(r.stdout) as Volume) : undefined;
+      return r.code === 0 ? (JSON.parse(r.stdout) as VolumeJson) : undefined;
     },
     30_000,
   );

@@ -11,6 +11,23 @@ export interface DevUp {
   nodes: Array<{ id: string; api: string; pid: number; zone: string }>;
 }
 
+/** The fields of `volume inspect --output json` the fabric tests read. */
+export interface VolumeJson {
+  name: string;
+  health: string;
+  attachedOn: string | null;
+  epoch: number | null;
+  replicas: Array<{ node: string; state: string }>;
+}
+
+/** Nodes whose replica of `v` is in sync, sorted. */
+export function inSync(v: VolumeJson): string[] {
+  return v.replicas
+    .filter((r) => r.state === "in-sync")
+    .map((r) => r.node)
+    .sort();
+}
+
 export interface Run {
   code: number;
   stdout: string;
