@@ -77,6 +77,18 @@ const afterHandshake = {
   },
 };
 
+/**
+ * The file's second line, read by both sh and Node. Terraform runs the file, so sh starts it: the line moves
+ * NODE_EXTRA_CA_CERTS (which Terraform passes on from the user's environment) to HOLDFAST_PROVIDER_EXTRA_CA_CERTS and
+ * runs Node on the same file. Node 20 parses that file, and builds its root store, at every process start (about
+ * 85 ms here with the system bundle) although the handshake needs none of it; the provider's API client trusts
+ * those certificates itself for an https endpoint (providers/src/client.ts). To Node the line is a string and a comment,
+ * so `node FILE` works too (and Node reads NODE_EXTRA_CA_CERTS itself). Plain sh, not `env -S`: BusyBox's env (the
+ * Alpine-based terraform image) and coreutils before 8.30 have no -S.
+ */
+const START_LINE =
+  '\':\' //; export HOLDFAST_PROVIDER_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; exec node "$0" "$@"';
+
 export async function buildProvider() {
   await writeDescriptors();
   const result = await build({
@@ -88,9 +100,9 @@ export async function buildProvider() {
   });
   const body = result.outputFiles[0].text;
   const header =
-    "#!/usr/bin/env node\n" +
+    `#!/bin/sh\n${START_LINE}\n` +
     "// terraform-provider-holdfast, built by scripts/build-provider.mjs from providers/src (bundled dependencies keep their licenses; see package-lock.json).\n" +
-    '(async () => { const require = (await import("node:module")).createRequire(process.argv[1] || __filename);\n';
+    ';(async () => { const require = (await import("node:module")).createRequire(process.argv[1] || __filename);\n';
   await mkdir(dirname(outfile), { recursive: true });
   // Written beside and renamed into place, so a Terraform starting the provider meanwhile never reads half a file.
   await writeFile(`${outfile}.tmp`, `${header}${body}})();\n`, { mode: 0o755 });

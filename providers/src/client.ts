@@ -1,4 +1,7 @@
-import got, { type Got, HTTPError, type RequestError } from "got";
+import { readFileSync } from "node:fs";
+import { Agent } from "node:https";
+import { createSecureContext, rootCertificates } from "node:tls";
+import got, { type Agents, type Got, HTTPError, type RequestError } from "got";
 import type { NodeStatus } from "../../agent/src/cluster/index.js";
 import type { VolumeView } from "../../agent/src/volumes/index.js";
 import type { Logger } from "./plugin/log.js";
@@ -90,6 +93,29 @@ function apiErrorOf(err: unknown, endpoint: string): ApiError {
   return new ApiError(`cannot reach the Holdfast agent at ${endpoint}: ${e.message}`, e.code ?? "network");
 }
 
+/**
+ * Where the provider's start line (scripts/build-provider.mjs) puts NODE_EXTRA_CA_CERTS, so that Node does not parse
+ * those certificates at every start, before the handshake, when only an https endpoint needs them.
+ */
+export const EXTRA_CA_ENV = "HOLDFAST_PROVIDER_EXTRA_CA_CERTS";
+
+/**
+ * An https agent trusting what Node would with NODE_EXTRA_CA_CERTS: its bundled roots and that file's certificates
+ * (in one TLS context, as Node makes its root store once). Undefined when there is no such file, or it cannot be
+ * read: Node warns and goes on without it, and so does this.
+ */
+function extraCaAgents(logger: Logger): Agents | undefined {
+  const file = process.env[EXTRA_CA_ENV];
+  if (!file) return undefined;
+  try {
+    const ca = [...rootCertificates, readFileSync(file, "utf8")];
+    return { https: new Agent({ keepAlive: true, secureContext: createSecureContext({ ca }) }) };
+  } catch (err) {
+    logger.warn("ignoring extra CA certificates", { file, error: (err as Error).message });
+    return undefined;
+  }
+}
+
 /** The agent's REST API, through `got`: bearer token, JSON, a timeout per request, retries with backoff. */
 export class HoldfastClient {
   private readonly http: Got;
@@ -102,6 +128,8 @@ export class HoldfastClient {
       responseType: "json",
       timeout: { request: options.requestTimeoutMs },
       https: options.ca ? { certificateAuthority: options.ca } : {},
+      // Node's rule: an explicit CA (ca_file) replaces the roots and NODE_EXTRA_CA_CERTS alike.
+      agent: !options.ca && options.endpoint.startsWith("https:") ? extraCaAgents(logger) : undefined,
       retry: {
         limit: options.maxRetries,
         methods: ["GET", "PUT", "PATCH", "DELETE", "POST"],

@@ -1,0 +1,138 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
+import { createServer, type Server } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from "../../providers/src/plugin/serve.js";
+import { AgentProcess, HOLDFAST, sh } from "../support/agent-process.js";
+import { buildProvider, PROVIDER_BIN, providerBlock, TerraformDir } from "./terraform-support.js";
+
+// How the built provider starts: the start line that keeps NODE_EXTRA_CA_CERTS away from Node (and the API client
+// that trusts those certificates all the same). The start-up time itself is measured in bench/provider-startup.ts.
+
+const PROVIDER = join(PROVIDER_BIN, "terraform-provider-holdfast");
+
+let agent: AgentProcess;
+let dir = "";
+/** An https front for the agent (whose API is plain http), with a certificate from a CA of the test's own. */
+let front: Server;
+let frontUrl = "";
+const ca = () => join(dir, "ca/ca.crt");
+
+test.before(async () => {
+  await buildProvider();
+  agent = await AgentProcess.start();
+  dir = await mkdtemp(join(tmpdir(), "hf-tf-startup-"));
+  await sh(HOLDFAST, ["cluster", "init", "--dir", join(dir, "ca")]);
+  await sh(HOLDFAST, [
+    "cluster",
+    "issue",
+    "--ca-dir",
+    join(dir, "ca"),
+    "--node",
+    "api",
+    "--address",
+    "127.0.0.1",
+    "--out",
+    join(dir, "api"),
+  ]);
+  const target = new URL(agent.url);
+  front = createServer(
+    { key: readFileSync(join(dir, "api/node.key")), cert: readFileSync(join(dir, "api/node.crt")) },
+    (req, res) => {
+      const upstream = request(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    },
+  );
+  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+  const address = front.address();
+  frontUrl = `https://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+});
+
+test.after(async () => {
+  front?.close();
+  await agent?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** `terraform plan` of the cluster data source through the https front, with `env` and provider settings. */
+async function planThroughFront(env: NodeJS.ProcessEnv, settings = "") {
+  const tf = await TerraformDir.create({ HOLDFAST_API: frontUrl, HOLDFAST_TOKEN: agent.token, ...env });
+  try {
+    await tf.write({ "main.tf": `${providerBlock(settings)}data "holdfast_cluster" "c" {}\n` });
+    return await tf.plan();
+  } finally {
+    await tf.remove();
+  }
+}
+
+test("an https agent trusted only through NODE_EXTRA_CA_CERTS: the API client trusts it, as Node would", async () => {
+  const trusted = await planThroughFront({ NODE_EXTRA_CA_CERTS: ca() });
+  assert.is(trusted.code, 0, trusted.stderr);
+
+  const untrusted = await planThroughFront({ NODE_EXTRA_CA_CERTS: undefined });
+  assert.is(untrusted.code, 1, untrusted.stdout);
+  assert.match(untrusted.stderr, /Error: Cannot reach the Holdfast agent[\s\S]*certificate/);
+
+  // Node's rule for an explicit CA: ca_file replaces the roots and NODE_EXTRA_CA_CERTS alike.
+  const other = join(dir, "api/node.crt");
+  const replaced = await planThroughFront({ NODE_EXTRA_CA_CERTS: ca() }, `  ca_file = "${other}"\n`);
+  assert.is(replaced.code, 1, replaced.stdout);
+  assert.match(replaced.stderr, /Error: Cannot reach the Holdfast agent/);
+  const byCaFile = await planThroughFront({ NODE_EXTRA_CA_CERTS: undefined }, `  ca_file = "${ca()}"\n`);
+  assert.is(byCaFile.code, 0, byCaFile.stderr);
+
+  // A file that cannot be read is ignored with a warning, as Node ignores it: plain http still works.
+  const tf = await TerraformDir.create({
+    HOLDFAST_API: agent.url,
+    HOLDFAST_TOKEN: agent.token,
+    NODE_EXTRA_CA_CERTS: join(dir, "missing.pem"),
+  });
+  await tf.write({ "main.tf": `${providerBlock()}data "holdfast_cluster" "c" {}\n` });
+  const plain = await tf.plan();
+  await tf.remove();
+  assert.is(plain.code, 0, plain.stderr);
+});
+
+/** Starts the provider as Terraform would (`command` the file itself, or `node FILE`); its stderr at the handshake. */
+function startProvider(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: { ...process.env, [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE, TF_DISABLE_PLUGIN_TLS: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (stdout.includes("\n")) child.kill("SIGTERM");
+    });
+    child.on("exit", () =>
+      /^1\|6\|unix\|/.test(stdout) ? resolve(stderr) : reject(new Error(`no handshake: ${stderr}`)),
+    );
+  });
+}
+
+test("the start line keeps NODE_EXTRA_CA_CERTS from Node; `node FILE` starts too, and Node reads it there", async () => {
+  // Node warns at start-up about an extra CA file it cannot load: a sign it parsed the variable.
+  const missing = { NODE_EXTRA_CA_CERTS: join(dir, "missing.pem") };
+  const executed = await startProvider(PROVIDER, [], missing);
+  assert.not.match(executed, /Ignoring extra certs/);
+  const withNode = await startProvider(process.execPath, [PROVIDER], missing);
+  assert.match(withNode, /Ignoring extra certs/);
+});
+
+test.run();
