@@ -3,19 +3,21 @@
 //
 // 1. The .proto files in providers/proto/ are compiled to providers/proto/descriptors.json, which the provider
 //    loads instead of parsing .proto text at every start (Terraform starts it 2-5 times per command).
-// 2. esbuild bundles providers/src/main.ts and every dependency into one script (the part needed after the
-//    handshake as a string inside it, see afterHandshake). The script must run as a
+// 2. esbuild bundles providers/src/main.ts and every dependency into one script (most of it as strings inside it,
+//    compiled when needed, see CARRIED). The script must run as a
 //    CommonJS file (no package.json beside the copy Terraform makes) and as an ES module (inside this repo, whose
 //    package.json says "type": "module"), so it is an async function that gets `require` from a dynamic import,
 //    which both kinds of file allow.
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { build } from "esbuild";
 import protobuf from "protobufjs";
 
 const root = join(dirname(new URL(import.meta.url).pathname), "..");
 const protoDir = join(root, "providers/proto");
+const srcDir = join(root, "providers/src");
 const outfile = join(root, "providers/bin/terraform-provider-holdfast");
 
 export async function writeDescriptors() {
@@ -43,35 +45,47 @@ const BUNDLE = {
 };
 
 /**
- * The provider proper (providers/src/plugin/provider-service.ts: the spec table with zod, got, the resources) is
- * built on its own and carried as a string, compiled only after the handshake: V8 parses all of a script's text
- * when it loads it, and this half is more than half of the bundle. The handshake half stays plain code. The
- * certificate maker (tls-certificate.ts, @peculiar/x509) is carried the same way: compiled only when no cached
- * certificate is there (plugin/tls.ts). Each such module's exports, by file name:
+ * Modules built on their own and carried as strings, by path under providers/src/, with the exports their importer
+ * uses. V8 parses all of a script's text when it loads it, so:
+ * - the provider proper (plugin/provider-service.ts: the spec table with zod, got, the resources; more than half of
+ *   the bundle) is compiled only after the handshake, and the certificate maker (plugin/tls-certificate.ts,
+ *   @peculiar/x509) only when no cached certificate is there (plugin/tls.ts);
+ * - the handshake half (plugin/index.ts: grpc-js, the descriptors, serve) is compiled at every start, with V8's code
+ *   cache (`cached`, plugin/code-cache.ts), which main.ts saves after the handshake. The rest of the file is main.ts
+ *   and the code cache itself, which Node compiles as usual.
  */
-const LAZY_EXPORTS = {
-  "provider-service": ["providerService"],
-  "tls-certificate": ["selfSignedCertificate"],
+const CARRIED = {
+  "plugin/index": { exports: ["createLogger", "serve"], cached: true },
+  "plugin/provider-service": { exports: ["providerService"] },
+  "plugin/tls-certificate": { exports: ["selfSignedCertificate"] },
 };
 
-const afterHandshake = {
-  name: "after-handshake",
+const carried = {
+  name: "carried-as-string",
   setup(build) {
-    build.onResolve({ filter: /\/(provider-service|tls-certificate)\.js$/ }, (args) => ({
-      path: join(args.resolveDir, args.path.replace(/\.js$/, ".ts")),
-      namespace: "after-handshake",
-    }));
-    build.onLoad({ filter: /.*/, namespace: "after-handshake" }, async (args) => {
+    build.onResolve({ filter: /\/(plugin\/index|provider-service|tls-certificate)\.js$/ }, (args) => {
+      const path = join(args.resolveDir, args.path.replace(/\.js$/, ".ts"));
+      return args.kind === "entry-point" ? undefined : { path, namespace: "carried" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "carried" }, async (args) => {
       const inner = await build.esbuild.build({
         ...BUNDLE,
         entryPoints: [args.path],
         format: "cjs",
+        plugins: [carried],
         logLevel: "warning",
       });
-      const code = JSON.stringify(inner.outputFiles[0].text);
+      const text = inner.outputFiles[0].text;
+      const { exports, cached } = CARRIED[relative(srcDir, args.path).replace(/\.ts$/, "")];
+      const code = JSON.stringify(text);
+      const key = createHash("sha256").update(text).digest("hex").slice(0, 16);
+      const compile = cached
+        ? `import { compileCached } from "./plugin/code-cache.ts"; const compiled = compileCached(${code}, "${key}", process.argv[1] || "terraform-provider-holdfast");`
+        : `const compiled = new Function("require", "module", "exports", ${code});`;
       return {
-        contents: `const module = { exports: {} }; new Function("require", "module", "exports", ${code})(require, module, module.exports); export const { ${LAZY_EXPORTS[basename(args.path, ".ts")].join(", ")} } = module.exports;`,
+        contents: `${compile} const module = { exports: {} }; compiled(require, module, module.exports); export const { ${exports.join(", ")} } = module.exports;`,
         loader: "js",
+        resolveDir: srcDir,
       };
     });
   },
@@ -95,7 +109,7 @@ export async function buildProvider() {
     ...BUNDLE,
     entryPoints: [join(root, "providers/src/main.ts")],
     format: "iife",
-    plugins: [afterHandshake],
+    plugins: [carried],
     logLevel: "warning",
   });
   const body = result.outputFiles[0].text;

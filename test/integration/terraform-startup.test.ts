@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
@@ -12,7 +13,8 @@ import { AgentProcess, HOLDFAST, sh } from "../support/agent-process.js";
 import { buildProvider, PROVIDER_BIN, providerBlock, TerraformDir } from "./terraform-support.js";
 
 // How the built provider starts: the start line that keeps NODE_EXTRA_CA_CERTS away from Node (and the API client
-// that trusts those certificates all the same). The start-up time itself is measured in bench/provider-startup.ts.
+// that trusts those certificates all the same), and the code cache of its handshake half. The start-up time itself
+// is measured in bench/provider-startup.ts.
 
 const PROVIDER = join(PROVIDER_BIN, "terraform-provider-holdfast");
 
@@ -104,8 +106,11 @@ test("an https agent trusted only through NODE_EXTRA_CA_CERTS: the API client tr
   assert.is(plain.code, 0, plain.stderr);
 });
 
-/** Starts the provider as Terraform would (`command` the file itself, or `node FILE`); its stderr at the handshake. */
-function startProvider(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+/**
+ * Starts the provider as Terraform would (`command` the file itself, or `node FILE`) and stops it once it has
+ * written its handshake and saved its code cache; resolves with its stderr (hclog JSON lines, and Node's warnings).
+ */
+function startProvider(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       env: { ...process.env, [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE, TF_DISABLE_PLUGIN_TLS: "1", ...env },
@@ -113,17 +118,28 @@ function startProvider(command: string, args: string[], env: NodeJS.ProcessEnv):
     });
     let stdout = "";
     let stderr = "";
+    const stopWhenStarted = () => {
+      if (stdout.includes("\n") && stderr.includes('"code cache"')) child.kill("SIGTERM");
+    };
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
+      stopWhenStarted();
     });
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
-      if (stdout.includes("\n")) child.kill("SIGTERM");
+      stopWhenStarted();
     });
     child.on("exit", () =>
       /^1\|6\|unix\|/.test(stdout) ? resolve(stderr) : reject(new Error(`no handshake: ${stderr}`)),
     );
   });
+}
+
+/** The code cache's status at one start of the provider with `runtime` as XDG_RUNTIME_DIR. */
+async function codeCacheStatus(runtime: string): Promise<string> {
+  const stderr = await startProvider(PROVIDER, [], { XDG_RUNTIME_DIR: runtime });
+  const line = stderr.split("\n").find((l) => l.includes('"code cache"'));
+  return JSON.parse(line ?? "{}").status;
 }
 
 test("the start line keeps NODE_EXTRA_CA_CERTS from Node; `node FILE` starts too, and Node reads it there", async () => {
@@ -133,6 +149,60 @@ test("the start line keeps NODE_EXTRA_CA_CERTS from Node; `node FILE` starts too
   assert.not.match(executed, /Ignoring extra certs/);
   const withNode = await startProvider(process.execPath, [PROVIDER], missing);
   assert.match(withNode, /Ignoring extra certs/);
+});
+
+test("the code cache: written by the first start, used by the next; a corrupt or foreign one is replaced", async () => {
+  const runtime = await mkdtemp(join(tmpdir(), "hf-tf-runtime-"));
+  const cacheDir = join(runtime, "holdfast-provider");
+  const cacheFile = async () => {
+    const names = (await readdir(cacheDir)).filter((name) => name.startsWith("code-"));
+    assert.is(names.length, 1, `one code cache file: ${names.join(" ")}`);
+    return join(cacheDir, names[0] ?? "");
+  };
+  try {
+    assert.is(await codeCacheStatus(runtime), "miss");
+    const file = await cacheFile();
+    assert.match(file, new RegExp(`-node${process.version}-${process.arch}\\.bin$`));
+    assert.is((await stat(file)).mode & 0o777, 0o600);
+    assert.is(await codeCacheStatus(runtime), "hit");
+
+    // A flipped byte fails the file's own digest: V8 never sees it.
+    const good = await readFile(file);
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 100] = (flipped[flipped.length - 100] ?? 0) ^ 0xff;
+    await writeFile(file, flipped);
+    assert.is(await codeCacheStatus(runtime), "corrupt");
+    assert.is(await codeCacheStatus(runtime), "hit", "rewritten");
+    await writeFile(file, good.subarray(0, 1000));
+    assert.is(await codeCacheStatus(runtime), "corrupt", "cut short");
+
+    // A well-formed file V8 will not take (another V8, other flags): its digest is right, its contents are not.
+    const foreign = Buffer.alloc(4096, 7);
+    await writeFile(file, Buffer.concat([createHash("sha256").update(foreign).digest(), foreign]));
+    assert.is(await codeCacheStatus(runtime), "rejected");
+    assert.is(await codeCacheStatus(runtime), "hit", "rewritten");
+
+    // Five providers starting together, as Terraform may start them: all start, and one good file is left.
+    await rm(file);
+    const together = await Promise.all(Array.from({ length: 5 }, () => codeCacheStatus(runtime)));
+    assert.ok(
+      together.every((status) => status === "miss" || status === "hit"),
+      together.join(" "),
+    );
+    await cacheFile();
+    assert.equal(
+      (await readdir(cacheDir)).filter((name) => name.includes(".bin.")),
+      [],
+      "no temporary files left",
+    );
+    assert.is(await codeCacheStatus(runtime), "hit");
+
+    // A cache directory others can reach is not used, and the provider starts without it.
+    await chmod(cacheDir, 0o755);
+    assert.is(await codeCacheStatus(runtime), "off");
+  } finally {
+    await rm(runtime, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { privateCacheDir } from "./cache-dir.js";
 import type { CertificatePem } from "./tls-certificate.js";
 
 /** The server side of go-plugin's AutoMTLS: our certificate and key (PEM), and the CERT field of the handshake. */
@@ -16,33 +16,6 @@ export interface ServerTls extends CertificatePem {
 const VALID_MS = 3_600_000;
 /** A certificate this close to its end is made anew, so one never expires during a command's handshakes. */
 const MARGIN_MS = 300_000;
-
-/**
- * Where the certificate is kept between the provider processes of one Terraform command: the user's runtime
- * directory, else a per-user directory in the temp dir.
- */
-function cacheDir(): string {
-  const runtime = process.env.XDG_RUNTIME_DIR;
-  const uid = process.getuid?.() ?? "user";
-  return runtime ? join(runtime, "holdfast-provider") : join(tmpdir(), `holdfast-provider-${uid}`);
-}
-
-/**
- * The cache directory, when it is ours alone: a directory (not a link) owned by this user, with no access for
- * others. Someone else may have made it first in a shared temp dir; then there is no cache.
- */
-function privateDir(): string | undefined {
-  const dir = cacheDir();
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const stat = lstatSync(dir);
-    const ours =
-      stat.isDirectory() && stat.uid === (process.getuid?.() ?? stat.uid) && (stat.mode & 0o077) === 0;
-    return ours ? dir : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function withHandshake(pem: CertificatePem, cert: X509Certificate, cached: boolean): ServerTls {
   return { ...pem, handshakeCert: cert.raw.toString("base64").replace(/=+$/, ""), cached };
@@ -69,7 +42,7 @@ function readCached(file: string): ServerTls | undefined {
  * handshake line names the certificate, and it is readable by the same user who can read Terraform's own state.
  */
 export async function serverTls(): Promise<ServerTls> {
-  const dir = privateDir();
+  const dir = privateCacheDir();
   const file = dir && join(dir, "server-tls.json");
   const cached = file ? readCached(file) : undefined;
   if (cached) return cached;
