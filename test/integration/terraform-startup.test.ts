@@ -6,15 +6,18 @@ import { request } from "node:http";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from "../../providers/src/plugin/serve.js";
-import { AgentProcess, HOLDFAST, sh } from "../support/agent-process.js";
+import { serviceDefinition } from "../../providers/src/plugin/services.js";
+import { selfSignedCertificate } from "../../providers/src/plugin/tls-certificate.js";
+import { AgentProcess, HOLDFAST, sh, stopChild } from "../support/agent-process.js";
 import { buildProvider, PROVIDER_BIN, providerBlock, TerraformDir } from "./terraform-support.js";
 
 // How the built provider starts: the start line that keeps NODE_EXTRA_CA_CERTS away from Node (and the API client
-// that trusts those certificates all the same), and the code cache of its handshake half. The start-up time itself
-// is measured in bench/provider-startup.ts.
+// that trusts those certificates all the same), the code cache of its handshake half, and the AutoMTLS socket that
+// lets in only Terraform's client certificate. The start-up time itself is measured in bench/provider-startup.ts.
 
 const PROVIDER = join(PROVIDER_BIN, "terraform-provider-holdfast");
 
@@ -202,6 +205,83 @@ test("the code cache: written by the first start, used by the next; a corrupt or
     assert.is(await codeCacheStatus(runtime), "off");
   } finally {
     await rm(runtime, { recursive: true, force: true });
+  }
+});
+
+/** The provider serving with AutoMTLS for the client certificate `clientCertPem`, until `stop`. */
+async function serving(clientCertPem: string) {
+  const child = spawn(PROVIDER, [], {
+    env: { ...process.env, [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE, PLUGIN_CLIENT_CERT: clientCertPem },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let stdout = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (stdout.includes("\n")) resolve(stdout.split("\n")[0] ?? "");
+    });
+    child.on("exit", () => reject(new Error(`no handshake: ${stderr}`)));
+  });
+  // CORE|APP|unix|SOCKET|grpc|CERT, CERT the server certificate's DER in base64 without padding.
+  const [, , , socket, , der] = line.split("|");
+  const serverCertPem = `-----BEGIN CERTIFICATE-----\n${der}\n-----END CERTIFICATE-----\n`;
+  return {
+    socket: socket ?? "",
+    serverCertPem,
+    stderr: () => stderr,
+    stop: () => stopChild(child, "SIGTERM"),
+  };
+}
+
+/** gRPC health Check over the plugin socket, as go-plugin does, presenting `client` (or no certificate). */
+function healthCheck(
+  provider: { socket: string; serverCertPem: string },
+  client?: { certPem: string; keyPem: string },
+): Promise<unknown> {
+  const credentials = grpc.credentials.createSsl(
+    Buffer.from(provider.serverCertPem),
+    client ? Buffer.from(client.keyPem) : null,
+    client ? Buffer.from(client.certPem) : null,
+  );
+  const channel = new grpc.Client(`unix://${provider.socket}`, credentials, {
+    "grpc.ssl_target_name_override": "localhost",
+    "grpc.default_authority": "localhost",
+  });
+  const check = serviceDefinition("grpc.health.v1.Health").Check;
+  return new Promise((resolve, reject) => {
+    if (!check) return reject(new Error("no Check in the health service"));
+    channel.makeUnaryRequest(
+      check.path,
+      check.requestSerialize,
+      check.responseDeserialize,
+      {},
+      { deadline: Date.now() + 5000 },
+      (err, value) => {
+        channel.close();
+        return err ? reject(err) : resolve(value);
+      },
+    );
+  });
+}
+
+test("AutoMTLS: only Terraform's client certificate gets through; another one, or none, is refused", async () => {
+  const terraform = await selfSignedCertificate(3_600_000);
+  const other = await selfSignedCertificate(3_600_000);
+  const provider = await serving(terraform.certPem);
+  try {
+    assert.equal(await healthCheck(provider, terraform), { status: 1 });
+    const wrong = await healthCheck(provider, other).catch((err: Error) => err);
+    assert.instance(wrong, Error);
+    const none = await healthCheck(provider).catch((err: Error) => err);
+    assert.instance(none, Error);
+    assert.match(provider.stderr(), /refused a plugin connection without Terraform's client certificate/);
+    assert.equal(await healthCheck(provider, terraform), { status: 1 }, "still serving Terraform");
+  } finally {
+    await provider.stop();
   }
 });
 

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { listen, type MutualTls } from "./listen.js";
 import type { Logger } from "./log.js";
 import type { Handler, Request } from "./provider-service.js";
 import { serviceDefinition } from "./services.js";
@@ -71,7 +72,7 @@ export async function serve(logger: Logger): Promise<void> {
   });
 
   const clientCert = process.env.PLUGIN_CLIENT_CERT;
-  let credentials = grpc.ServerCredentials.createInsecure();
+  let mtls: MutualTls | undefined;
   let handshakeCert = "";
   let tlsMs = 0;
   let tlsCached = false;
@@ -80,11 +81,7 @@ export async function serve(logger: Logger): Promise<void> {
     const tls = await serverTls();
     tlsMs = performance.now() - started;
     tlsCached = tls.cached;
-    credentials = grpc.ServerCredentials.createSsl(
-      Buffer.from(clientCert),
-      [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
-      true,
-    );
+    mtls = { certPem: tls.certPem, keyPem: tls.keyPem, clientCertPem: clientCert };
     handshakeCert = tls.handshakeCert;
   }
 
@@ -92,9 +89,7 @@ export async function serve(logger: Logger): Promise<void> {
   const socket = join(dir, "plugin.sock");
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   process.on("SIGTERM", () => process.exit(0));
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socket}`, credentials, (err) => (err ? reject(err) : resolve())),
-  );
+  await listen(server, socket, logger, mtls);
   process.stdout.write(`${CORE_PROTOCOL}|${APP_PROTOCOL}|unix|${socket}|grpc|${handshakeCert}\n`);
   const handshakeMs = performance.now();
   // CPU time to the handshake, which other work on the machine does not inflate as it does the wall time.
