@@ -48,8 +48,7 @@ const BUNDLE = {
  * Modules built on their own and carried as strings, by path under providers/src/, with the exports their importer
  * uses. V8 parses all of a script's text when it loads it, so:
  * - the provider proper (plugin/provider-service.ts: the spec table with zod, got, the resources; more than half of
- *   the bundle) is compiled only after the handshake, and the certificate maker (plugin/tls-certificate.ts,
- *   @peculiar/x509) only when no cached certificate is there (plugin/tls.ts);
+ *   the bundle) is compiled only after the handshake;
  * - the handshake half (plugin/index.ts: grpc-js, the descriptors, serve) is compiled at every start, with V8's code
  *   cache (`cached`, plugin/code-cache.ts), which main.ts saves after the handshake. The rest of the file is main.ts
  *   and the code cache itself, which Node compiles as usual.
@@ -57,13 +56,12 @@ const BUNDLE = {
 const CARRIED = {
   "plugin/index": { exports: ["createLogger", "serve"], cached: true },
   "plugin/provider-service": { exports: ["providerService"] },
-  "plugin/tls-certificate": { exports: ["selfSignedCertificate"] },
 };
 
 const carried = {
   name: "carried-as-string",
   setup(build) {
-    build.onResolve({ filter: /\/(plugin\/index|provider-service|tls-certificate)\.js$/ }, (args) => {
+    build.onResolve({ filter: /\/(plugin\/index|provider-service)\.js$/ }, (args) => {
       const path = join(args.resolveDir, args.path.replace(/\.js$/, ".ts"));
       return args.kind === "entry-point" ? undefined : { path, namespace: "carried" };
     });

@@ -2,13 +2,13 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { privateCacheDir } from "./cache-dir.js";
-import type { CertificatePem } from "./tls-certificate.js";
+import { type CertificatePem, selfSignedCertificate } from "./tls-certificate.js";
 
 /** The server side of go-plugin's AutoMTLS: our certificate and key (PEM), and the CERT field of the handshake. */
 export interface ServerTls extends CertificatePem {
   /** The certificate's DER in base64 without `=` padding: go-plugin decodes it with RawStdEncoding. */
   handshakeCert: string;
-  /** Whether the certificate came from the cache (no @peculiar/x509 loaded, no key made). */
+  /** Whether the certificate came from the cache (no key made). */
   cached: boolean;
 }
 
@@ -37,8 +37,8 @@ function readCached(file: string): ServerTls | undefined {
 
 /**
  * The AutoMTLS server certificate. Terraform starts the provider 2-5 times per command and making a certificate
- * costs about 150 ms of start-up, so one is kept for an hour in a user-only directory (files 0600) and shared by
- * those processes. It is only the server key of a loopback-only plugin socket, which a client trusts because the
+ * costs about 10 ms of start-up (3 ms to read one), so one is kept for an hour in a user-only directory (files 0600)
+ * and shared by those processes. It is only the server key of a loopback-only plugin socket, which a client trusts because the
  * handshake line names the certificate, and it is readable by the same user who can read Terraform's own state.
  */
 export async function serverTls(): Promise<ServerTls> {
@@ -46,8 +46,7 @@ export async function serverTls(): Promise<ServerTls> {
   const file = dir && join(dir, "server-tls.json");
   const cached = file ? readCached(file) : undefined;
   if (cached) return cached;
-  const { selfSignedCertificate } = await import("./tls-certificate.js");
-  const pem = await selfSignedCertificate(VALID_MS);
+  const pem = selfSignedCertificate(VALID_MS);
   if (file) {
     // Written beside and renamed into place: providers starting at the same moment never read half a file.
     const temp = `${file}.${process.pid}`;
