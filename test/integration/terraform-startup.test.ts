@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
@@ -199,6 +199,21 @@ test("the code cache: written by the first start, used by the next; a corrupt or
       "no temporary files left",
     );
     assert.is(await codeCacheStatus(runtime), "hit");
+
+    // Another build's cache is removed when a cache is written, once it has not been written for a day.
+    const ours = await cacheFile();
+    const recent = join(cacheDir, "code-0123456789abcdef-nodev0.0.0-x64.bin");
+    const old = join(cacheDir, "code-fedcba9876543210-nodev0.0.0-x64.bin");
+    await writeFile(recent, "other build");
+    await writeFile(old, "other build");
+    const dayAgo = new Date(Date.now() - 25 * 3_600_000);
+    await utimes(old, dayAgo, dayAgo);
+    await rm(ours);
+    assert.is(await codeCacheStatus(runtime), "miss");
+    const left = (await readdir(cacheDir)).filter((name) => name.startsWith("code-"));
+    assert.ok(left.includes("code-0123456789abcdef-nodev0.0.0-x64.bin"), left.join(" "));
+    assert.not.ok(left.includes("code-fedcba9876543210-nodev0.0.0-x64.bin"), left.join(" "));
+    await rm(recent);
 
     // A cache directory others can reach is not used, and the provider starts without it.
     await chmod(cacheDir, 0o755);

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Script } from "node:vm";
 import { privateCacheDir } from "./cache-dir.js";
 
@@ -24,6 +24,7 @@ export type ModuleFunction = (
 ) => void;
 
 const DIGEST_BYTES = 32;
+const STALE_MS = 86_400_000;
 
 let compiled: { script: Script; file: string | undefined; status: CodeCacheStatus } | undefined;
 
@@ -88,5 +89,23 @@ export function saveCodeCache(): CodeCacheStatus {
     // No cache this time; the next start compiles again.
     rmSync(temp, { force: true });
   }
+  removeStale(file);
   return status;
+}
+
+/**
+ * Removes the caches of other builds (or Node versions) not written for a day: each upgrade would otherwise leave
+ * a megabyte behind. A build still in use but removed here only pays one more compile.
+ */
+function removeStale(keep: string): void {
+  const dir = dirname(keep);
+  try {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (name.startsWith("code-") && path !== keep && Date.now() - statSync(path).mtimeMs > STALE_MS)
+        rmSync(path, { force: true });
+    }
+  } catch {
+    // Another provider removed it first, or the directory is gone: nothing to do.
+  }
 }
