@@ -6,7 +6,7 @@ import { privateCacheDir } from "./cache-dir.js";
 
 /**
  * V8's code cache for the handshake half of the built provider (scripts/build-provider.mjs carries that half as a
- * string and compiles it here). Compiling it costs about 30 ms of the start-up and Terraform starts the provider 2 to
+ * string and compiles it here). Compiling it costs about 45 ms of the start-up and Terraform starts the provider 2 to
  * 5 times per command; Node 20 has no module.enableCompileCache, so the provider keeps the cache itself, beside the
  * AutoMTLS certificate (plugin/cache-dir.ts). The file is named by the code's hash, Node's version and the machine,
  * holds a SHA-256 of the cache ahead of it (V8 checks versions and flags, not the bytes), and is written beside and
@@ -29,7 +29,7 @@ const STALE_MS = 86_400_000;
 let compiled: { script: Script; file: string | undefined; status: CodeCacheStatus } | undefined;
 
 /** The cache file's path for `key` (the code's hash), or undefined when there is no private cache directory. */
-export function codeCacheFile(key: string): string | undefined {
+function codeCacheFile(key: string): string | undefined {
   const dir = privateCacheDir();
   return dir && join(dir, `code-${key}-node${process.version}-${process.arch}.bin`);
 }

@@ -26,7 +26,7 @@ export async function listen(
   path: string,
   logger: Logger,
   mtls?: MutualTls,
-): Promise<Server> {
+): Promise<void> {
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   let listener: Server;
   if (mtls) {
@@ -35,6 +35,7 @@ export async function listen(
       {
         cert: mtls.certPem,
         key: mtls.keyPem,
+        // An empty list rather than none: without `ca` Node gives the context its root store.
         ca: [],
         requestCert: true,
         rejectUnauthorized: false,
@@ -57,5 +58,4 @@ export async function listen(
     listener.once("error", reject);
     listener.listen(path, () => resolve());
   });
-  return listener;
 }
