@@ -4,7 +4,7 @@ import * as cdktf from "cdktf";
 import type { Construct } from "constructs";
 
 export interface HoldfastProviderConfig {
-  /** PEM file of the CA that signed an `https` endpoint's certificate. Default: the system's CAs. */
+  /** PEM file of the CA that signed an `https` endpoint's certificate. Default: Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS. */
   readonly caFile?: string;
   /** URL of a Holdfast agent's REST API, e.g. `http://127.0.0.11:9001`. Default: `HOLDFAST_API`. */
   readonly endpoint?: string;

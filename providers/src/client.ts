@@ -21,7 +21,7 @@ export interface ClientOptions {
   /** The agent's API, e.g. `http://127.0.0.1:9001`. */
   endpoint: string;
   token: string;
-  /** CA certificate (PEM) to verify an https endpoint with. @default - the system's CAs */
+  /** CA certificate (PEM) to verify an https endpoint with. @default - Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS */
   ca?: string;
   /** Limit on one HTTP request, in milliseconds. */
   requestTimeoutMs: number;

@@ -46,7 +46,7 @@ export const providerSchema = {
       type: "string",
       optional: true,
       description:
-        "PEM file of the CA that signed an `https` endpoint's certificate. Default: the system's CAs.",
+        "PEM file of the CA that signed an `https` endpoint's certificate. Default: Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS.",
     },
     {
       name: "request_timeout",
