@@ -10,6 +10,8 @@ import { join, relative } from "node:path";
 const roots = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["test"];
 const fileTimeoutMs = Number(process.env.HOLDFAST_TEST_FILE_TIMEOUT_MS ?? 300_000);
 const jobs = Math.max(1, Number(process.env.HOLDFAST_TEST_JOBS ?? 2));
+/** Loaded ahead of each file: prints an error thrown in a before/after hook, which uvu would swallow. */
+const HOOK_ERRORS = new URL("../test/support/hook-errors.ts", import.meta.url).href;
 
 function findTests(path) {
   if (statSync(path).isFile()) return path.endsWith(".test.ts") ? [path] : [];
@@ -21,7 +23,7 @@ function findTests(path) {
 function runFile(file) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, ["--import", "tsx", file], {
+    const child = spawn(process.execPath, ["--import", "tsx", "--import", HOOK_ERRORS, file], {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, FORCE_COLOR: "0" },
     });

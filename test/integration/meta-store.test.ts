@@ -6,6 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { EtcdStore, LocalStore, type MetaStore, StoreUnavailableError } from "../../agent/src/meta/index.js";
 import { EtcdProcess } from "../support/etcd-process.js";
+import { reportHookErrors } from "../support/hook-errors.js";
 
 // One contract, two stores: the local file store and a real etcd process must answer the same way, so the
 // code above them cannot tell which one it runs on.
@@ -20,7 +21,7 @@ const stores: Array<[string, () => Promise<MetaStore>]> = [
 ];
 
 for (const [name, open] of stores) {
-  const contract = suite(`${name} store`);
+  const contract = reportHookErrors(suite(`${name} store`));
   let store: MetaStore;
   let root = "";
 
@@ -91,7 +92,7 @@ for (const [name, open] of stores) {
   contract.run();
 }
 
-const outage = suite("etcd outage");
+const outage = reportHookErrors(suite("etcd outage"));
 let down: EtcdProcess;
 outage.before(async () => {
   down = await EtcdProcess.start();
