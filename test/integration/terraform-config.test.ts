@@ -2,52 +2,19 @@ import { copyFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { AgentProcess, freePort } from "../support/agent-process.js";
-import { buildProvider, EXAMPLES, providerBlock, TerraformDir, volume } from "./terraform-support.js";
+import { freePort } from "../support/agent-process.js";
+import { EXAMPLES, GIB, ProviderFixture, providerBlock, volume } from "./terraform-support.js";
 
 // The real `terraform` CLI (1.11) runs the built provider against a real agent with a local store: bad
 // configuration and its diagnostics, TF_LOG output, and the examples in providers/examples.
 // The lifecycle itself is in terraform-provider.test.ts.
 
-let agent: AgentProcess;
-let tf: TerraformDir;
-
-interface Volume {
-  id: string;
-  name: string;
-  size: number;
-  repl: number;
-  fs: string;
-  labels: Record<string, string>;
-}
-
-const volumes = async () => (await agent.api("GET", "/v1/volumes")).body as Volume[];
-const byName = async (name: string) => (await volumes()).find((v) => v.name === name);
-const GIB = 2 ** 30;
-
-test.before(async () => {
-  await buildProvider();
-  agent = await AgentProcess.start();
-});
-
-// Each test gets its own working directory and state: a failed test leaves nothing the next one sees.
-test.before.each(async () => {
-  tf = await TerraformDir.create({ HOLDFAST_API: agent.url, HOLDFAST_TOKEN: agent.token });
-});
-
-test.after.each(async () => {
-  await tf.remove();
-  for (const v of await volumes()) await agent.api("DELETE", `/v1/volumes/${v.id}`);
-});
-
-test.after(async () => {
-  await agent?.destroy();
-});
+const fx = new ProviderFixture(test);
 
 /** Plans `body` after the provider block and returns Terraform's error output, which must say it failed. */
 async function planError(body: string, provider = ""): Promise<string> {
-  await tf.write({ "main.tf": providerBlock(provider) + body });
-  const result = await tf.plan();
+  await fx.tf.write({ "main.tf": providerBlock(provider) + body });
+  const result = await fx.tf.plan();
   assert.is(result.code, 1, result.stdout);
   return result.stderr;
 }
@@ -79,7 +46,7 @@ test("bad configuration: diagnostics point at the attribute at fault", async () 
   );
   assert.match(timeout, /Error: Invalid duration[\s\S]*create = "soon"/);
 
-  assert.equal(await volumes(), [], "nothing was created");
+  assert.equal(await fx.volumes(), [], "nothing was created");
 });
 
 test("bad provider configuration: wrong token, unreachable endpoint, malformed settings", async () => {
@@ -89,7 +56,7 @@ test("bad provider configuration: wrong token, unreachable endpoint, malformed s
     token,
     /Error: Token refused[\s\S]*token\s+= "not-the-token"|Error: Token refused[\s\S]*token/,
   );
-  assert.not.match(token, agent.token);
+  assert.not.match(token, fx.agent.token);
 
   const port = await freePort();
   const unreachable = await planError(
@@ -119,8 +86,8 @@ const EXAMPLE_DIRS = [
 ];
 
 test("TF_LOG=DEBUG shows the provider's hclog lines, and never its token", async () => {
-  await tf.write({ "main.tf": `${providerBlock()}data "holdfast_cluster" "c" {}\n` });
-  const result = await tf.runWith({ TF_LOG: "DEBUG" }, "plan", "-no-color", "-input=false");
+  await fx.tf.write({ "main.tf": `${providerBlock()}data "holdfast_cluster" "c" {}\n` });
+  const result = await fx.tf.runWith({ TF_LOG: "DEBUG" }, "plan", "-no-color", "-input=false");
   assert.is(result.code, 0, result.stderr);
   const log = result.stdout + result.stderr;
   assert.match(log, /\[DEBUG\] provider\.terraform-provider-holdfast: serving:/);
@@ -129,26 +96,26 @@ test("TF_LOG=DEBUG shows the provider's hclog lines, and never its token", async
     log,
     /provider\.terraform-provider-holdfast: request: .*url=http:\/\/127\.0\.0\.1:\d+\/v1\/cluster/,
   );
-  assert.not.match(log, agent.token, "the token (from HOLDFAST_TOKEN) appears nowhere");
+  assert.not.match(log, fx.agent.token, "the token (from HOLDFAST_TOKEN) appears nowhere");
 });
 
 test("the examples in providers/examples apply, read back and destroy", async () => {
-  await tf.write({});
+  await fx.tf.write({});
   for (const dir of EXAMPLE_DIRS) {
     for (const name of await readdir(join(EXAMPLES, dir)))
       if (name.endsWith(".tf"))
-        await copyFile(join(EXAMPLES, dir, name), join(tf.dir, `${dir.replaceAll("/", "-")}-${name}`));
+        await copyFile(join(EXAMPLES, dir, name), join(fx.tf.dir, `${dir.replaceAll("/", "-")}-${name}`));
   }
-  const vars = [`-var=holdfast_endpoint=${agent.url}`, `-var=holdfast_token=${agent.token}`];
-  const out = await tf.apply(...vars);
+  const vars = [`-var=holdfast_endpoint=${fx.agent.url}`, `-var=holdfast_token=${fx.agent.token}`];
+  const out = await fx.tf.apply(...vars);
   assert.match(out, "Apply complete! Resources: 2 added");
   assert.match(out, /nodes_up = \[\s*"node1",?\s*\]/);
   assert.match(out, /pgdata_replicas_on = tolist\(\[\s*"node1",?\s*\]\)/);
-  const pg = await byName("pgdata");
+  const pg = await fx.byName("pgdata");
   assert.equal([pg?.size, pg?.labels], [20 * GIB, { app: "postgres", tier: "db" }]);
-  assert.is((await byName("cache"))?.fs, "xfs");
-  await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve", ...vars);
-  assert.equal(await volumes(), []);
+  assert.is((await fx.byName("cache"))?.fs, "xfs");
+  await fx.tf.ok("destroy", "-no-color", "-input=false", "-auto-approve", ...vars);
+  assert.equal(await fx.volumes(), []);
 });
 
 test.run();

@@ -2,7 +2,8 @@ import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, sh } from "../support/agent-process.js";
+import type { Test } from "uvu";
+import { AgentProcess, ROOT, sh } from "../support/agent-process.js";
 
 /** Where the build puts the provider; a dev_overrides CLI configuration points Terraform here. */
 export const PROVIDER_BIN = join(ROOT, "providers/bin");
@@ -124,4 +125,50 @@ export function volume(label: string, attributes: Record<string, string | number
     return `  ${name} = ${text}`;
   });
   return `resource "holdfast_volume" "${label}" {\n${lines.join("\n")}\n}\n`;
+}
+
+export const GIB = 2 ** 30;
+
+/** A volume as GET /v1/volumes lists it: the fields the provider tests read. */
+export interface ApiVolume {
+  id: string;
+  name: string;
+  size: number;
+  repl: number;
+  fs: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * One real agent (local store) for a test file, and for each test a fresh Terraform working directory pointed at
+ * it. After each test the directory goes and every volume is deleted: a failed test leaves nothing the next one sees.
+ */
+export class ProviderFixture {
+  agent!: AgentProcess;
+  tf!: TerraformDir;
+
+  constructor(suite: Test) {
+    suite.before(async () => {
+      await buildProvider();
+      this.agent = await AgentProcess.start();
+    });
+    suite.before.each(async () => {
+      this.tf = await TerraformDir.create({ HOLDFAST_API: this.agent.url, HOLDFAST_TOKEN: this.agent.token });
+    });
+    suite.after.each(async () => {
+      await this.tf.remove();
+      for (const v of await this.volumes()) await this.agent.api("DELETE", `/v1/volumes/${v.id}`);
+    });
+    suite.after(async () => {
+      await this.agent?.destroy();
+    });
+  }
+
+  async volumes(): Promise<ApiVolume[]> {
+    return (await this.agent.api("GET", "/v1/volumes")).body as ApiVolume[];
+  }
+
+  async byName(name: string): Promise<ApiVolume | undefined> {
+    return (await this.volumes()).find((v) => v.name === name);
+  }
 }
