@@ -1,47 +1,27 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  type Client,
-  credentials,
-  type GrpcObject,
-  loadPackageDefinition,
-  type ServiceClientConstructor,
-  type ServiceError,
-  status,
-} from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CSI_PROTO } from "../../agent/src/api/csi/proto/csi-proto.js";
-import { AgentProcess, ROOT, sh } from "../support/agent-process.js";
+import { AgentProcess, sh } from "../support/agent-process.js";
+import { CSI_PROTO_FILE, CsiClient, type CsiMessage, type CsiService } from "../support/csi-client.js";
 
 // CSI v1 on a real agent's unix socket, driven by a gRPC client (@grpc/grpc-js) from the vendored csi.proto in the
 // order the external-provisioner, the external-attacher and the kubelet call it, then again out of order and
 // with fields missing. No Kubernetes runs here: the test plays their part; the volumes and mounts are real.
-const PROTO = join(ROOT, "agent/src/api/csi/proto/csi.proto");
 const ZONE = "topology.holdfast.io/zone";
 const MiB = 2 ** 20;
 
 let agent: AgentProcess;
-let clients: Record<"Identity" | "Controller" | "Node", Client>;
+let csi: CsiClient;
 
 test.before(async () => {
   agent = await AgentProcess.start(["--zone", "zone-a"]);
-  const definition = loadSync(PROTO, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const csi = ((loadPackageDefinition(definition).csi as GrpcObject).v1 as GrpcObject) ?? {};
-  const address = `unix:${join(agent.dir, "csi.sock")}`;
-  const make = (name: string) =>
-    new (csi[name] as ServiceClientConstructor)(address, credentials.createInsecure()) as Client;
-  clients = { Identity: make("Identity"), Controller: make("Controller"), Node: make("Node") };
+  csi = new CsiClient(join(agent.dir, "csi.sock"));
 });
 test.after(async () => {
-  for (const c of Object.values(clients ?? {})) c.close();
+  csi?.close();
   // Bind mounts a failed test left would keep the volume's device busy while the agent stops.
   const pods = (await sh("findmnt", ["-rno", "TARGET"]))
     .split("\n")
@@ -50,25 +30,14 @@ test.after(async () => {
   await agent?.destroy();
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field
-type Message = Record<string, any>;
-
-type Unary = (request: Message, done: (err: ServiceError | null, response: Message) => void) => void;
-
-function rpc(service: keyof typeof clients, method: string, request: Message = {}): Promise<Message> {
-  const client = clients[service] as unknown as Record<string, Unary>;
-  return new Promise((resolve, reject) => {
-    (client[method] as Unary).call(client, request, (err, response) =>
-      err ? reject(err) : resolve(response),
-    );
-  });
-}
+const rpc = (service: CsiService, method: string, request: CsiMessage = {}) =>
+  csi.call(service, method, request);
 
 /** A call that must fail with `code`, and a message matching `pattern`. */
 async function fails(
-  service: keyof typeof clients,
+  service: CsiService,
   method: string,
-  request: Message,
+  request: CsiMessage,
   code: status,
   pattern: RegExp,
 ): Promise<void> {
@@ -104,13 +73,13 @@ const staging = () => join(agent.dir, "kubelet/plugins/csi.holdfast.io/pv/pvc-1/
 const target = (pod: string) => join(agent.dir, `kubelet/pods/${pod}/volumes/kubernetes.io~csi/pvc-1/mount`);
 
 test("the embedded csi.proto the agent loads is the vendored file", async () => {
-  assert.is(CSI_PROTO, await readFile(PROTO, "utf8"));
+  assert.is(CSI_PROTO, await readFile(CSI_PROTO_FILE, "utf8"));
 });
 
 test("Identity and node info: the plugin's name, capabilities, readiness, this node's id and zone", async () => {
   const info = await rpc("Identity", "GetPluginInfo");
   assert.is(info.name, "csi.holdfast.io");
-  const caps = (await rpc("Identity", "GetPluginCapabilities")).capabilities as Message[];
+  const caps = (await rpc("Identity", "GetPluginCapabilities")).capabilities as CsiMessage[];
   const services = caps.filter((c) => c.service).map((c) => c.service.type);
   assert.equal(services.sort(), ["CONTROLLER_SERVICE", "VOLUME_ACCESSIBILITY_CONSTRAINTS"]);
   assert.ok(caps.some((c) => c.volume_expansion?.type === "ONLINE"));
@@ -118,7 +87,7 @@ test("Identity and node info: the plugin's name, capabilities, readiness, this n
   const node = await rpc("Node", "NodeGetInfo");
   assert.is(node.node_id, "node1");
   assert.equal(node.accessible_topology.segments, { [ZONE]: "zone-a" });
-  const controller = (await rpc("Controller", "ControllerGetCapabilities")).capabilities as Message[];
+  const controller = (await rpc("Controller", "ControllerGetCapabilities")).capabilities as CsiMessage[];
   const types = controller.map((c) => c.rpc.type);
   for (const t of [
     "CREATE_DELETE_VOLUME",
@@ -129,7 +98,7 @@ test("Identity and node info: the plugin's name, capabilities, readiness, this n
   ]) {
     assert.ok(types.includes(t), t);
   }
-  const nodeCaps = (await rpc("Node", "NodeGetCapabilities")).capabilities.map((c: Message) => c.rpc.type);
+  const nodeCaps = (await rpc("Node", "NodeGetCapabilities")).capabilities.map((c: CsiMessage) => c.rpc.type);
   assert.equal(nodeCaps, ["STAGE_UNSTAGE_VOLUME", "EXPAND_VOLUME"]);
 });
 
@@ -196,7 +165,7 @@ test("ValidateVolumeCapabilities, ListVolumes with paging, GetCapacity by zone",
   assert.is(page1.entries.length, 1);
   assert.is(page1.next_token, "1");
   const page2 = await rpc("Controller", "ListVolumes", { max_entries: 5, starting_token: page1.next_token });
-  const ids = [...page1.entries, ...page2.entries].map((e: Message) => e.volume.volume_id);
+  const ids = [...page1.entries, ...page2.entries].map((e: CsiMessage) => e.volume.volume_id);
   assert.ok(ids.includes(volumeId));
   assert.is(page2.next_token, "");
   await fails("Controller", "ListVolumes", { starting_token: "zz" }, status.ABORTED, /starting_token "zz"/);
@@ -230,7 +199,7 @@ test("ValidateVolumeCapabilities, ListVolumes with paging, GetCapacity by zone",
     status.RESOURCE_EXHAUSTED,
     /could not place volume "pvc-pinned" in zones zone-z \(it landed in zone-a\)/,
   );
-  const listed = (await rpc("Controller", "ListVolumes")).entries as Message[];
+  const listed = (await rpc("Controller", "ListVolumes")).entries as CsiMessage[];
   assert.not.ok(
     listed.some((e) => e.volume.volume_context.name === "pvc-pinned"),
     "the misplaced volume is gone",

@@ -1,26 +1,15 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type Client,
-  credentials,
-  type GrpcObject,
-  loadPackageDefinition,
-  type ServiceClientConstructor,
-  type ServiceError,
-  status,
-} from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { HOLDFAST, ROOT, sh } from "../support/agent-process.js";
+import { HOLDFAST, sh } from "../support/agent-process.js";
+import { CsiClient, type CsiMessage } from "../support/csi-client.js";
 import { callPlugin, type PluginAnswer } from "../support/docker-plugin.js";
 
 // The Docker volume plugin (and CSI) across a real three-node dev cluster (etcd and three agents on 127.0.20.x),
-// each node serving its own sockets as dockerd or the kubelet on that host would call them. Named .pending.ts so the runner skips it:
-// it was written while attach-anywhere and failover were being built in VolumeService.mount. It passed by hand
-// against them (`node --import tsx test/integration/docker-plugin-cluster.pending.ts`, about 70 s); renaming it
-// to .test.ts puts it in `npm test`.
+// each node serving its own sockets as dockerd or the kubelet on that host would call them.
 const NET = "127.0.20";
 let dir = "";
 let nodes: Array<{ id: string; api: string; plugin: string; csi: string }> = [];
@@ -48,7 +37,7 @@ test.before(async () => {
   token = up.token;
 });
 test.after(async () => {
-  for (const c of csiClients) c.close();
+  for (const c of csiClients.values()) c.close();
   if (dir) await sh(HOLDFAST, ["dev", "down", "--dir", dir]).catch(() => undefined);
 });
 
@@ -79,41 +68,21 @@ async function nodeState(id: string): Promise<string> {
   return (JSON.parse(out) as Array<{ id: string; state: string }>).find((n) => n.id === id)?.state ?? "";
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: CSI responses are checked field by field
-type Message = Record<string, any>;
-type Unary = (request: Message, done: (err: ServiceError | null, response: Message) => void) => void;
-const csiClients: Client[] = [];
-let csiPackage: GrpcObject | undefined;
+const csiClients = new Map<number, CsiClient>();
 
 /** A CSI call on node `node`'s socket. */
 function csi(
   node: number,
   service: "Controller" | "Node",
   method: string,
-  request: Message = {},
-): Promise<Message> {
-  csiPackage ??= (
-    loadPackageDefinition(
-      loadSync(join(ROOT, "agent/src/api/csi/proto/csi.proto"), {
-        keepCase: true,
-        longs: Number,
-        enums: String,
-        defaults: true,
-        oneofs: true,
-      }),
-    ).csi as GrpcObject
-  ).v1 as GrpcObject;
-  const pkg = csiPackage;
-  const client = new (pkg[service] as ServiceClientConstructor)(
-    `unix:${nodes[node]?.csi}`,
-    credentials.createInsecure(),
-  ) as unknown as Record<string, Unary> & Client;
-  csiClients.push(client);
-  return new Promise((resolve, reject) =>
-    (client[method] as Unary).call(client, request, (err, response) =>
-      err ? reject(err) : resolve(response),
-    ),
-  );
+  request: CsiMessage = {},
+): Promise<CsiMessage> {
+  let client = csiClients.get(node);
+  if (!client) {
+    client = new CsiClient(nodes[node]?.csi ?? "");
+    csiClients.set(node, client);
+  }
+  return client.call(service, method, request);
 }
 
 test("dev up lists each node's own plugin and CSI sockets", () => {
