@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -7,6 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type DockerPlugin, serveDockerPlugin } from "../../agent/src/api/docker-plugin/index.js";
 import type { VolumeService, VolumeView } from "../../agent/src/volumes/index.js";
+import { callPlugin } from "../support/docker-plugin.js";
 
 // The plugin answers Docker within its bound even when the volume service never does. A real mount cannot be made
 // to hang on purpose here, so a stub volume service stands in for one whose mount is stuck (and is let go later).
@@ -46,28 +46,8 @@ test.after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function call(path: string, body: unknown): Promise<{ status: number; body: { Err?: string } }> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: join(dir, "plugin.sock"),
-        path,
-        method: "POST",
-        headers: { "content-length": payload.length },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => {
-          text += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
+// Without a Content-Type, as some dockerd versions send it.
+const call = (path: string, body: unknown) => callPlugin(join(dir, "plugin.sock"), path, body, null);
 
 test("a Mount the volume service does not finish answers Docker with an Err, and is undone when it finishes", async () => {
   const answer = await call("/VolumeDriver.Mount", { Name: "slow", ID: "c1" });

@@ -1,8 +1,8 @@
-import { request } from "node:http";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { AgentProcess, sh } from "../support/agent-process.js";
+import { callPlugin, PLUGIN_TYPE, type PluginAnswer } from "../support/docker-plugin.js";
 
 // The Docker volume plugin of a real agent, driven through HTTP on its unix socket exactly as dockerd sends its
 // calls: POST, JSON bodies with Docker's field names (Opts null when empty, an Accept header). No Docker engine
@@ -18,50 +18,12 @@ test.after(async () => {
   await agent?.destroy();
 });
 
-const PLUGIN_TYPE = "application/vnd.docker.plugins.v1+json";
-
-interface Answer {
-  status: number;
-  type: string;
-  body: Record<string, unknown> & { Err?: string; Mountpoint?: string };
-}
-
 /** One plugin call; `body` is sent as is when it is a string (malformed JSON), else as JSON. */
-function call(path: string, body: unknown = {}, contentType: string | null = PLUGIN_TYPE): Promise<Answer> {
-  const payload = typeof body === "string" ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: socket,
-        path,
-        method: "POST",
-        headers: {
-          accept: "application/vnd.docker.plugins.v1.2+json",
-          "content-length": Buffer.byteLength(payload),
-          ...(contentType ? { "content-type": contentType } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => {
-          text += d;
-        });
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            type: String(res.headers["content-type"]),
-            body: JSON.parse(text),
-          }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
+const call = (path: string, body: unknown = {}, contentType: string | null = PLUGIN_TYPE) =>
+  callPlugin(socket, path, body, contentType);
 
 /** A call that must succeed: Err empty, status 200. */
-async function ok(path: string, body: unknown = {}): Promise<Answer["body"]> {
+async function ok(path: string, body: unknown = {}): Promise<PluginAnswer["body"]> {
   const r = await call(path, body);
   assert.is(r.status, 200, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
   assert.ok(!r.body.Err, `${path}: ${r.body.Err}`);
@@ -69,7 +31,7 @@ async function ok(path: string, body: unknown = {}): Promise<Answer["body"]> {
 }
 
 /** A call that must fail with an Err matching `pattern`. */
-async function refused(path: string, body: unknown, pattern: RegExp): Promise<Answer> {
+async function refused(path: string, body: unknown, pattern: RegExp): Promise<PluginAnswer> {
   const r = await call(path, body);
   assert.ok(
     r.status >= 400,
