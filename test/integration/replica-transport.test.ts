@@ -67,7 +67,8 @@ test("an engine fans writes out to a local and a remote replica; both hold the s
   const local = await Replica.create(join(dir, "a", "vol1"), { volumeId: "vol1", size: 64 * MiB });
   const far = await remote();
   assert.is(far.size, 64 * MiB);
-  const engine = await Engine.start({ volumeId: "vol1", epoch: 1, replicas: [local, far] });
+  const near = local.session();
+  const engine = await Engine.start({ volumeId: "vol1", epoch: 1, replicas: [near, far] });
   const blocks = Array.from({ length: 32 }, (_, i) => ({
     offset: i * 2 * MiB + 4096 * i,
     data: randomBytes(64 * 1024),
@@ -78,7 +79,7 @@ test("an engine fans writes out to a local and a remote replica; both hold the s
   for (const [i, blk] of blocks.entries()) {
     const expected = i === 3 ? Buffer.concat([Buffer.alloc(4096), blk.data.subarray(4096)]) : blk.data;
     assert.is(sha(await far.read(blk.offset, blk.data.length)), sha(expected), `remote block ${i}`);
-    assert.is(sha(await local.read(blk.offset, blk.data.length)), sha(expected), `local block ${i}`);
+    assert.is(sha(await near.read(blk.offset, blk.data.length)), sha(expected), `local block ${i}`);
   }
   await engine.stop();
   await local.close();
@@ -141,7 +142,7 @@ test("a replica whose node goes away: its requests fail at once, the engine drop
   const engine = await Engine.start({
     volumeId: "vol1",
     epoch: 10,
-    replicas: [local, far],
+    replicas: [local.session(), far],
     onReplicaFailed: async (failed) => {
       if (!storeUp) throw new Error("etcd unavailable");
       dropped.push(...failed.map((r) => (r === far ? "remote" : "local")));
@@ -165,7 +166,7 @@ test("a replica whose node goes away: its requests fail at once, the engine drop
   const engine2 = await Engine.start({
     volumeId: "vol1",
     epoch: 1,
-    replicas: [local2, broken],
+    replicas: [local2.session(), broken.session()],
     onReplicaFailed: async () => {
       throw new Error("etcd unavailable");
     },

@@ -7,7 +7,13 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine } from "../../agent/src/engine/index.js";
-import { FencedError, InlineIo, REGION_SIZE, Replica } from "../../agent/src/replica/index.js";
+import {
+  FencedError,
+  InlineIo,
+  REGION_SIZE,
+  Replica,
+  type ReplicaSession,
+} from "../../agent/src/replica/index.js";
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -22,9 +28,16 @@ test.after.each(async () => {
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
+/** An engine's view of `replica` at `epoch`, admitted: what every data request goes through. */
+async function admitted(replica: Replica, epoch = 1): Promise<ReplicaSession> {
+  const session = replica.session();
+  await session.admit(epoch);
+  return session;
+}
+
 test("a new replica reads zeros and costs almost nothing on disk, even at 1 TiB", async () => {
   const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: TiB });
-  const data = await replica.read(TiB - 8192, 8192);
+  const data = await (await admitted(replica)).read(TiB - 8192, 8192);
   assert.ok(data.equals(Buffer.alloc(8192)));
   const usage = await replica.usage();
   assert.ok(usage.onDisk < 1024 * 1024, `on disk: ${usage.onDisk}`);
@@ -36,13 +49,15 @@ test("writes read back, survive close and reopen, and space grows with data writ
   const path = join(dir, "r");
   let replica = await Replica.create(path, { volumeId: "v1", size: GiB });
   const block = randomBytes(1024 * 1024);
-  await replica.write(512 * 1024 * 1024, block);
-  await replica.write(4096, block.subarray(0, 4096));
-  await replica.flush();
+  let s = await admitted(replica);
+  await s.write(512 * 1024 * 1024, block);
+  await s.write(4096, block.subarray(0, 4096));
+  await s.flush();
   await replica.close();
   replica = await Replica.open(path);
-  assert.is(sha(await replica.read(512 * 1024 * 1024, block.length)), sha(block));
-  assert.is(sha(await replica.read(4096, 4096)), sha(block.subarray(0, 4096)));
+  s = await admitted(replica);
+  assert.is(sha(await s.read(512 * 1024 * 1024, block.length)), sha(block));
+  assert.is(sha(await s.read(4096, 4096)), sha(block.subarray(0, 4096)));
   const usage = await replica.usage();
   assert.ok(usage.onDisk >= block.length && usage.onDisk < 8 * 1024 * 1024, `on disk: ${usage.onDisk}`);
   await replica.close();
@@ -50,20 +65,22 @@ test("writes read back, survive close and reopen, and space grows with data writ
 
 test("requests outside the volume are refused, not clipped", async () => {
   const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: 1024 * 1024 });
-  await rejects(() => replica.read(1024 * 1024 - 4096, 8192), RangeError);
-  await rejects(() => replica.write(1024 * 1024, Buffer.alloc(1)), RangeError);
-  await rejects(() => replica.read(-1, 1), RangeError);
+  const s = await admitted(replica);
+  await rejects(() => s.read(1024 * 1024 - 4096, 8192), RangeError);
+  await rejects(() => s.write(1024 * 1024, Buffer.alloc(1)), RangeError);
+  await rejects(() => s.read(-1, 1), RangeError);
   await replica.close();
 });
 
 test("write-zeroes and trim zero the range and release whole clusters", async () => {
   const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: 64 * 1024 * 1024 });
-  await replica.write(0, Buffer.alloc(16 * 1024 * 1024, 0xab));
-  await replica.flush();
+  const s = await admitted(replica);
+  await s.write(0, Buffer.alloc(16 * 1024 * 1024, 0xab));
+  await s.flush();
   const before = (await replica.usage()).onDisk;
-  await replica.trim(1000, 8 * 1024 * 1024);
-  await replica.writeZeroes(12 * 1024 * 1024, 512);
-  const data = await replica.read(0, 16 * 1024 * 1024);
+  await s.trim(1000, 8 * 1024 * 1024);
+  await s.writeZeroes(12 * 1024 * 1024, 512);
+  const data = await s.read(0, 16 * 1024 * 1024);
   assert.ok(data.subarray(0, 1000).equals(Buffer.alloc(1000, 0xab)));
   assert.ok(data.subarray(1000, 1000 + 8 * 1024 * 1024).equals(Buffer.alloc(8 * 1024 * 1024)));
   assert.is(data[1000 + 8 * 1024 * 1024], 0xab);
@@ -80,8 +97,8 @@ test("epochs: a replica refuses an engine below the highest epoch it has seen, a
   await replica.close();
   replica = await Replica.open(path);
   assert.is(replica.epoch, 3);
-  await rejects(() => Engine.start({ volumeId: "v1", epoch: 2, replicas: [replica] }), FencedError);
-  const engine = await Engine.start({ volumeId: "v1", epoch: 4, replicas: [replica] });
+  await rejects(() => Engine.start({ volumeId: "v1", epoch: 2, replicas: [replica.session()] }), FencedError);
+  const engine = await Engine.start({ volumeId: "v1", epoch: 4, replicas: [replica.session()] });
   await engine.write(0, Buffer.alloc(4096, 1));
   await engine.stop();
   await rejects(() => engine.read(0, 4096), /detached/);
@@ -91,17 +108,19 @@ test("epochs: a replica refuses an engine below the highest epoch it has seen, a
 test("the activity log records a region before its first write and forgets it after idle flushes", async () => {
   const path = join(dir, "r");
   let replica = await Replica.create(path, { volumeId: "v1", size: GiB });
-  await replica.write(3 * REGION_SIZE + 10, Buffer.alloc(100, 7));
-  await replica.write(REGION_SIZE - 50, Buffer.alloc(100, 7));
+  let s = await admitted(replica);
+  await s.write(3 * REGION_SIZE + 10, Buffer.alloc(100, 7));
+  await s.write(REGION_SIZE - 50, Buffer.alloc(100, 7));
   assert.equal(replica.activeRegions(), [0, 1, 3]);
   // A crash now (no close, no flush): the log on disk already names the regions.
   replica = await Replica.open(path);
   assert.equal(replica.activeRegions(), [0, 1, 3]);
-  await replica.write(3 * REGION_SIZE, Buffer.alloc(10, 1));
-  await replica.flush();
-  await replica.flush();
+  s = await admitted(replica);
+  await s.write(3 * REGION_SIZE, Buffer.alloc(10, 1));
+  await s.flush();
+  await s.flush();
   assert.equal(replica.activeRegions(), [3]);
-  await replica.flush();
+  await s.flush();
   assert.equal(replica.activeRegions(), []);
   await replica.close();
 });
@@ -109,16 +128,17 @@ test("the activity log records a region before its first write and forgets it af
 test("grow makes the volume bigger, keeps data, and refuses to shrink", async () => {
   const path = join(dir, "r");
   const replica = await Replica.create(path, { volumeId: "v1", size: 8 * 1024 * 1024 });
-  await replica.write(0, Buffer.alloc(4096, 9));
-  await replica.grow(64 * 1024 * 1024);
+  const s = await admitted(replica);
+  await s.write(0, Buffer.alloc(4096, 9));
+  await s.grow(64 * 1024 * 1024);
   assert.is(replica.size, 64 * 1024 * 1024);
-  await replica.write(60 * 1024 * 1024, Buffer.alloc(4096, 8));
-  assert.is((await replica.read(0, 1))[0], 9);
-  await rejects(() => replica.grow(4096), /shrink/);
+  await s.write(60 * 1024 * 1024, Buffer.alloc(4096, 8));
+  assert.is((await s.read(0, 1))[0], 9);
+  await rejects(() => s.grow(4096), /shrink/);
   await replica.close();
   const reopened = await Replica.open(path);
   assert.is(reopened.size, 64 * 1024 * 1024);
-  assert.is((await reopened.read(60 * 1024 * 1024, 1))[0], 8);
+  assert.is((await (await admitted(reopened)).read(60 * 1024 * 1024, 1))[0], 8);
   assert.is((await stat(join(path, "layers/000000/data"))).size, 64 * 1024 * 1024);
   await reopened.close();
 });
@@ -126,11 +146,12 @@ test("grow makes the volume bigger, keeps data, and refuses to shrink", async ()
 test("an engine fans writes out to every replica and reads from the first", async () => {
   const a = await Replica.create(join(dir, "a"), { volumeId: "v1", size: GiB });
   const b = await Replica.create(join(dir, "b"), { volumeId: "v1", size: GiB });
-  const engine = await Engine.start({ volumeId: "v1", epoch: 1, replicas: [a, b] });
+  const sb = b.session();
+  const engine = await Engine.start({ volumeId: "v1", epoch: 1, replicas: [a.session(), sb] });
   const data = randomBytes(65536);
   await engine.write(GiB - 65536, data);
   await engine.flush();
-  assert.is(sha(await b.read(GiB - 65536, 65536)), sha(data));
+  assert.is(sha(await sb.read(GiB - 65536, 65536)), sha(data));
   assert.is(sha(await engine.read(GiB - 65536, 65536)), sha(data));
   await engine.stop();
   await a.close();
@@ -139,6 +160,7 @@ test("an engine fans writes out to every replica and reads from the first", asyn
 
 test("large and unaligned writes land whole: written in pieces, read back byte for byte", async () => {
   const replica = await Replica.create(join(dir, "r"), { volumeId: "v1", size: 8 * 1024 * 1024 });
+  const s = await admitted(replica);
   const cases = [
     { offset: 3 * 65536 - 1000, length: 300 * 1024 + 17 },
     { offset: 65536 - 1, length: 2 },
@@ -146,14 +168,11 @@ test("large and unaligned writes land whole: written in pieces, read back byte f
     { offset: 5 * 1024 * 1024 + 512, length: 65536 },
   ];
   const written = cases.map(({ offset, length }) => ({ offset, data: randomBytes(length) }));
-  await Promise.all(written.map(({ offset, data }) => replica.write(offset, data)));
+  await Promise.all(written.map(({ offset, data }) => s.write(offset, data)));
   for (const { offset, data } of written) {
-    assert.is(sha(await replica.read(offset, data.length)), sha(data), `at ${offset}`);
+    assert.is(sha(await s.read(offset, data.length)), sha(data), `at ${offset}`);
   }
-  assert.ok(
-    (await replica.read(3 * 65536 - 1001, 1)).equals(Buffer.alloc(1)),
-    "the byte before is untouched",
-  );
+  assert.ok((await s.read(3 * 65536 - 1001, 1)).equals(Buffer.alloc(1)), "the byte before is untouched");
   await replica.close();
 });
 

@@ -2,6 +2,7 @@ import { OperationError } from "../errors.js";
 import { FencedError, REGION_SIZE } from "../replica/index.js";
 import type { BlockDevice } from "./block-device.js";
 import { RegionLocks, regionsOf } from "./region-locks.js";
+import { WriteOrder } from "./write-order.js";
 
 /** Regions a resync copies at once. */
 const RESYNC_PARALLEL = 4;
@@ -58,9 +59,18 @@ export class Engine implements BlockDevice {
   private readonly replicas: ReplicaTarget[];
   private readonly catchingUp = new Set<CatchingUp>();
   private readonly dropping = new Map<ReplicaTarget, Promise<void>>();
-  /** For each replica dropped by this engine: the regions written since, so its resync can copy only those. */
+  /**
+   * In-sync replicas that failed a request and are not yet recorded as dropped: no request goes to them, and none is
+   * acknowledged until their drop is in the store (if recording it fails, the next request tries again).
+   */
+  private readonly failing = new Set<ReplicaTarget>();
+  /**
+   * For each replica this engine dropped (or is dropping): every region of every write it did not acknowledge, from
+   * the first request it failed on, so its resync can copy only those. A superset: that is what makes it safe.
+   */
   private readonly missed = new Map<ReplicaTarget, Set<number>>();
   private readonly locks = new RegionLocks();
+  private readonly order = new WriteOrder();
 
   private constructor(private readonly options: EngineOptions) {
     this.replicas = [...options.replicas];
@@ -72,24 +82,54 @@ export class Engine implements BlockDevice {
   }
 
   /**
-   * Admits the engine's epoch on every replica before any I/O, so a stale engine is fenced from the start; then
-   * makes the replicas agree on every region an earlier engine may have left half-written (the union of their
-   * activity logs), copying from the first replica.
+   * Admits the engine's epoch on every replica at once before any I/O, so a stale engine is fenced from the start.
+   * A replica that fails its admit (unreachable, hung past its bound) is dropped, in the store first, and the engine
+   * starts with the others; a fenced one (a newer engine exists) fails the start. Then the replicas are made to agree
+   * on every region an earlier engine may have left half-written (the union of their activity logs).
    */
   static async start(options: EngineOptions): Promise<Engine> {
     if (options.replicas.length === 0) {
       throw new OperationError("engine.no_replicas", `volume ${options.volumeId} has no in-sync replica`);
     }
-    await Promise.all(options.replicas.map((r) => r.admit(options.epoch)));
+    const admitted = await Promise.allSettled(options.replicas.map((r) => r.admit(options.epoch)));
+    const refusals = admitted.flatMap((a) => (a.status === "rejected" ? [a.reason as unknown] : []));
+    const fenced = refusals.find((err) => err instanceof FencedError);
+    if (fenced) throw fenced;
+    if (refusals.length === options.replicas.length) throw refusals[0];
     const engine = new Engine(options);
-    if (options.replicas.length > 1) {
-      const logged = new Set<number>();
-      for (const replica of options.replicas) for (const r of await replica.activeRegions()) logged.add(r);
-      for (const region of [...logged].sort((a, b) => a - b)) {
-        await engine.copyRegion(engine.primary, engine.replicas.slice(1), region);
+    const unreachable = options.replicas.filter((_, i) => admitted[i]?.status === "rejected");
+    if (unreachable.length > 0) await engine.drop(unreachable, refusals[0]);
+    await engine.reconcile();
+    return engine;
+  }
+
+  /**
+   * After a crash: grows every replica to the largest size (a grow that reached only some), then copies each region
+   * in any replica's activity log from the first replica to the others where they differ. A replica that fails on
+   * the way is dropped and the pass starts again over the ones left, so it always ends complete or with one replica.
+   */
+  private async reconcile(): Promise<void> {
+    for (;;) {
+      try {
+        const size = Math.max(...this.replicas.map((r) => r.size));
+        await Promise.all(this.replicas.filter((r) => r.size < size).map((r) => blame(r, r.grow(size))));
+        if (this.replicas.length < 2) return;
+        const logged = new Set<number>();
+        const logs = await Promise.all(
+          this.replicas.map((r) => blame(r, Promise.resolve(r.activeRegions()))),
+        );
+        for (const regions of logs) for (const region of regions) logged.add(region);
+        for (const region of [...logged].sort((a, b) => a - b)) {
+          await this.copyRegion(this.primary, this.replicas.slice(1), region);
+        }
+        return;
+      } catch (err) {
+        if (!(err instanceof ReplicaFault) || !this.isReplicaFault(err.cause) || this.replicas.length < 2) {
+          throw err instanceof ReplicaFault ? err.cause : err;
+        }
+        await this.drop([err.target], err.cause);
       }
     }
-    return engine;
   }
 
   get size(): number {
@@ -123,7 +163,7 @@ export class Engine implements BlockDevice {
   }
 
   write(offset: number, data: Buffer): Promise<void> {
-    return this.fanOut((r) => r.write(offset, data), regionsOf(offset, data.length));
+    return this.ordered(offset, data.length, (r) => r.write(offset, data));
   }
 
   flush(): Promise<void> {
@@ -131,11 +171,11 @@ export class Engine implements BlockDevice {
   }
 
   trim(offset: number, length: number): Promise<void> {
-    return this.fanOut((r) => r.trim(offset, length), regionsOf(offset, length));
+    return this.ordered(offset, length, (r) => r.trim(offset, length));
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {
-    return this.fanOut((r) => r.writeZeroes(offset, length), regionsOf(offset, length));
+    return this.ordered(offset, length, (r) => r.writeZeroes(offset, length));
   }
 
   /** Grows every replica; the volume is only bigger once all of them are. */
@@ -235,6 +275,7 @@ export class Engine implements BlockDevice {
   remove(target: ReplicaTarget): void {
     const at = this.replicas.indexOf(target);
     if (at >= 0 && this.replicas.length > 1) this.replicas.splice(at, 1);
+    this.failing.delete(target);
     for (const entry of this.catchingUp) if (entry.target === target) this.catchingUp.delete(entry);
   }
 
@@ -257,8 +298,9 @@ export class Engine implements BlockDevice {
     return differing;
   }
 
+  /** The replica reads come from: the first in-sync one that has not failed. */
   private get primary(): ReplicaTarget {
-    return this.replicas[0] as ReplicaTarget;
+    return (this.replicas.find((r) => !this.failing.has(r)) ?? this.replicas[0]) as ReplicaTarget;
   }
 
   /** Copies `region` from `source` to each of `targets` whose bytes differ; returns those it copied to. */
@@ -268,17 +310,35 @@ export class Engine implements BlockDevice {
     region: number,
   ): Promise<ReplicaTarget[]> {
     return this.locks.exclusive(region, async () => {
-      const [want, ...have] = await Promise.all([source, ...targets].map((r) => r.regionChecksum(region)));
+      const [want, ...have] = await Promise.all(
+        [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
+      );
       const stale = targets.filter((_, i) => have[i] !== want);
       if (stale.length === 0) return stale;
       const offset = region * REGION_SIZE;
       const length = Math.min(REGION_SIZE, this.size - offset);
-      const data = await source.read(offset, length);
+      const data = await blame(source, source.read(offset, length));
       await Promise.all(
-        stale.map((t) => (isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
+        stale.map((t) => blame(t, isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
       );
       return stale;
     });
+  }
+
+  /** A write, zeroing or trim: after every overlapping one still in flight (see WriteOrder), then fanned out. */
+  private async ordered(
+    offset: number,
+    length: number,
+    op: (replica: ReplicaTarget) => Promise<void>,
+  ): Promise<void> {
+    this.assertRunning();
+    const entered = this.order.enter(offset, length);
+    const write = entered instanceof Promise ? await entered : entered;
+    try {
+      await this.fanOut(op, regionsOf(offset, length));
+    } finally {
+      this.order.leave(write);
+    }
   }
 
   /**
@@ -298,8 +358,13 @@ export class Engine implements BlockDevice {
           entry.failure ??= err;
         }),
       );
-      const replicas = [...this.replicas];
-      if (replicas.length === 1 && behind.length === 0) return await op(replicas[0] as ReplicaTarget);
+      const replicas = this.failing.size === 0 ? [...this.replicas] : this.healthy();
+      if (replicas.length === 1 && behind.length === 0 && this.failing.size === 0) {
+        return await op(replicas[0] as ReplicaTarget).catch((err) => {
+          this.isReplicaFault(err);
+          throw err;
+        });
+      }
       const [results] = await Promise.all([Promise.allSettled(replicas.map(op)), Promise.all(behind)]);
       const failed: ReplicaTarget[] = [];
       let cause: unknown;
@@ -309,14 +374,26 @@ export class Engine implements BlockDevice {
         const replica = replicas[i] as ReplicaTarget;
         failed.push(replica);
         cause ??= result.reason;
-        if (!this.missed.has(replica)) this.missed.set(replica, new Set(regions));
+        this.noteMissed(replica, regions);
       }
-      if (failed.length === 0) return;
-      if (failed.length === replicas.length || !this.options.onReplicaFailed) throw cause;
-      await this.drop(failed, cause);
+      if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed))
+        throw cause;
+      // Replicas that failed this request or an earlier one: the store learns before anything is acknowledged.
+      if (failed.length > 0 || this.failing.size > 0) await this.drop([...failed, ...this.failing], cause);
     } finally {
       this.locks.leave(regions);
     }
+  }
+
+  /** The in-sync replicas that have not failed. */
+  private healthy(): ReplicaTarget[] {
+    return this.replicas.filter((r) => !this.failing.has(r));
+  }
+
+  private noteMissed(replica: ReplicaTarget, regions: readonly number[]): void {
+    const missed = this.missed.get(replica) ?? new Set<number>();
+    this.missed.set(replica, missed);
+    for (const r of regions) missed.add(r);
   }
 
   /** Fencing stops the engine; a bad range is the caller's; anything else is the replica's fault. */
@@ -328,9 +405,18 @@ export class Engine implements BlockDevice {
     return !(err instanceof RangeError);
   }
 
-  /** Drops replicas once, however many concurrent requests saw them fail; each request waits for the drop. */
+  /**
+   * Drops replicas once, however many concurrent requests saw them fail; each request waits for the drop. From the
+   * first failure on, a replica gets no new request and records every write it misses. A drop the store could not
+   * record leaves it failing: the next request tries again, and none is acknowledged before one succeeds.
+   */
   private drop(failed: ReplicaTarget[], cause: unknown): Promise<void> {
-    const fresh = failed.filter((r) => !this.dropping.has(r) && this.replicas.includes(r));
+    const members = [...new Set(failed)].filter((r) => this.replicas.includes(r));
+    for (const replica of members) {
+      this.failing.add(replica);
+      this.noteMissed(replica, []);
+    }
+    const fresh = members.filter((r) => !this.dropping.has(r));
     if (fresh.length > 0) {
       const onReplicaFailed = this.options.onReplicaFailed;
       if (!onReplicaFailed) return Promise.reject(cause);
@@ -338,16 +424,16 @@ export class Engine implements BlockDevice {
         for (const replica of fresh) {
           const at = this.replicas.indexOf(replica);
           if (at >= 0) this.replicas.splice(at, 1);
+          this.failing.delete(replica);
         }
       });
-      // A failed drop leaves the replica in the set: the next request that misses it tries again.
       for (const replica of fresh)
         this.dropping.set(
           replica,
           dropped.finally(() => this.dropping.delete(replica)),
         );
     }
-    return Promise.all(failed.map((r) => this.dropping.get(r))).then(() => undefined);
+    return Promise.all(members.map((r) => this.dropping.get(r))).then(() => undefined);
   }
 
   private assertRunning(): void {
@@ -362,4 +448,20 @@ function isZero(data: Buffer): boolean {
       return false;
   }
   return true;
+}
+
+/** A replica's failure, tagged with the replica, where several are asked at once and the engine must drop one. */
+class ReplicaFault extends Error {
+  constructor(
+    readonly target: ReplicaTarget,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+function blame<T>(target: ReplicaTarget, pending: Promise<T>): Promise<T> {
+  return pending.catch((err) => {
+    throw err instanceof ReplicaFault ? err : new ReplicaFault(target, err);
+  });
 }

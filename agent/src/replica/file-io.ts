@@ -1,4 +1,6 @@
 import { close, fdatasync, fsync, open, read, write } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 
 /**
  * Positional file I/O as promises over the callback API: `fs/promises` wraps every call in a FileHandle
@@ -71,4 +73,34 @@ export function syncData(fd: number): Promise<void> {
 
 export function syncAll(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+let replacements = 0;
+
+/**
+ * Replaces the file at `path` with `content` so that a crash leaves either the old file or the new one, whole:
+ * written to a temporary name of its own (concurrent replacements never share one), synced, renamed over, and the
+ * directory synced so the rename itself survives a power cut.
+ */
+export async function replaceFile(path: string, content: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${++replacements}.tmp`;
+  const fd = await openFile(tmp, "w");
+  try {
+    await writeWhole(fd, Buffer.from(content), 0);
+    await syncAll(fd);
+  } finally {
+    await closeFile(fd);
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  const dir = await openFile(dirname(path), "r");
+  try {
+    await syncAll(dir);
+  } finally {
+    await closeFile(dir);
+  }
 }

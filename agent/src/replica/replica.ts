@@ -1,13 +1,12 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { promisify } from "node:util";
-import type { BlockDevice } from "../engine/block-device.js";
 import { ConflictError, OperationError } from "../errors.js";
 import { ActivityLog } from "./activity-log.js";
 import { BitmapFile } from "./bitmap-file.js";
-import { closeFile, openFile, readAt, syncAll, syncData, writeAt } from "./file-io.js";
+import { EpochGate } from "./epoch-gate.js";
+import { closeFile, openFile, readAt, replaceFile, syncData, writeAt } from "./file-io.js";
 import { inlineIo } from "./inline-io.js";
 import { CLUSTER_SIZE, REGION_SIZE, ReplicaManifest, replicaPaths } from "./layout.js";
 
@@ -27,17 +26,6 @@ export function zeroChecksum(length: number): string {
   return sum;
 }
 
-/** Raised when a request carries an epoch below the highest this replica has seen: its engine is stale. */
-export class FencedError extends ConflictError {
-  constructor(
-    readonly epoch: number,
-    /** The highest epoch the replica has admitted. */
-    readonly highest: number,
-  ) {
-    super("replica.fenced", `epoch ${epoch} is not this replica's epoch ${highest}: the engine is fenced`);
-  }
-}
-
 export interface CreateReplicaOptions {
   /** The volume this replica belongs to. */
   volumeId: string;
@@ -50,9 +38,14 @@ export interface CreateReplicaOptions {
 /**
  * One copy of a volume on one node's storage pool: a sparse data file per layer, an allocation map per
  * layer, an activity log, and the highest epoch seen. See docs/decisions/0001-replica-layout.md.
+ *
+ * Every request that touches the data carries the epoch of the engine that sends it, whichever path it comes by
+ * (the engine on this node, or the replication port), and the replica's EpochGate decides it: an engine that a
+ * newer one has fenced cannot read or write here. Engines use it through a {@link ReplicaSession}.
  */
-export class Replica implements BlockDevice {
+export class Replica {
   private closed = false;
+  private readonly gate: EpochGate;
 
   private constructor(
     readonly dir: string,
@@ -60,8 +53,10 @@ export class Replica implements BlockDevice {
     private readonly dataFd: number,
     private readonly allocation: BitmapFile,
     private readonly activity: ActivityLog,
-    private highestEpoch: number,
-  ) {}
+    epoch: number,
+  ) {
+    this.gate = new EpochGate(epoch, (e) => replaceFile(replicaPaths(dir).epoch, `${e}\n`));
+  }
 
   static async create(dir: string, options: CreateReplicaOptions): Promise<Replica> {
     const paths = replicaPaths(dir);
@@ -77,7 +72,8 @@ export class Replica implements BlockDevice {
     const fd = await openFile(paths.layerData("000000"), "wx");
     await closeFile(fd);
     await truncate(paths.layerData("000000"), options.size);
-    await writeFile(paths.epoch, "0\n", { mode: 0o600 });
+    // Durable before the manifest that makes the replica exist: a replica with a manifest always has an epoch.
+    await replaceFile(paths.epoch, "0\n");
     await writeManifest(dir, manifest);
     return Replica.open(dir);
   }
@@ -86,7 +82,7 @@ export class Replica implements BlockDevice {
     const paths = replicaPaths(dir);
     const manifest = ReplicaManifest.parse(JSON.parse(await readFile(paths.manifest, "utf8")));
     const top = manifest.layers.at(-1) as string;
-    const epoch = Number.parseInt(await readFile(paths.epoch, "utf8"), 10);
+    const epoch = parseEpoch(await readFile(paths.epoch, "utf8"), paths.epoch);
     const dataFd = await openFile(paths.layerData(top), "r+");
     const allocation = await BitmapFile.open(paths.layerMap(top), Math.ceil(manifest.size / CLUSTER_SIZE));
     const activity = await ActivityLog.open(paths.activityLog, manifest.size, REGION_SIZE);
@@ -96,7 +92,7 @@ export class Replica implements BlockDevice {
       const first = (region * REGION_SIZE) / CLUSTER_SIZE;
       for (let c = first; c < first + REGION_SIZE / CLUSTER_SIZE; c++) allocation.set(c);
     }
-    return new Replica(dir, manifest, dataFd, allocation, activity, Number.isFinite(epoch) ? epoch : 0);
+    return new Replica(dir, manifest, dataFd, allocation, activity, epoch);
   }
 
   /** Removes a replica and all its data. */
@@ -116,9 +112,14 @@ export class Replica implements BlockDevice {
     return this.manifest.volumeId;
   }
 
-  /** The highest epoch this replica has accepted. */
+  /** The highest epoch this replica has been asked to admit. */
   get epoch(): number {
-    return this.highestEpoch;
+    return this.gate.epoch;
+  }
+
+  /** A view of this replica for one engine: every request it makes carries the epoch it admitted. */
+  session(): ReplicaSession {
+    return new ReplicaSession(this);
   }
 
   /** Regions the activity log holds: where replicas may differ after an engine crash. */
@@ -127,54 +128,84 @@ export class Replica implements BlockDevice {
   }
 
   /**
-   * Admits an engine with `epoch`: refuses one below the highest seen (it is stale), and records a higher
-   * one durably before answering, so a restart cannot forget it.
+   * Admits an engine with `epoch`: refuses one below the highest seen (it is stale), refuses every older
+   * engine's request from now on, waits for those already running, and records the epoch durably before answering,
+   * so a restart cannot forget it.
    */
-  async admit(epoch: number): Promise<void> {
-    if (epoch < this.highestEpoch) throw new FencedError(epoch, this.highestEpoch);
-    if (epoch === this.highestEpoch) return;
-    const path = replicaPaths(this.dir).epoch;
-    await writeFile(`${path}.tmp`, `${epoch}\n`, { mode: 0o600 });
-    const fd = await openFile(`${path}.tmp`, "r");
-    await syncAll(fd);
-    await closeFile(fd);
-    await rename(`${path}.tmp`, path);
-    this.highestEpoch = epoch;
+  admit(epoch: number): Promise<void> {
+    return this.gate.admit(epoch);
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    this.check(offset, length);
-    const out = Buffer.allocUnsafe(length);
-    if (!inlineIo.tryRead(this.dataFd, out, offset)) await readAt(this.dataFd, out, offset);
-    return out;
+  read(epoch: number, offset: number, length: number): Promise<Buffer> {
+    return this.gate.run(epoch, async () => {
+      this.check(offset, length);
+      const out = Buffer.allocUnsafe(length);
+      if (!inlineIo.tryRead(this.dataFd, out, offset)) await readAt(this.dataFd, out, offset);
+      return out;
+    });
   }
 
-  async write(offset: number, data: Buffer): Promise<void> {
-    this.check(offset, data.length);
-    const logged = this.activity.activate(offset, data.length);
-    if (logged) await logged;
-    this.markAllocated(offset, data.length);
-    if (!inlineIo.tryWrite(this.dataFd, data, offset)) await writeAt(this.dataFd, data, offset);
+  write(epoch: number, offset: number, data: Buffer): Promise<void> {
+    return this.gate.run(epoch, async () => {
+      this.check(offset, data.length);
+      await this.logged(offset, data.length, async () => {
+        this.markAllocated(offset, data.length);
+        if (!inlineIo.tryWrite(this.dataFd, data, offset)) await writeAt(this.dataFd, data, offset);
+      });
+    });
   }
 
-  async flush(): Promise<void> {
-    this.check(0, 0);
-    const afterFlush = this.activity.beginFlush();
-    await this.activity.persist();
-    await syncData(this.dataFd);
-    await this.allocation.persist(true);
-    await afterFlush();
+  flush(epoch: number): Promise<void> {
+    return this.gate.run(epoch, async () => {
+      this.check(0, 0);
+      const afterFlush = this.activity.beginFlush();
+      await this.activity.persist();
+      await syncData(this.dataFd);
+      await this.allocation.persist(true);
+      await afterFlush();
+    });
   }
 
-  async trim(offset: number, length: number): Promise<void> {
-    await this.writeZeroes(offset, length);
+  writeZeroes(epoch: number, offset: number, length: number): Promise<void> {
+    return this.gate.run(epoch, async () => {
+      this.check(offset, length);
+      if (length === 0) return;
+      await this.logged(offset, length, () => this.zero(offset, length));
+    });
   }
 
-  async writeZeroes(offset: number, length: number): Promise<void> {
-    this.check(offset, length);
-    if (length === 0) return;
-    const logged = this.activity.activate(offset, length);
-    if (logged) await logged;
+  /** Grows the replica to `size` bytes (never shrinks). */
+  grow(epoch: number, size: number): Promise<void> {
+    return this.gate.run(epoch, async () => {
+      if (size < this.manifest.size) {
+        throw new ConflictError(
+          "volume.shrink",
+          `cannot shrink from ${this.manifest.size} to ${size} bytes`,
+          "size",
+        );
+      }
+      if (size === this.manifest.size) return;
+      const paths = replicaPaths(this.dir);
+      await truncate(paths.layerData(this.manifest.layers.at(-1) as string), size);
+      this.allocation.grow(Math.ceil(size / CLUSTER_SIZE));
+      this.activity.grow(size);
+      this.manifest = { ...this.manifest, size };
+      await writeManifest(this.dir, this.manifest);
+    });
+  }
+
+  /** Applies a write inside the activity log: its regions are logged durably first and stay logged until it is done. */
+  private async logged(offset: number, length: number, apply: () => Promise<void>): Promise<void> {
+    try {
+      const durable = this.activity.activate(offset, length);
+      if (durable) await durable;
+      await apply();
+    } finally {
+      this.activity.settle(offset, length);
+    }
+  }
+
+  private async zero(offset: number, length: number): Promise<void> {
     if (length < PUNCH_THRESHOLD) {
       await writeAt(this.dataFd, ZEROS.subarray(0, length), offset);
       return;
@@ -186,24 +217,6 @@ export class Replica implements BlockDevice {
     if (offset + length > end) await writeAt(this.dataFd, ZEROS.subarray(0, offset + length - end), end);
     await this.punchHole(start, end - start);
     for (let c = start / CLUSTER_SIZE; c < end / CLUSTER_SIZE; c++) this.allocation.clear(c);
-  }
-
-  /** Grows the replica to `size` bytes (never shrinks). */
-  async grow(size: number): Promise<void> {
-    if (size < this.manifest.size) {
-      throw new ConflictError(
-        "volume.shrink",
-        `cannot shrink from ${this.manifest.size} to ${size} bytes`,
-        "size",
-      );
-    }
-    if (size === this.manifest.size) return;
-    const paths = replicaPaths(this.dir);
-    await truncate(paths.layerData(this.manifest.layers.at(-1) as string), size);
-    this.allocation.grow(Math.ceil(size / CLUSTER_SIZE));
-    this.activity.grow(size);
-    this.manifest = { ...this.manifest, size };
-    await writeManifest(this.dir, this.manifest);
   }
 
   /**
@@ -319,11 +332,75 @@ async function filesOnDisk(dir: string, manifest: ReplicaManifest): Promise<numb
 }
 
 async function writeManifest(dir: string, manifest: ReplicaManifest): Promise<void> {
-  const path = replicaPaths(dir).manifest;
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-  const fd = await openFile(`${path}.tmp`, "r");
-  await syncAll(fd);
-  await closeFile(fd);
-  await rename(`${path}.tmp`, path);
+  await replaceFile(replicaPaths(dir).manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/**
+ * The epoch file holds one decimal number. Anything else is refused loudly: reading a damaged file as epoch 0 would
+ * let every fenced engine back in.
+ */
+function parseEpoch(text: string, path: string): number {
+  const match = /^(\d{1,15})\n?$/.exec(text);
+  if (!match) {
+    throw new OperationError(
+      "replica.epoch_corrupt",
+      `${path} does not hold an epoch (${JSON.stringify(text.slice(0, 40))}): refusing to open the replica, since it could no longer fence stale engines; restore the file or rebuild this replica`,
+    );
+  }
+  return Number(match[1]);
+}
+
+/**
+ * One engine's view of a replica on its own node: it admits its epoch once, and every request then carries that
+ * epoch into the replica's gate, exactly as requests from the replication port do.
+ */
+export class ReplicaSession {
+  private epoch = 0;
+
+  constructor(private readonly replica: Replica) {}
+
+  get size(): number {
+    return this.replica.size;
+  }
+
+  get blockSize(): number {
+    return this.replica.blockSize;
+  }
+
+  async admit(epoch: number): Promise<void> {
+    await this.replica.admit(epoch);
+    this.epoch = epoch;
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.replica.read(this.epoch, offset, length);
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.replica.write(this.epoch, offset, data);
+  }
+
+  flush(): Promise<void> {
+    return this.replica.flush(this.epoch);
+  }
+
+  trim(offset: number, length: number): Promise<void> {
+    return this.replica.writeZeroes(this.epoch, offset, length);
+  }
+
+  writeZeroes(offset: number, length: number): Promise<void> {
+    return this.replica.writeZeroes(this.epoch, offset, length);
+  }
+
+  grow(size: number): Promise<void> {
+    return this.replica.grow(this.epoch, size);
+  }
+
+  activeRegions(): number[] {
+    return this.replica.activeRegions();
+  }
+
+  regionChecksum(region: number): Promise<string> {
+    return this.replica.regionChecksum(region);
+  }
 }

@@ -165,22 +165,21 @@ export class ReplicaServer {
     // Read-only questions an engine asks before it admits its epoch, or `volume check` asks of any replica.
     if (r.op === Op.Checksum) return Buffer.from(await replica.regionChecksum(r.offset));
     if (r.op === Op.Regions) return Buffer.from(JSON.stringify(replica.activeRegions()));
-    // Only the engine holding the newest admitted epoch may touch the data.
-    if (r.epoch !== replica.epoch) throw new FencedError(r.epoch, replica.epoch);
+    // The replica's gate refuses any epoch but its admitted one, atomically with admission.
     switch (r.op) {
       case Op.Read:
-        return replica.read(r.offset, r.count);
+        return replica.read(r.epoch, r.offset, r.count);
       case Op.Write:
-        await replica.write(r.offset, r.payload);
+        await replica.write(r.epoch, r.offset, r.payload);
         return undefined;
       case Op.Flush:
-        await replica.flush();
+        await replica.flush(r.epoch);
         return undefined;
       case Op.Zero:
-        await replica.writeZeroes(r.offset, r.count);
+        await replica.writeZeroes(r.epoch, r.offset, r.count);
         return undefined;
       case Op.Grow:
-        await replica.grow(r.offset);
+        await replica.grow(r.epoch, r.offset);
         return undefined;
       default:
         throw new HoldfastError("replication.bad_op", `unknown operation ${r.op}`, { status: 400 });

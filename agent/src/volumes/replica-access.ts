@@ -36,7 +36,8 @@ export class ReplicaAccess {
   async open(node: string, volumeId: string): Promise<OpenReplica> {
     const { local } = this.options;
     if (node === this.options.nodeId) {
-      const target = await local.acquire(volumeId);
+      // Through a session of its own: the local engine's requests carry its epoch as remote ones do.
+      const target = (await local.acquire(volumeId)).session();
       return { target, close: () => local.release(volumeId) };
     }
     const target = await RemoteReplica.connect(await this.remote(node, volumeId));

@@ -1,0 +1,164 @@
+import { rejects } from "node:assert/strict";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Engine, type ReplicaTarget } from "../../agent/src/engine/index.js";
+import { REGION_SIZE } from "../../agent/src/replica/index.js";
+import { deferred, drain, FakeReplica } from "../support/fake-replica.js";
+
+const SIZE = 16 * REGION_SIZE;
+const block = (fill: number, length = 4096) => Buffer.alloc(length, fill);
+
+/** An engine over fresh fakes; `dropped` lists what onReplicaFailed was told, in order. */
+async function engineOver(replicas: FakeReplica[], epoch = 1) {
+  const dropped: string[] = [];
+  const engine = await Engine.start({
+    volumeId: "v",
+    epoch,
+    replicas,
+    onReplicaFailed: async (failed) => {
+      dropped.push(...failed.map((r) => (r as FakeReplica).name));
+    },
+  });
+  return { engine, dropped };
+}
+
+const names = (targets: readonly ReplicaTarget[]) => targets.map((r) => (r as FakeReplica).name);
+
+test("writes that fail together are all recorded as missed, whichever failure the engine sees first (defect 1)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  // b stops answering: every request to it hangs, then its connection dies and they all fail at once.
+  const dead = deferred();
+  b.hook = () => dead.promise;
+  const regions = [1, 5, 9, 13];
+  const writes = regions.map((r, i) => engine.write(r * REGION_SIZE, block(10 + i)));
+  const flush = engine.flush();
+  await drain();
+  dead.reject(new Error("connection closed"));
+  await Promise.all([...writes, flush]);
+  assert.equal(dropped, ["b"]);
+  assert.equal(engine.missedSince(b), regions, "every write b never acknowledged is in its missed set");
+
+  // b comes back with what it had; an incremental resync from the missed set leaves it identical to a.
+  b.hook = undefined;
+  await engine.write(3 * REGION_SIZE, block(99));
+  const missed = engine.missedSince(b);
+  await engine.resync(b, async () => {}, { regions: async () => missed });
+  assert.ok(a.data.equals(b.data), "after resync, b holds every acknowledged write");
+  assert.equal(await engine.check(), []);
+});
+
+test("a replica dropped without a failed write (evicted) still has a missed set from the moment it is dropped", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a, b]);
+  await engine.evict(b, new Error("node down"));
+  await engine.write(2 * REGION_SIZE, block(7));
+  assert.equal(engine.missedSince(b), [2]);
+});
+
+test("overlapping writes in flight land in the same order on every replica (defect 8)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a, b]);
+  // On b, the first write is slow: without ordering, the second overtakes it there and not on a.
+  const slow = deferred();
+  b.hook = (op) => (op.kind === "write" && op.offset === 0 ? slow.promise : undefined);
+  const first = engine.write(0, block(1, 8192));
+  const second = engine.write(4096, block(2, 8192));
+  await drain();
+  slow.resolve();
+  await Promise.all([first, second]);
+  assert.ok(a.data.equals(b.data), "the replicas agree");
+  assert.is(a.data[4096], 2, "the later write wins");
+  // Writes that do not overlap are not held back by each other.
+  const held = deferred();
+  b.hook = (op) => (op.offset === 0 ? held.promise : undefined);
+  const stuck = engine.write(0, block(3));
+  const apart = engine.write(REGION_SIZE, block(4));
+  await apart;
+  held.resolve();
+  await stuck;
+});
+
+test("a write overlapping a trim or a zeroing waits for it too", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a, b]);
+  await engine.write(0, block(5, 16384));
+  const slow = deferred();
+  b.hook = (op) => (op.kind === "zero" ? slow.promise : undefined);
+  const zero = engine.writeZeroes(0, 16384);
+  const write = engine.write(8192, block(6));
+  await drain();
+  slow.resolve();
+  await Promise.all([zero, write]);
+  assert.ok(a.data.equals(b.data));
+  assert.is(a.data[8192], 6);
+});
+
+test("start: a replica whose admit fails is dropped before any I/O, the others serve (defect 5)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const c = new FakeReplica("c", SIZE);
+  c.hook = (op) => {
+    if (op.kind === "admit") throw new Error("no answer within 10000 ms");
+  };
+  const { engine, dropped } = await engineOver([a, b, c]);
+  assert.equal(dropped, ["c"]);
+  assert.equal(names(engine.inSync), ["a", "b"]);
+  await engine.write(0, block(1));
+  assert.is(c.applied.length, 0);
+});
+
+test("start: a replica that fails during the reconcile is dropped, and the reconcile still covers every logged region", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const c = new FakeReplica("c", SIZE);
+  // An engine crashed mid-write: region 2 differs on c, region 4 on b, and b dies during the reconcile.
+  a.data.fill(1, 2 * REGION_SIZE, 2 * REGION_SIZE + 10);
+  b.data.fill(1, 2 * REGION_SIZE, 2 * REGION_SIZE + 10);
+  b.data.fill(8, 4 * REGION_SIZE, 4 * REGION_SIZE + 10);
+  a.logged = [2];
+  b.logged = [4];
+  c.logged = [2];
+  b.hook = (op) => {
+    if (op.kind === "checksum" && op.offset === 4) throw new Error("connection closed");
+  };
+  const { engine, dropped } = await engineOver([a, b, c]);
+  assert.equal(dropped, ["b"]);
+  assert.ok(a.data.equals(c.data), "the survivors agree on every logged region");
+  assert.equal(await engine.check(), []);
+});
+
+test("start: every replica failing its admit fails the start; a fenced one fails it at once", async () => {
+  const a = new FakeReplica("a", SIZE);
+  a.hook = () => {
+    throw new Error("connection refused");
+  };
+  await rejects(() => engineOver([a]), /connection refused/);
+  const b = new FakeReplica("b", SIZE);
+  const c = new FakeReplica("c", SIZE);
+  c.highest = 9;
+  await rejects(() => engineOver([b, c], 3), /fenced/);
+});
+
+test("start after a crash mid-grow: every replica grows to the largest size first", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE / 2);
+  const { engine } = await engineOver([a, b]);
+  assert.is(engine.size, SIZE);
+  assert.is(b.size, SIZE);
+});
+
+test("a fenced request stops the engine for good", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const { engine } = await engineOver([a], 1);
+  a.highest = 2;
+  await rejects(() => engine.write(0, block(1)), /fenced/);
+  assert.ok(engine.isStopped);
+  await rejects(() => engine.read(0, 4096), /detached or fenced/);
+});
+
+test.run();
