@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -223,6 +223,43 @@ test("the code cache: written by the first start, used by the next; a corrupt or
   }
 });
 
+/**
+ * The handshake's CERT field as PEM. go-plugin writes the DER in base64 without `=` padding (RawStdEncoding); PEM
+ * wants it padded, and OpenSSL refuses a body whose length is not a multiple of 4, which is the case whenever the
+ * DER's length is not a multiple of 3 (the ECDSA signature's length varies from one certificate to the next).
+ */
+function pemFromHandshake(der: string): string {
+  const padded = der.padEnd(Math.ceil(der.length / 4) * 4, "=");
+  const body = padded.match(/.{1,64}/g)?.join("\n");
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+}
+
+test("the handshake's unpadded certificate becomes PEM that Node parses, whatever the DER's length", () => {
+  const unpadded = (raw: Buffer) => raw.toString("base64").replace(/=+$/, "");
+  for (const length of [426, 427, 428]) {
+    const bytes = Buffer.from(Array.from({ length }, (_, i) => (i * 7 + length) & 0xff));
+    const lines = pemFromHandshake(unpadded(bytes)).split("\n").slice(1, -2);
+    assert.ok(
+      lines.every((l) => l.length <= 64 && /^[A-Za-z0-9+/]+={0,2}$/.test(l)),
+      `${length}: ${lines.join("|")}`,
+    );
+    assert.is(lines.join("").length % 4, 0, `${length}: padded to a multiple of 4`);
+    assert.ok(Buffer.from(lines.join(""), "base64").equals(bytes), `${length}: the same bytes back`);
+  }
+  // Real certificates, made until one of each DER length modulo 3 is in hand (each is a quarter or more of them).
+  const byRemainder = new Map<number, Buffer>();
+  for (let i = 0; i < 200 && byRemainder.size < 3; i++) {
+    const raw = new X509Certificate(selfSignedCertificate(60_000).certPem).raw;
+    byRemainder.set(raw.length % 3, raw);
+  }
+  assert.equal([...byRemainder.keys()].sort(), [0, 1, 2], "a certificate of each DER length modulo 3");
+  for (const raw of byRemainder.values())
+    assert.ok(
+      new X509Certificate(pemFromHandshake(unpadded(raw))).raw.equals(raw),
+      `DER of ${raw.length} bytes`,
+    );
+});
+
 /** The provider serving with AutoMTLS for the client certificate `clientCertPem`, until `stop`. */
 async function serving(clientCertPem: string) {
   const child = spawn(PROVIDER, [], {
@@ -243,10 +280,9 @@ async function serving(clientCertPem: string) {
   });
   // CORE|APP|unix|SOCKET|grpc|CERT, CERT the server certificate's DER in base64 without padding.
   const [, , , socket, , der] = line.split("|");
-  const serverCertPem = `-----BEGIN CERTIFICATE-----\n${der}\n-----END CERTIFICATE-----\n`;
   return {
     socket: socket ?? "",
-    serverCertPem,
+    serverCertPem: pemFromHandshake(der ?? ""),
     stderr: () => stderr,
     stop: () => stopChild(child, "SIGTERM"),
   };

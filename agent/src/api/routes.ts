@@ -137,9 +137,12 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
       method: "POST",
       url: "/v1/volumes/:name/check",
       summary:
-        "Compares every in-sync replica region by region; `differing` lists regions that differ (empty: identical).",
+        "Compares every in-sync replica region by region: `identical` says whether they agree, `differing` lists the regions (4 MiB each) where they do not.",
       params: NameParams,
-      handler: ({ params }) => volumes.check(params.name),
+      handler: async ({ params }) => {
+        const result = await volumes.check(params.name);
+        return { ...result, identical: result.differing.length === 0 };
+      },
     }),
     route({
       method: "DELETE",

@@ -1,6 +1,6 @@
 import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { SpecError } from "../errors.js";
+import { OperationError, SpecError } from "../errors.js";
 import { parseSize, VOLUME_KEYS } from "../spec/index.js";
 import type { VolumeView } from "../volumes/index.js";
 import type { ApiClient } from "./client.js";
@@ -208,6 +208,7 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
         name: string;
         replicas: string[];
         regions: number;
+        identical: boolean;
         differing: number[];
       }>("POST", `volumes/${encodeURIComponent(name)}/check`);
       print(ctx.format(cmd), result, () =>
@@ -215,7 +216,12 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
           ? `${result.name}: ${result.replicas.length} in-sync replicas (${result.replicas.join(", ")}) identical over ${result.regions} regions`
           : `${result.name}: replicas differ in ${result.differing.length} of ${result.regions} regions: ${result.differing.slice(0, 20).join(", ")}`,
       );
-      if (result.differing.length > 0) process.exitCode = 1;
+      // Thrown, not process.exitCode: main() sets the exit code from how the command ended, over any set here.
+      if (result.differing.length > 0)
+        throw new OperationError(
+          "volume.replicas_differ",
+          `the in-sync replicas of ${result.name} differ in ${result.differing.length} region(s)`,
+        );
     });
 }
 
