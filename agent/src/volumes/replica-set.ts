@@ -55,7 +55,8 @@ export class ReplicaSet {
 
   /**
    * Opens every in-sync replica it can reach (this node's first, so reads stay local), takes the unreachable ones
-   * out of the in-sync set, and starts the engine, which fences older engines and reconciles after a crash.
+   * out of the in-sync set, and starts the engine, which fences older engines and reconciles after a crash. The
+   * replicas are opened all at once: each dial is bounded, so a frozen node costs one bound, not one per node.
    */
   static async open(options: ReplicaSetOptions): Promise<ReplicaSet> {
     const set = new ReplicaSet(options);
@@ -64,16 +65,16 @@ export class ReplicaSet {
       .filter((r) => r.state === "in-sync")
       .sort((a, b) => Number(b.node === access.nodeId) - Number(a.node === access.nodeId));
     const unreachable: string[] = [];
-    for (const r of inSync) {
-      try {
-        set.members.set(r.node, { node: r.node, ...(await access.open(r.node, record.id)) });
-      } catch (err) {
-        logger.warn(
-          { volume: record.spec.name, node: r.node, err: String(err) },
-          "in-sync replica unreachable",
-        );
-        unreachable.push(`${r.node}: ${(err as Error).message}`);
+    const opened = await Promise.allSettled(inSync.map((r) => access.open(r.node, record.id)));
+    for (const [i, result] of opened.entries()) {
+      const { node } = inSync[i] as ReplicaRecord;
+      if (result.status === "fulfilled") {
+        set.members.set(node, { node, ...result.value });
+        continue;
       }
+      const err = result.reason as Error;
+      logger.warn({ volume: record.spec.name, node, err: String(err) }, "in-sync replica unreachable");
+      unreachable.push(`${node}: ${err.message}`);
     }
     try {
       if (set.members.size === 0) {
