@@ -132,8 +132,8 @@ export class ReplicaSet {
     let record = await catalog.get(this.id);
     const nodes = known ?? (await access.nodes());
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or after
-    // the request timeout), while an etcd outage that expired every lease must not cost any replica.
+    // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or, frozen,
+    // after the liveness bound), while an etcd outage that expired every lease must not cost any replica.
     for (const member of [...this.members.values()]) {
       if (member.node === access.nodeId || byId.get(member.node)?.state === "up") continue;
       if (!this.engine.inSync.includes(member.target)) continue;
