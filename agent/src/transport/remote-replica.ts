@@ -166,18 +166,16 @@ export class RemoteReplica implements ReplicaTarget {
       );
       socket.once("secureConnect", resolve);
       socket.once("error", reject);
-    }).then(
-      () => clearTimeout(timer),
-      (err) => {
-        clearTimeout(timer);
+    })
+      .finally(() => clearTimeout(timer))
+      .catch((err) => {
         socket.destroy();
         throw new OperationError(
           "replica.unreachable",
           `cannot reach ${options.nodeId} at ${options.host}:${options.port}: ${(err as Error).message}`,
           err,
         );
-      },
-    );
+      });
     return new RemoteReplica(socket, options);
   }
 
