@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOLDFAST } from "./agent-process.js";
@@ -77,6 +77,28 @@ export class DevCluster {
     if (r.code !== 0) throw new Error(r.stderr);
   }
 
+  /**
+   * Freezes `node`'s agent with SIGSTOP, as a stalled VM: its kernel still accepts TCP connections and ACKs data,
+   * but the process answers nothing and its lease runs out. `thaw` sends SIGCONT.
+   */
+  async freeze(node: string): Promise<void> {
+    process.kill(await this.pid(node), "SIGSTOP");
+  }
+
+  async thaw(node: string): Promise<void> {
+    process.kill(await this.pid(node), "SIGCONT");
+  }
+
+  /** The pid of `node`'s agent as it runs now (`dev start` gives it a new one). */
+  private async pid(node: string): Promise<number> {
+    const state = JSON.parse(await readFile(join(this.dir, "dev.json"), "utf8")) as {
+      nodes: Array<{ id: string; pid: number }>;
+    };
+    const pid = state.nodes.find((n) => n.id === node)?.pid;
+    if (!pid) throw new Error(`no agent recorded for ${node}`);
+    return pid;
+  }
+
   async startNode(node: string): Promise<void> {
     const r = await run(["dev", "start", "--dir", this.dir, "--node", node]);
     if (r.code !== 0) throw new Error(r.stderr);
@@ -100,16 +122,25 @@ export function run(args: string[], env: NodeJS.ProcessEnv = {}, command = HOLDF
   );
 }
 
-/** Polls `check` until it returns a value (not undefined) or `ms` pass; the error says what was awaited. */
+/**
+ * Polls `check` until it returns a value (not undefined) or `ms` pass; the error says what was awaited. The deadline
+ * holds even while one `check` hangs (a CLI call to an agent that waits on a frozen node).
+ */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the last check did not finish")), deadline - Date.now());
+    });
     try {
-      const value = await check();
+      const value = await Promise.race([check(), late]);
       if (value !== undefined) return value;
     } catch (err) {
       last = err;
+    } finally {
+      clearTimeout(timer);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -14,14 +14,35 @@ export interface RemoteReplicaOptions {
   port: number;
   volumeId: string;
   /**
-   * A request unanswered this long fails the connection, and with it every request in flight: a replica on a node
-   * that hangs or is cut off counts as failed rather than stalling the volume.
-   * @default 10000
+   * Bound on the TCP connect and the TLS handshake together. A healthy peer needs milliseconds; a frozen node's
+   * kernel accepts the connection and ACKs the ClientHello for a process that never answers it.
+   * @default 5000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * While any request is outstanding the replica must send something at least this often (an answer, or the answer
+   * to a ping the engine sends when it has heard nothing for a fifth of this), or the connection fails with every
+   * request in flight. The replica's event loop answers a ping at once, however long its disk takes: this is what
+   * finds a node that froze or was cut off.
+   * @default 5000
+   */
+  livenessTimeoutMs?: number;
+  /**
+   * Any request but a flush unanswered this long fails the connection, although pings are answered: a disk whose
+   * I/O never returns, on a node whose agent still runs.
+   * @default 30000
    */
   requestTimeoutMs?: number;
+  /**
+   * The same for a flush, which waits on fsync: a healthy replica on a slow or busy disk may take many seconds, and
+   * failing it then would make it flap out of the in-sync set and back.
+   * @default 120000
+   */
+  flushTimeoutMs?: number;
 }
 
 interface Pending {
+  op: number;
   resolve: (payload: Buffer) => void;
   reject: (err: Error) => void;
   sentAt: number;
@@ -34,6 +55,11 @@ export class RemoteReplica implements ReplicaTarget {
   private epoch = 0;
   private failure?: Error;
   private readonly watchdog: NodeJS.Timeout;
+  /** When the replica last sent anything, or when the engine started waiting on it, if later. */
+  private heardAt = Date.now();
+  private pingId?: number;
+  private readonly liveness: number;
+  private readonly pingAfter: number;
   private readonly send: (parts: Buffer[]) => void;
   size = 0;
   blockSize = 4096;
@@ -45,6 +71,8 @@ export class RemoteReplica implements ReplicaTarget {
     this.send = corkedWriter(socket);
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
+      // Bytes of a large answer still arriving count as progress, not only whole frames.
+      this.heardAt = Date.now();
       let frames: Buffer[];
       try {
         frames = reader.push(chunk);
@@ -54,6 +82,10 @@ export class RemoteReplica implements ReplicaTarget {
       }
       for (const frame of frames) {
         const { status, id, payload } = decodeReply(frame);
+        if (id === this.pingId) {
+          this.pingId = undefined;
+          continue;
+        }
         const waiting = this.pending.get(id);
         if (!waiting) continue;
         this.pending.delete(id);
@@ -69,19 +101,9 @@ export class RemoteReplica implements ReplicaTarget {
     });
     socket.on("error", (err) => this.fail(err));
     socket.on("close", () => this.fail(new Error("connection closed")));
-    const timeout = options.requestTimeoutMs ?? 10_000;
-    this.watchdog = setInterval(
-      () => {
-        const now = Date.now();
-        for (const waiting of this.pending.values()) {
-          if (now - waiting.sentAt < timeout) continue;
-          this.fail(new Error(`no answer within ${timeout} ms`));
-          socket.destroy();
-          return;
-        }
-      },
-      Math.min(1000, timeout),
-    ).unref();
+    this.liveness = options.livenessTimeoutMs ?? 5000;
+    this.pingAfter = Math.min(1000, this.liveness / 5);
+    this.watchdog = setInterval(() => this.watch(), this.pingAfter).unref();
   }
 
   /** Connects with mutual TLS and opens the volume's replica on that node. */
@@ -135,17 +157,25 @@ export class RemoteReplica implements ReplicaTarget {
     // Each request is one small frame waiting for its answer: Nagle's algorithm with delayed ACKs would hold it
     // for tens of milliseconds.
     socket.setNoDelay(true);
+    const limit = options.connectTimeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`TCP connect and TLS handshake not done within ${limit} ms`)),
+        limit,
+      );
       socket.once("secureConnect", resolve);
       socket.once("error", reject);
-    }).catch((err) => {
-      socket.destroy();
-      throw new OperationError(
-        "replica.unreachable",
-        `cannot reach ${options.nodeId} at ${options.host}:${options.port}: ${(err as Error).message}`,
-        err,
-      );
-    });
+    })
+      .finally(() => clearTimeout(timer))
+      .catch((err) => {
+        socket.destroy();
+        throw new OperationError(
+          "replica.unreachable",
+          `cannot reach ${options.nodeId} at ${options.host}:${options.port}: ${(err as Error).message}`,
+          err,
+        );
+      });
     return new RemoteReplica(socket, options);
   }
 
@@ -197,10 +227,44 @@ export class RemoteReplica implements ReplicaTarget {
   private call(op: number, offset: number, count: number, payload?: Buffer): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.unreachable(this.failure));
     const id = this.nextId++;
+    if (this.pending.size === 0) {
+      // Silence while nothing was asked is no sign of a hang: the liveness clock starts now.
+      this.heardAt = Date.now();
+      this.pingId = undefined;
+    }
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, sentAt: Date.now() });
+      this.pending.set(id, { op, resolve, reject, sentAt: Date.now() });
       this.send(encodeRequest({ op, id, epoch: this.epoch, offset, count }, payload));
     });
+  }
+
+  /** Fails the connection on a lack of progress or a request past its bound; pings when the replica is quiet. */
+  private watch(): void {
+    if (this.pending.size === 0) return;
+    const now = Date.now();
+    const silent = now - this.heardAt;
+    if (silent >= this.liveness) {
+      this.abort(`nothing from the replica for ${this.liveness} ms, not even the answer to a ping`);
+      return;
+    }
+    for (const waiting of this.pending.values()) {
+      const flush = waiting.op === Op.Flush;
+      const limit = flush
+        ? (this.options.flushTimeoutMs ?? 120_000)
+        : (this.options.requestTimeoutMs ?? 30_000);
+      if (now - waiting.sentAt < limit) continue;
+      this.abort(`${flush ? "flush" : `request (op ${waiting.op})`} unanswered for ${limit} ms`);
+      return;
+    }
+    if (this.pingId === undefined && silent >= this.pingAfter) {
+      this.pingId = this.nextId++;
+      this.send(encodeRequest({ op: Op.Ping, id: this.pingId, epoch: this.epoch, offset: 0, count: 0 }));
+    }
+  }
+
+  private abort(reason: string): void {
+    this.fail(new Error(reason));
+    this.socket.destroy();
   }
 
   private fail(err: Error): void {

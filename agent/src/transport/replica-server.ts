@@ -87,6 +87,11 @@ export class ReplicaServer {
       }
       for (const frame of frames) {
         const request = decodeRequest(frame);
+        // Answered here, ahead of any replica I/O: the engine tells a slow disk from a frozen node by it.
+        if (request.op === Op.Ping) {
+          reply(Status.Ok, request.id);
+          continue;
+        }
         if (request.op === Op.Create || request.op === Op.Destroy) {
           this.manage(request, peer).then(
             (answer) => reply(Status.Ok, request.id, answer),

@@ -29,6 +29,11 @@ export const Op = {
   Regions: 10,
   /** offset: a region index; answer: the region's SHA-256 in hex. Read-only, so any admitted epoch may ask. */
   Checksum: 11,
+  /**
+   * Answered at once by the replica's event loop, before Open and at any epoch: while its requests are outstanding
+   * the engine pings to tell a replica that is busy (a long fsync) from one that froze.
+   */
+  Ping: 12,
 } as const;
 
 export const Status = {

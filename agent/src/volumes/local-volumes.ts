@@ -126,7 +126,10 @@ export class LocalVolumes {
     }
   }
 
-  /** One repair pass on every volume attached here: resync, rebuild, and match the replication factor. */
+  /**
+   * One repair pass on every volume attached here: resync, rebuild, and match the replication factor. The volumes'
+   * passes run side by side: one waiting on a node that does not answer must not hold up the others.
+   */
   async repairAll(): Promise<void> {
     if (this.attached.size === 0) return;
     const nodes = await this.options.access.nodes().catch((err) => {
@@ -134,13 +137,15 @@ export class LocalVolumes {
       return undefined;
     });
     if (!nodes) return;
-    for (const [id, entry] of this.attached) {
-      await entry.replicas
-        .repair(nodes)
-        .catch((err) =>
-          this.options.logger.warn({ volume: id, err: String(err) }, "repair pass failed; will retry"),
-        );
-    }
+    await Promise.all(
+      [...this.attached].map(([id, entry]) =>
+        entry.replicas
+          .repair(nodes)
+          .catch((err) =>
+            this.options.logger.warn({ volume: id, err: String(err) }, "repair pass failed; will retry"),
+          ),
+      ),
+    );
   }
 
   /** Exposes an attached volume as a host block device and mounts its file system at `target`. */

@@ -1,7 +1,7 @@
 import type { Membership, NodeStatus } from "../cluster/index.js";
 import type { ReplicaTarget } from "../engine/index.js";
 import { OperationError } from "../errors.js";
-import { type NodeIdentity, RemoteReplica } from "../transport/index.js";
+import { type NodeIdentity, RemoteReplica, type RemoteReplicaOptions } from "../transport/index.js";
 import type { LocalReplicas } from "./local-replicas.js";
 
 /** An open replica, local or remote, and how to let go of it. */
@@ -17,8 +17,11 @@ export interface ReplicaAccessOptions {
   membership: Membership;
   /** This node's certificate for the replication port; absent on a single-node install. */
   identity?: NodeIdentity;
-  /** How long a remote replica may leave a request unanswered before it counts as failed. @default 10000 */
-  requestTimeoutMs?: number;
+  /** Bounds on dialing remote replicas and on their answers; each defaults as RemoteReplicaOptions says. */
+  timeouts?: Pick<
+    RemoteReplicaOptions,
+    "connectTimeoutMs" | "livenessTimeoutMs" | "requestTimeoutMs" | "flushTimeoutMs"
+  >;
 }
 
 /** How the volumes on this node reach replicas: their own through the file system, others' over mutual TLS. */
@@ -78,7 +81,7 @@ export class ReplicaAccess {
       host: status.replication.slice(0, at),
       port: Number(status.replication.slice(at + 1)),
       volumeId,
-      requestTimeoutMs: this.options.requestTimeoutMs,
+      ...this.options.timeouts,
     };
   }
 }

@@ -55,7 +55,8 @@ export class ReplicaSet {
 
   /**
    * Opens every in-sync replica it can reach (this node's first, so reads stay local), takes the unreachable ones
-   * out of the in-sync set, and starts the engine, which fences older engines and reconciles after a crash.
+   * out of the in-sync set, and starts the engine, which fences older engines and reconciles after a crash. The
+   * replicas are opened all at once: each dial is bounded, so a frozen node costs one bound, not one per node.
    */
   static async open(options: ReplicaSetOptions): Promise<ReplicaSet> {
     const set = new ReplicaSet(options);
@@ -64,16 +65,16 @@ export class ReplicaSet {
       .filter((r) => r.state === "in-sync")
       .sort((a, b) => Number(b.node === access.nodeId) - Number(a.node === access.nodeId));
     const unreachable: string[] = [];
-    for (const r of inSync) {
-      try {
-        set.members.set(r.node, { node: r.node, ...(await access.open(r.node, record.id)) });
-      } catch (err) {
-        logger.warn(
-          { volume: record.spec.name, node: r.node, err: String(err) },
-          "in-sync replica unreachable",
-        );
-        unreachable.push(`${r.node}: ${(err as Error).message}`);
+    const opened = await Promise.allSettled(inSync.map((r) => access.open(r.node, record.id)));
+    for (const [i, result] of opened.entries()) {
+      const { node } = inSync[i] as ReplicaRecord;
+      if (result.status === "fulfilled") {
+        set.members.set(node, { node, ...result.value });
+        continue;
       }
+      const err = result.reason as Error;
+      logger.warn({ volume: record.spec.name, node, err: String(err) }, "in-sync replica unreachable");
+      unreachable.push(`${node}: ${err.message}`);
     }
     try {
       if (set.members.size === 0) {
@@ -131,8 +132,8 @@ export class ReplicaSet {
     let record = await catalog.get(this.id);
     const nodes = known ?? (await access.nodes());
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or after
-    // the request timeout), while an etcd outage that expired every lease must not cost any replica.
+    // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or, frozen,
+    // after the liveness bound), while an etcd outage that expired every lease must not cost any replica.
     for (const member of [...this.members.values()]) {
       if (member.node === access.nodeId || byId.get(member.node)?.state === "up") continue;
       if (!this.engine.inSync.includes(member.target)) continue;
