@@ -174,7 +174,11 @@ test("repairAll: a volume whose replica's node is frozen does not hold up anothe
     assert.equal(await states("0b01"), { "node-a": "in-sync", "node-b": "down" });
     const resynced = await remoteD.acquire("0b02");
     try {
-      assert.equal(await resynced.read(4096, 4096), data, "node-d's replica holds the write by content");
+      assert.equal(
+        await resynced.read(resynced.epoch, 4096, 4096),
+        data,
+        "node-d's replica holds the write by content",
+      );
     } finally {
       await remoteD.release("0b02");
     }
