@@ -161,4 +161,72 @@ test("a fenced request stops the engine for good", async () => {
   await rejects(() => engine.read(0, 4096), /detached or fenced/);
 });
 
+/** A lease a test holds or lets lapse; `regained` settles when the test says so. */
+function testLease() {
+  let pending = deferred();
+  const lease = {
+    held: true,
+    regained: () => pending.promise,
+    /** The lease is back, and the attachment proven: waiting requests go on. */
+    regain() {
+      lease.held = true;
+      pending.resolve();
+      pending = deferred();
+    },
+    /** The lease is back, but another node holds the attachment now. */
+    lose() {
+      pending.reject(new Error("attached elsewhere now"));
+    },
+  };
+  return lease;
+}
+
+test("self-fencing: while the lease is in doubt no request reaches a replica or is answered; it resumes once regained (defect 4)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const lease = testLease();
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a, b], lease });
+  await engine.write(0, block(1));
+  lease.held = false;
+  let answered = 0;
+  const requests = [engine.write(4096, block(2)), engine.read(0, 4096), engine.flush()].map((p) =>
+    p.then(() => answered++),
+  );
+  await drain();
+  assert.is(answered, 0, "nothing is acknowledged without the lease");
+  assert.is(a.applied.length, 1, "nothing reached a replica");
+  assert.is(b.applied.length, 1);
+  lease.regain();
+  await Promise.all(requests);
+  assert.is(a.data[4096], 2);
+});
+
+test("self-fencing: when the attachment proves lost, waiting requests fail and the engine stops for good", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const lease = testLease();
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a], lease });
+  lease.held = false;
+  const write = engine.write(0, block(3));
+  await drain();
+  lease.lose();
+  await rejects(() => write, /attached elsewhere/);
+  assert.ok(engine.isStopped);
+  assert.is(a.applied.length, 0);
+});
+
+test("self-fencing: stopping without the lease halts at once, without a flush, and wakes waiting requests", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const lease = testLease();
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a], lease });
+  let flushes = 0;
+  a.hook = (op) => {
+    if (op.kind === "flush") flushes++;
+  };
+  lease.held = false;
+  const waiting = engine.read(0, 4096);
+  await engine.stop();
+  await rejects(() => waiting, /detached or fenced/);
+  assert.is(flushes, 0);
+});
+
 test.run();

@@ -39,8 +39,25 @@ export class Membership {
   private info?: NodeInfo;
   private closed = false;
   private rejoining = false;
+  private readonly renewed: Array<() => void> = [];
 
   constructor(private readonly options: MembershipOptions) {}
+
+  /**
+   * Whether this node's lease certainly has not expired for any other node, with a margin: a quarter of the TTL, at
+   * least 250 ms, for the time between this check and a request reaching its replica. While it is false, the node
+   * serves no I/O (self-fencing): another node may be taking its volumes over.
+   */
+  get leaseHeld(): boolean {
+    const until = this.registration?.heldUntil() ?? 0;
+    return performance.now() < until - Math.max(250, (this.options.leaseTtlSeconds * 1000) / 4);
+  }
+
+  /** Resolves once the lease is held again: renewed, or taken anew after it was lost. */
+  leaseRegained(): Promise<void> {
+    if (this.leaseHeld) return Promise.resolve();
+    return new Promise((resolve) => this.renewed.push(resolve));
+  }
 
   /** Records this node and takes its lease. */
   async join(info: NodeInfo): Promise<void> {
@@ -85,11 +102,19 @@ export class Membership {
   private async register(): Promise<void> {
     const info = this.info as NodeInfo;
     const { store, root, leaseTtlSeconds, logger } = this.options;
-    this.registration = await store.register(`${root}/alive/${info.id}`, info.api, leaseTtlSeconds, () => {
-      if (this.closed) return;
-      logger.warn({ node: info.id }, "lease lost (store unreachable longer than its TTL): joining again");
-      this.retryRegister();
+    this.registration = await store.register(`${root}/alive/${info.id}`, info.api, leaseTtlSeconds, {
+      onLost: () => {
+        if (this.closed) return;
+        logger.warn({ node: info.id }, "lease lost (store unreachable longer than its TTL): joining again");
+        this.retryRegister();
+      },
+      onRenewed: () => this.wakeRenewed(),
     });
+    this.wakeRenewed();
+  }
+
+  private wakeRenewed(): void {
+    if (this.renewed.length > 0 && this.leaseHeld) for (const wake of this.renewed.splice(0)) wake();
   }
 
   /** Registers again, once a second until it works; one such loop at a time, however often the lease is lost. */

@@ -19,6 +19,17 @@ export interface ReplicaTarget extends BlockDevice {
   regionChecksum(region: number): Promise<string>;
 }
 
+/** This node's standing to serve I/O: its lease in the metadata store, which other nodes' takeovers wait out. */
+export interface ServingLease {
+  /** Whether this node's lease certainly has not expired for any other node (with a margin). */
+  readonly held: boolean;
+  /**
+   * Resolves once the node may serve again: its lease is held and the attachment is proven still this engine's.
+   * Rejects when it never may again (another node holds the attachment now).
+   */
+  regained(): Promise<void>;
+}
+
 export interface EngineOptions {
   /** The volume's id, for errors and logs. */
   volumeId: string;
@@ -32,6 +43,12 @@ export interface EngineOptions {
    * @default - none: any replica failure fails the request
    */
   onReplicaFailed?: (failed: ReplicaTarget[], cause: unknown) => Promise<void>;
+  /**
+   * When given, no request reaches a replica while the lease is not held (self-fencing): requests wait, unanswered,
+   * until it is regained, and fail if it never will be.
+   * @default - none: a single-node install, whose volumes no other node can take over
+   */
+  lease?: ServingLease;
 }
 
 /** How far a resync has come, in regions. */
@@ -56,6 +73,8 @@ interface CatchingUp {
  */
 export class Engine implements BlockDevice {
   private stopped = false;
+  /** Wakes requests waiting for the lease when the engine stops. */
+  private readonly halted: { promise: Promise<never>; reject: (err: unknown) => void };
   private readonly replicas: ReplicaTarget[];
   private readonly catchingUp = new Set<CatchingUp>();
   private readonly dropping = new Map<ReplicaTarget, Promise<void>>();
@@ -74,6 +93,12 @@ export class Engine implements BlockDevice {
 
   private constructor(private readonly options: EngineOptions) {
     this.replicas = [...options.replicas];
+    let reject: (err: unknown) => void = () => {};
+    const promise = new Promise<never>((_, r) => {
+      reject = r;
+    });
+    promise.catch(() => undefined);
+    this.halted = { promise, reject };
   }
 
   /** The replicas this engine still writes to and counts on. */
@@ -152,6 +177,7 @@ export class Engine implements BlockDevice {
   async read(offset: number, length: number): Promise<Buffer> {
     for (;;) {
       this.assertRunning();
+      if (this.options.lease?.held === false) await this.leaseHeld();
       const primary = this.primary;
       try {
         return await primary.read(offset, length);
@@ -183,16 +209,22 @@ export class Engine implements BlockDevice {
     return this.fanOut((r) => r.grow(size), []);
   }
 
-  /** Flushes and stops serving; later requests fail. The replicas stay open: their owner closes them. */
+  /**
+   * Flushes and stops serving; later requests fail. The replicas stay open: their owner closes them. Without its
+   * lease the engine may not flush (another node may own the volume by now), so it only halts.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
-    await this.flush();
-    this.stopped = true;
+    if (this.options.lease?.held !== false) await this.flush();
+    this.halt();
   }
 
   /** Stops serving at once, without a flush: a newer attachment owns the volume now. */
   halt(): void {
     this.stopped = true;
+    this.halted.reject(
+      new OperationError("engine.stopped", `volume ${this.options.volumeId} is detached or fenced`),
+    );
   }
 
   /** Whether the engine stopped (detached or fenced by a newer attachment). */
@@ -351,6 +383,7 @@ export class Engine implements BlockDevice {
     const blocked = this.locks.enter(regions);
     if (blocked) await blocked;
     try {
+      if (this.options.lease?.held === false) await this.leaseHeld();
       for (const missed of this.missed.values()) for (const r of regions) missed.add(r);
       // Replicas catching up are waited for too, so that a copy never overtakes a write still on its way to them.
       const behind = [...this.catchingUp].map((entry) =>
@@ -385,6 +418,24 @@ export class Engine implements BlockDevice {
     }
   }
 
+  /**
+   * Waits, sending nothing to any replica, while this node's lease is in doubt; the engine stops for good if the
+   * attachment turned out to be someone else's.
+   */
+  private async leaseHeld(): Promise<void> {
+    const lease = this.options.lease;
+    while (lease && !lease.held) {
+      this.assertRunning();
+      try {
+        await Promise.race([lease.regained(), this.halted.promise]);
+      } catch (err) {
+        this.halt();
+        throw err;
+      }
+    }
+    this.assertRunning();
+  }
+
   /** The in-sync replicas that have not failed. */
   private healthy(): ReplicaTarget[] {
     return this.replicas.filter((r) => !this.failing.has(r));
@@ -399,7 +450,7 @@ export class Engine implements BlockDevice {
   /** Fencing stops the engine; a bad range is the caller's; anything else is the replica's fault. */
   private isReplicaFault(err: unknown): boolean {
     if (err instanceof FencedError) {
-      this.stopped = true;
+      this.halt();
       return false;
     }
     return !(err instanceof RangeError);

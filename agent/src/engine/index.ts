@@ -1,2 +1,8 @@
 export type { BlockDevice } from "./block-device.js";
-export { Engine, type EngineOptions, type ReplicaTarget, type ResyncProgress } from "./engine.js";
+export {
+  Engine,
+  type EngineOptions,
+  type ReplicaTarget,
+  type ResyncProgress,
+  type ServingLease,
+} from "./engine.js";

@@ -1,6 +1,13 @@
 import { Etcd3, type IOptions } from "etcd3";
 import { HoldfastError } from "../errors.js";
-import type { Compare, MetaStore, Operation, Registration, StoredValue } from "./store.js";
+import type {
+  Compare,
+  MetaStore,
+  Operation,
+  Registration,
+  RegistrationEvents,
+  StoredValue,
+} from "./store.js";
 
 /** The store could not be reached or answered with an error: control operations fail at once, clearly. */
 export class StoreUnavailableError extends HoldfastError {
@@ -84,9 +91,32 @@ export class EtcdStore implements MetaStore {
     });
   }
 
-  register(key: string, value: string, ttlSeconds: number, onLost?: () => void): Promise<Registration> {
+  register(
+    key: string,
+    value: string,
+    ttlSeconds: number,
+    events: RegistrationEvents = {},
+  ): Promise<Registration> {
     return this.guard(async () => {
+      const ttl = ttlSeconds * 1000;
+      // The grant is sent after this instant, so the lease lives at least until it plus the TTL.
+      let heldUntil = performance.now() + ttl;
       const lease = this.client.lease(ttlSeconds);
+      // Keep-alives are answered in the order they were sent, on one stream; a broken stream loses the ones in flight.
+      const sent: number[] = [];
+      lease.on("keepaliveFired", () => sent.push(performance.now()));
+      lease.on("keepaliveEstablished", () => {
+        sent.length = 0;
+      });
+      lease.on("keepaliveFailed", () => {
+        sent.length = 0;
+      });
+      lease.on("keepaliveSucceeded", () => {
+        const at = sent.shift();
+        if (at === undefined) return;
+        heldUntil = Math.max(heldUntil, at + ttl);
+        events.onRenewed?.();
+      });
       // Swallow the lease's own "lost" until it is ours: a lease whose first put failed is dropped here, and
       // reporting its loss too would start a second registration beside the caller's retry.
       lease.on("lost", () => undefined);
@@ -96,8 +126,8 @@ export class EtcdStore implements MetaStore {
         lease.release();
         throw err;
       }
-      lease.once("lost", () => onLost?.());
-      return { close: () => lease.revoke().catch(() => undefined) };
+      lease.once("lost", () => events.onLost?.());
+      return { heldUntil: () => heldUntil, close: () => lease.revoke().catch(() => undefined) };
     });
   }
 

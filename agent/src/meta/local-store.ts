@@ -58,7 +58,10 @@ export class LocalStore implements MetaStore {
   /** One node, one process: the key lives until `close()`; a killed agent's key is replaced when it restarts. */
   async register(key: string, value: string): Promise<Registration> {
     await this.commit([], [{ put: key, value }]);
-    return { close: async () => void (await this.commit([], [{ delete: key }])) };
+    return {
+      heldUntil: () => Number.POSITIVE_INFINITY,
+      close: async () => void (await this.commit([], [{ delete: key }])),
+    };
   }
 
   async close(): Promise<void> {

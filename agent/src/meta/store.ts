@@ -13,8 +13,22 @@ export interface Compare {
 
 /** A key that exists only while its owner is alive: an etcd lease kept alive by this process. */
 export interface Registration {
+  /**
+   * Until when the key certainly lives in the store, as a `performance.now()` time: the time the last keep-alive
+   * the store answered was sent, plus the TTL (the store counts the TTL from when it received it, which is later).
+   * Infinity for a store without leases.
+   */
+  heldUntil(): number;
   /** Deletes the key now (clean shutdown) instead of waiting for the lease to expire. */
   close(): Promise<void>;
+}
+
+/** What a registration reports to its owner. */
+export interface RegistrationEvents {
+  /** The store dropped the lease (an outage longer than the TTL): the owner can register again. */
+  onLost?: () => void;
+  /** A keep-alive was answered: `heldUntil` moved on. */
+  onRenewed?: () => void;
 }
 
 export type Operation = { put: string; value: string } | { delete: string };
@@ -33,10 +47,14 @@ export interface MetaStore {
   commit(compares: Compare[], operations: Operation[]): Promise<boolean>;
   /**
    * Keeps `key` = `value` while this process lives and reaches the store; the key disappears about `ttlSeconds`
-   * after it stops (etcd lease with keep-alive). `onLost` runs if the store dropped the lease (an outage longer than
-   * the TTL), so the owner can register again.
+   * after it stops (etcd lease with keep-alive).
    */
-  register(key: string, value: string, ttlSeconds: number, onLost?: () => void): Promise<Registration>;
+  register(
+    key: string,
+    value: string,
+    ttlSeconds: number,
+    events?: RegistrationEvents,
+  ): Promise<Registration>;
   /** Releases the store's resources. */
   close(): Promise<void>;
 }

@@ -28,6 +28,11 @@ export interface ReplicaAccessOptions {
 export class ReplicaAccess {
   constructor(private readonly options: ReplicaAccessOptions) {}
 
+  /** This node's membership: its lease is what engines here self-fence on. */
+  get membership(): Membership {
+    return this.options.membership;
+  }
+
   get nodeId(): string {
     return this.options.nodeId;
   }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { type NodeStatus, placementFor, placeReplicas } from "../cluster/index.js";
-import { Engine, type ReplicaTarget, type ResyncProgress } from "../engine/index.js";
+import { Engine, type ReplicaTarget, type ResyncProgress, type ServingLease } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { StoreUnavailableError } from "../meta/index.js";
 import { FencedError } from "../replica/index.js";
@@ -40,6 +40,7 @@ export class ReplicaSet {
   private readonly backoff = new Map<string, { failures: number; until: number }>();
   private queue: Promise<unknown> = Promise.resolve();
   private repairing?: Promise<void>;
+  private regaining?: Promise<void>;
   private closed = false;
   engine!: Engine;
 
@@ -95,11 +96,58 @@ export class ReplicaSet {
         epoch: options.attachment.epoch,
         replicas: members.map((m) => m.target),
         onReplicaFailed: (failed, cause) => set.onFailed(failed, cause),
+        lease: set.servingLease(),
       });
       return set;
     } catch (err) {
       await set.closeMembers();
       throw err;
+    }
+  }
+
+  /**
+   * The engine's standing to serve: this node's lease, and, before serving again after it was in doubt, proof from
+   * the store that the attachment is still this engine's (the lease may have expired and another node taken over).
+   * Concurrent requests share one proof.
+   */
+  private servingLease(): ServingLease {
+    const { membership } = this.options.access;
+    return {
+      get held() {
+        return membership.leaseHeld;
+      },
+      regained: () => {
+        this.regaining ??= this.proveAttachment().finally(() => {
+          this.regaining = undefined;
+        });
+        return this.regaining;
+      },
+    };
+  }
+
+  private async proveAttachment(): Promise<void> {
+    const { access, catalog, logger, record } = this.options;
+    logger.warn({ volume: record.spec.name }, "this node's lease is in doubt: I/O suspended");
+    for (;;) {
+      await access.membership.leaseRegained();
+      try {
+        const current = await catalog.attachment(this.id);
+        if (current?.node !== access.nodeId || current.epoch !== this.epoch) {
+          logger.warn(
+            { volume: record.spec.name },
+            "attachment lost while the lease was in doubt: engine stopped",
+          );
+          throw new OperationError(
+            "volume.fenced",
+            `volume "${record.spec.name}" is attached elsewhere now (epoch ${current?.epoch ?? "none"})`,
+          );
+        }
+        logger.info({ volume: record.spec.name }, "lease held and attachment proven: I/O resumed");
+        return;
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
   }
 
