@@ -160,8 +160,8 @@ export class RawNbdClient {
   }
 
   /** Reads one simple reply header (the caller reads any read payload with `read`). */
-  async readReply(): Promise<SimpleReply> {
-    const header = await this.read(16);
+  async readReply(ms?: number): Promise<SimpleReply> {
+    const header = await this.read(16, ms);
     if (header.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC) throw new Error("bad simple reply magic");
     return { error: header.readUInt32BE(4), cookie: header.readBigUInt64BE(8) };
   }

@@ -76,7 +76,9 @@ export class LocalVolumes {
    */
   async attach(record: VolumeRecord): Promise<Attached> {
     const existing = this.attached.get(record.id);
-    if (existing) return existing;
+    if (existing && !existing.engine.isStopped) return existing;
+    // A fenced engine (another node took the volume over meanwhile) is let go here before attaching anew.
+    if (existing) await this.release(existing);
     const { catalog, nodeId, runDir, access, logger } = this.options;
     const nbdSocket = join(runDir, "nbd", `${record.spec.name}.sock`);
     if (Buffer.byteLength(nbdSocket) > MAX_SOCKET_PATH) {
@@ -177,6 +179,13 @@ export class LocalVolumes {
   async detach(id: string): Promise<void> {
     const entry = this.attached.get(id);
     if (!entry) return;
+    await this.release(entry);
+    await this.options.catalog.detach(id, entry.attachment.epoch);
+    this.options.logger.info({ volume: entry.record.spec.name }, "volume detached");
+  }
+
+  /** Lets go of everything this node holds for an attached volume: mount, device, NBD server, engine, replicas. */
+  private async release(entry: Attached): Promise<void> {
     if (entry.exposed) await entry.exposed.close();
     await entry.nbd.close();
     await entry.engine
@@ -185,9 +194,7 @@ export class LocalVolumes {
         this.options.logger.warn({ volume: entry.record.spec.name, err: String(err) }, "final flush failed"),
       );
     await entry.replicas.close();
-    this.attached.delete(id);
-    await this.options.catalog.detach(id, entry.attachment.epoch);
-    this.options.logger.info({ volume: entry.record.spec.name }, "volume detached");
+    this.attached.delete(entry.record.id);
   }
 
   /** Grows an attached volume and, when mounted, its file system. */
