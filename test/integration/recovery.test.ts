@@ -85,17 +85,28 @@ class Agent {
   }
 }
 
-/** A sha256 of every file in a replica directory, by name: what "no byte of it changed" is checked against. */
-async function checksums(dir: string): Promise<Record<string, string>> {
+/**
+ * A sha256 of every file in a replica directory, by path: what "no byte of it changed" is checked against. The
+ * quarantine mark is left out: it is the quarantine, beside the replica's own files.
+ */
+async function checksums(dir: string, under = ""): Promise<Record<string, string>> {
   const sums: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort()) {
-    if ((await stat(join(dir, name))).isFile()) {
-      sums[name] = createHash("sha256")
-        .update(await readFile(join(dir, name)))
+  for (const entry of await readdir(join(dir, under), { withFileTypes: true })) {
+    const path = join(under, entry.name);
+    if (entry.isDirectory()) Object.assign(sums, await checksums(dir, path));
+    else if (path !== "quarantined.json") {
+      sums[path] = createHash("sha256")
+        .update(await readFile(join(dir, path)))
         .digest("hex");
     }
   }
   return sums;
+}
+
+/** The first MiB of a replica's data as written through NBD: its one layer's data file. */
+async function firstMiB(dir: string): Promise<Buffer> {
+  const [layer] = await readdir(join(dir, "layers"));
+  return (await readFile(join(dir, "layers", layer as string, "data"))).subarray(0, 1 << 20);
 }
 
 const exists = (path: string) =>
@@ -146,8 +157,10 @@ async function agentWithVolumes(args: string[]) {
   ];
   await agent.stop();
   const dirs = ids.map((id) => join(agent.dataDir, "pool", "replicas", id));
-  const sums = await Promise.all(dirs.map(checksums));
-  const intact = async () => assert.equal(await Promise.all(dirs.map(checksums)), sums);
+  assert.ok((await firstMiB(dirs[0] as string)).equals(Buffer.alloc(1 << 20, 0x5a)));
+  assert.ok((await firstMiB(dirs[1] as string)).equals(Buffer.alloc(1 << 20, 0xa5)));
+  const sums = await Promise.all(dirs.map((d) => checksums(d)));
+  const intact = async () => assert.equal(await Promise.all(dirs.map((d) => checksums(d))), sums);
   return { agent, ids, intact };
 }
 
@@ -261,6 +274,7 @@ fabric(
     const shrunkId = await volumeWithData(hf, "name=shrunk,size=64M,repl=3", 0x33);
     await cluster.stop("node3", "SIGTERM");
     const keptSums = await checksums(replicaOn("node3", keptId));
+    assert.ok((await firstMiB(replicaOn("node3", keptId))).equals(Buffer.alloc(1 << 20, 0x22)));
     const orphanId = "00112233445566ff";
     await cp(replicaOn("node3", keptId), replicaOn("node3", orphanId), { recursive: true });
 
