@@ -323,3 +323,46 @@ fabric(
 );
 
 fabric.run();
+
+const rebuild = suite("a replica rebuilt elsewhere while its node was down");
+let small: DevCluster;
+rebuild.before(async () => {
+  small = await DevCluster.start("127.0.51", ["--replica-timeout", "2"]);
+});
+rebuild.after(async () => {
+  await small?.down();
+});
+
+rebuild(
+  "is destroyed when its node returns, on the record the engine left, and nothing else is",
+  async () => {
+    const created = await small.json<{ id: string; replicas: Array<{ node: string }> }>([
+      "volume",
+      "create",
+      "name=moved,size=64M,repl=2,nodes=node1;node2;node3",
+    ]);
+    const holders = created.replicas.map((r) => r.node);
+    const [engine, lost] = holders as [string, string];
+    await small.json(["volume", "attach", "moved"], engine);
+    const stale = join(small.dir, lost, "data", "pool", "replicas", created.id);
+    await small.stop(lost, "SIGTERM");
+    const spare = ["node1", "node2", "node3"].find((n) => !holders.includes(n)) as string;
+    await waitFor("the replica rebuilt on the spare node", async () => {
+      const v = await small.json<{ replicas: Array<{ node: string; state: string }> }>([
+        "volume",
+        "inspect",
+        "moved",
+      ]);
+      return v.replicas.some((r) => r.node === spare && r.state === "in-sync") ? v : undefined;
+    });
+    assert.is(await exists(stale), true);
+    await small.startNode(lost);
+    assert.is(await exists(stale), false);
+    for (const node of [engine, spare]) {
+      assert.is(await exists(join(small.dir, node, "data", "pool", "replicas", created.id)), true);
+    }
+    assert.equal(await small.json<Quarantined[]>(["node", "quarantine", "list"]), []);
+  },
+);
+
+rebuild.run();
