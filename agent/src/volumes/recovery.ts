@@ -53,7 +53,7 @@ export class Recovery {
       if (tombstone) {
         const why =
           tombstone.reason === "deleted" ? "its volume was deleted" : "it was removed from its volume";
-        await this.destroyHere(id, `destroying a replica: ${why}`);
+        if (await this.stillTombstoned(id)) await this.destroyHere(id, `destroying a replica: ${why}`);
       } else if (since === undefined) {
         if (!quarantineNew) continue;
         await this.publish(id);
@@ -111,6 +111,16 @@ export class Recovery {
       logger.warn({ volume: q.volumeId, node: q.node }, "purged a quarantined replica");
     }
     return matches;
+  }
+
+  /**
+   * Whether a tombstone still names this node for `id` and no record lists it, read again just before destroying:
+   * an engine may have chosen this node again since the sweep read the lists.
+   */
+  private async stillTombstoned(id: string): Promise<boolean> {
+    const { catalog, nodeId } = this.options;
+    const [record, tombstones] = await Promise.all([catalog.find(id), catalog.tombstonesOf(nodeId)]);
+    return !record?.replicas.some((r) => r.node === nodeId) && tombstones.some((t) => t.id === id);
   }
 
   private async destroyHere(id: string, message: string): Promise<void> {
