@@ -9,9 +9,11 @@ import { createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
+import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
 import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
 import { LocalReplicas, ReplicaAccess, storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
+import { Recovery } from "./volumes/recovery.js";
 
 export const VERSION = "0.1.0";
 
@@ -77,6 +79,12 @@ export async function startAgent(
   const keys = storeKeys(config.cluster);
   const catalog = new VolumeCatalog(store, keys);
   const replicas = new LocalReplicas(config.pools);
+  try {
+    await checkIdentity(config, store, keys, (await replicas.list()).length > 0);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const identity = await loadNodeIdentity(config, logger);
   const membership = new Membership({
     store,
@@ -95,7 +103,20 @@ export async function startAgent(
     catalog,
     logger,
   });
+  const recovery = new Recovery({
+    nodeId: config.nodeId,
+    store,
+    keys,
+    catalog,
+    replicas,
+    access,
+    quarantineTtlMs: config.quarantineTtl * 1000,
+    logger,
+  });
   await volumes.recover();
+  // Before the replication port opens: nothing is being created on this node yet, so what no record lists is not
+  // a replica whose record is about to be written.
+  await recovery.sweep(true);
 
   let replication: ReplicaServer | undefined;
   if (identity) {
@@ -107,7 +128,10 @@ export async function startAgent(
       openReplica: (id) => replicas.acquire(id),
       closeReplica: (id) => void replicas.release(id),
       createReplica: (spec) => replicas.create(spec),
-      destroyReplica: (id) => replicas.destroy(id),
+      destroyReplica: async (id) => {
+        await replicas.destroy(id);
+        await recovery.destroyed(id);
+      },
       logger,
     });
     await replication.listen();
@@ -131,6 +155,7 @@ export async function startAgent(
   const repairLoop = setInterval(() => {
     void volumes.local.repairAll();
     if (++ticks % 15 === 0) {
+      void recovery.sweep().catch((err) => logger.warn({ err: String(err) }, "replica sweep failed"));
       void replicas
         .capacity()
         .then((c) => membership.update({ capacity: c.total, free: c.free }))
@@ -144,6 +169,7 @@ export async function startAgent(
     version: VERSION,
     cluster: {
       cluster: async () => ({ id: config.cluster, store: config.store, nodes: await membership.list() }),
+      quarantine: recovery,
     },
   });
   const separator = config.api.lastIndexOf(":");

@@ -3,11 +3,36 @@ import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
 import { parseSize, parseSpec, specFromFields, volumeKeysJsonSchema } from "../spec/index.js";
 import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
+import type { QuarantineRecord } from "../volumes/records.js";
+import type { Recovery } from "../volumes/recovery.js";
 import { route } from "./route.js";
 
 /** What the API reports about the cluster. */
 export interface ClusterInfo {
   cluster: () => Promise<{ id: string; store: string; nodes: NodeStatus[] }>;
+  /** Replicas that no volume listed when their node started: kept until purged. */
+  quarantine: Pick<Recovery, "list" | "purge">;
+}
+
+/** Which quarantined replicas to purge: one id, every one on a node, or one id on a node. */
+const PurgeBody = z
+  .object({
+    node: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be a node id")
+      .optional(),
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a replica's volume id (letters, digits, '_' or '-')")
+      .optional(),
+  })
+  .strict()
+  .refine((b) => b.node !== undefined || b.id !== undefined, "give the replica's id, a node, or both")
+  .describe("The quarantined replicas to destroy: `id` on any node (or on `node`), or every one on `node`.");
+
+/** Each node with the number of its quarantined replicas. */
+function withQuarantine(nodes: NodeStatus[], quarantine: QuarantineRecord[]) {
+  return nodes.map((n) => ({ ...n, quarantined: quarantine.filter((q) => q.node === n.id).length }));
 }
 
 const NameParams = z.object({ name: z.string().min(1).max(255) });
@@ -84,10 +109,15 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
       url: "/v1/cluster",
       summary: "The cluster, its nodes and a count of volumes by state.",
       handler: async () => {
-        const cluster = await info.cluster();
-        const list = await volumes.list();
+        const [cluster, list, quarantine] = await Promise.all([
+          info.cluster(),
+          volumes.list(),
+          info.quarantine.list(),
+        ]);
         return {
           ...cluster,
+          nodes: withQuarantine(cluster.nodes, quarantine),
+          quarantine,
           volumes: {
             total: list.length,
             attached: list.filter((v) => v.state === "attached").length,
@@ -100,8 +130,24 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
     route({
       method: "GET",
       url: "/v1/nodes",
-      summary: "Nodes of the cluster.",
-      handler: async () => (await info.cluster()).nodes,
+      summary: "Nodes of the cluster, each with the number of its quarantined replicas.",
+      handler: async () => {
+        const [cluster, quarantine] = await Promise.all([info.cluster(), info.quarantine.list()]);
+        return withQuarantine(cluster.nodes, quarantine);
+      },
+    }),
+    route({
+      method: "GET",
+      url: "/v1/quarantine",
+      summary: "Replicas that no volume listed when their node started: kept until purged or their TTL.",
+      handler: () => info.quarantine.list(),
+    }),
+    route({
+      method: "POST",
+      url: "/v1/quarantine/purge",
+      summary: "Destroys quarantined replicas (never one a volume lists); answers those destroyed.",
+      body: PurgeBody,
+      handler: ({ body }) => info.quarantine.purge(body),
     }),
     route({
       method: "GET",

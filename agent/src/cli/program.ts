@@ -7,11 +7,15 @@ import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
 import { ConflictError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
 import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
+import type { QuarantineRecord } from "../volumes/records.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
 import { collect } from "./options.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
+
+/** A node as `node list` and `cluster status` show it. */
+type NodeRow = NodeStatus & { quarantined: number };
 
 /** The `holdfast` command line. Exit codes: 0 success, 2 bad input, 1 failure (see main.ts). */
 export function buildProgram(): Command {
@@ -47,6 +51,15 @@ export function buildProgram(): Command {
       "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
       Number,
     )
+    .option(
+      "--quarantine-ttl <seconds>",
+      "seconds a quarantined replica is kept before it is destroyed (default 604800: 7 days)",
+      Number,
+    )
+    .option(
+      "--adopt-identity",
+      "start although the node id, cluster or store differs from what the data dir recorded, and record the new one",
+    )
     .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
     .option(
       "--plugin-socket <path>",
@@ -69,6 +82,8 @@ export function buildProgram(): Command {
         replication: opts.replication,
         tlsDir: opts.tlsDir,
         replicaTimeout: opts.replicaTimeout,
+        quarantineTtl: opts.quarantineTtl,
+        adoptIdentity: opts.adoptIdentity,
         pluginSocket: opts.pluginSocket,
         csiSocket: opts.csiSocket,
         logLevel: opts.logLevel,
@@ -92,9 +107,9 @@ export function buildProgram(): Command {
   registerVolumeCommands(program, { client, format });
   registerDevCommands(program, { format });
 
-  const nodesTable = (nodes: NodeStatus[]) =>
+  const nodesTable = (nodes: NodeRow[]) =>
     table(
-      ["NODE", "API", "REPLICATION", "ZONE", "RACK", "STATE", "CAPACITY", "USED"],
+      ["NODE", "API", "REPLICATION", "ZONE", "RACK", "STATE", "CAPACITY", "USED", "QUARANTINED"],
       nodes.map((n) => [
         n.id,
         n.api,
@@ -104,8 +119,16 @@ export function buildProgram(): Command {
         n.state,
         humanBytes(n.capacity),
         humanBytes(n.capacity - n.free),
+        n.quarantined,
       ]),
     );
+  const quarantineTable = (entries: QuarantineRecord[]) =>
+    entries.length === 0
+      ? "no quarantined replicas"
+      : table(
+          ["NODE", "VOLUME ID", "POOL", "SINCE", "SIZE"],
+          entries.map((q) => [q.node, q.volumeId, q.pool, q.since, humanBytes(q.bytes)]),
+        );
 
   const cluster = program.command("cluster").description("the cluster");
 
@@ -162,8 +185,9 @@ export function buildProgram(): Command {
       const status = await client().request<{
         id: string;
         store: string;
-        nodes: NodeStatus[];
+        nodes: NodeRow[];
         volumes: { total: number; attached: number; detached: number; degraded: string[] };
+        quarantine: QuarantineRecord[];
       }>("GET", "cluster");
       print(format(cmd), status, () => {
         const v = status.volumes;
@@ -171,18 +195,48 @@ export function buildProgram(): Command {
           v.degraded.length > 0
             ? `${v.degraded.length} degraded (fewer replicas in sync than repl): ${v.degraded.join(", ")}`
             : "all healthy";
-        return `cluster ${status.id} (store ${status.store}): ${status.nodes.length} node(s), ${v.total} volume(s), ${v.attached} attached, ${health}\n\n${nodesTable(status.nodes)}`;
+        const quarantined =
+          status.quarantine.length > 0
+            ? `\n${status.quarantine.length} quarantined replica(s) that no volume lists, kept: 'holdfast node quarantine list'`
+            : "";
+        return `cluster ${status.id} (store ${status.store}): ${status.nodes.length} node(s), ${v.total} volume(s), ${v.attached} attached, ${health}${quarantined}\n\n${nodesTable(status.nodes)}`;
       });
     });
 
-  program
-    .command("node")
-    .description("the cluster's nodes")
+  const node = program.command("node").description("the cluster's nodes");
+  node
     .command("list")
     .description("list nodes")
     .action(async (_opts, cmd: Command) => {
-      const nodes = await client().request<NodeStatus[]>("GET", "nodes");
+      const nodes = await client().request<NodeRow[]>("GET", "nodes");
       print(format(cmd), nodes, () => nodesTable(nodes));
+    });
+  const quarantine = node
+    .command("quarantine")
+    .description("replicas no volume listed when their node started: kept until purged or quarantineTtl");
+  quarantine
+    .command("list")
+    .description("list quarantined replicas")
+    .option("--node <id>", "only this node's")
+    .action(async (opts: { node?: string }, cmd: Command) => {
+      const all = await client().request<QuarantineRecord[]>("GET", "quarantine");
+      const entries = all.filter((q) => !opts.node || q.node === opts.node);
+      print(format(cmd), entries, () => quarantineTable(entries));
+    });
+  quarantine
+    .command("purge [id]")
+    .description("destroy quarantined replicas: ID (on any node, or on --node), or every one on --node")
+    .option("--node <id>", "the node that holds them")
+    .action(async (id: string | undefined, opts: { node?: string }, cmd: Command) => {
+      const purged = await client().request<QuarantineRecord[]>("POST", "quarantine/purge", {
+        ...(id !== undefined && { id }),
+        ...(opts.node !== undefined && { node: opts.node }),
+      });
+      print(format(cmd), purged, () =>
+        purged.length === 0
+          ? "nothing to purge"
+          : purged.map((q) => `purged the replica of ${q.volumeId} on ${q.node}`).join("\n"),
+      );
     });
 
   return program;

@@ -42,6 +42,17 @@ export const AgentConfigSchema = z.object({
   tlsDir: z.string().min(1).optional(),
   /** Seconds a replica's node may stay down before the replica is rebuilt on another node. @default 600 */
   replicaTimeout: z.number().int().min(1, "must be at least 1 second").default(600),
+  /**
+   * Seconds a quarantined replica (one no volume listed when its node started) is kept before it is destroyed;
+   * `holdfast node quarantine purge` destroys it sooner. @default 604800 (7 days)
+   */
+  quarantineTtl: z.number().int().min(60, "must be at least 60 seconds").default(604_800),
+  /**
+   * Start even though the node id, the cluster or the store differs from what the data dir recorded, and record
+   * the new identity: replicas no record lists are then quarantined. For one deliberate start, not a config file.
+   * @default false
+   */
+  adoptIdentity: z.boolean().default(false),
   /** Storage pools: directories that hold replicas. @default - `<dataDir>/pool` */
   pools: z.array(z.string().min(1)).default([]),
   /** The API token. @default - a random token, written to `<dataDir>/token` (mode 0600) on first start */

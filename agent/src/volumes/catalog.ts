@@ -1,8 +1,38 @@
 import { randomBytes } from "node:crypto";
 import { ConflictError, NotFoundError, OperationError } from "../errors.js";
-import type { MetaStore } from "../meta/index.js";
+import type { MetaStore, Operation } from "../meta/index.js";
 import type { VolumeSpec } from "../spec/index.js";
-import type { AttachmentRecord, ReplicaRecord, StoreKeys, VolumeRecord } from "./records.js";
+import type { AttachmentRecord, ReplicaRecord, StoreKeys, TombstoneRecord, VolumeRecord } from "./records.js";
+
+function parseTombstone(value: string): TombstoneRecord {
+  return JSON.parse(value) as TombstoneRecord;
+}
+
+/**
+ * `current` (or a new tombstone of `record`) with `add` put on and `keep` taken off. A deletion outranks a
+ * removal: once the volume is gone, every node named may destroy its replica.
+ */
+function withNodes(
+  current: TombstoneRecord | undefined,
+  record: VolumeRecord,
+  reason: TombstoneRecord["reason"],
+  add: string[],
+  keep: string[],
+): TombstoneRecord {
+  const nodes = [...new Set([...(current?.nodes ?? []), ...add])].filter((n) => !keep.includes(n)).sort();
+  return {
+    id: record.id,
+    name: record.spec.name,
+    reason: current?.reason === "deleted" ? "deleted" : reason,
+    nodes,
+    since: current?.since ?? new Date().toISOString(),
+  };
+}
+
+/** Writes a tombstone, or deletes it once no node is left on it. */
+function tombstonePut(key: string, tombstone: TombstoneRecord): Operation {
+  return tombstone.nodes.length > 0 ? { put: key, value: JSON.stringify(tombstone) } : { delete: key };
+}
 
 /**
  * Volume records in the metadata store: names are unique through a compare on the name key, attachments
@@ -78,24 +108,69 @@ export class VolumeCatalog {
     throw new OperationError("volume.contended", `volume ${id} kept changing under the update; try again`);
   }
 
-  /** Forgets a volume; refuses while it is attached. */
+  /**
+   * Forgets a volume, and in the same transaction leaves a tombstone naming every node that holds a replica of it:
+   * only what a tombstone names is ever destroyed by a node that finds it. Refuses while the volume is attached.
+   */
   async remove(record: VolumeRecord): Promise<void> {
-    const ok = await this.store.commit(
-      [{ key: this.keys.attachment(record.id), revision: 0 }],
-      [
-        { delete: this.keys.name(record.spec.name) },
-        { delete: this.keys.volume(record.id) },
-        { delete: this.keys.epoch(record.id) },
-      ],
-    );
-    if (!ok) {
-      const attachment = await this.attachment(record.id);
-      throw new ConflictError(
-        "volume.attached",
-        `volume "${record.spec.name}" is attached on node ${attachment?.node ?? "?"}: detach it first`,
-        "name",
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.store.get(this.keys.tombstone(record.id));
+      const tombstone = withNodes(
+        entry ? parseTombstone(entry.value) : undefined,
+        record,
+        "deleted",
+        record.replicas.map((r) => r.node),
+        [],
       );
+      const ok = await this.store.commit(
+        [
+          { key: this.keys.attachment(record.id), revision: 0 },
+          { key: this.keys.tombstone(record.id), revision: entry?.revision ?? 0 },
+        ],
+        [
+          { delete: this.keys.name(record.spec.name) },
+          { delete: this.keys.volume(record.id) },
+          { delete: this.keys.epoch(record.id) },
+          tombstonePut(this.keys.tombstone(record.id), tombstone),
+        ],
+      );
+      if (ok) return;
+      const attachment = await this.attachment(record.id);
+      if (attachment) {
+        throw new ConflictError(
+          "volume.attached",
+          `volume "${record.spec.name}" is attached on node ${attachment.node}: detach it first`,
+          "name",
+        );
+      }
     }
+    throw new OperationError(
+      "volume.contended",
+      `volume ${record.id} kept changing under the delete; try again`,
+    );
+  }
+
+  /** Every tombstone that names `node`. */
+  async tombstonesOf(node: string): Promise<TombstoneRecord[]> {
+    const entries = await this.store.list(this.keys.tombstones);
+    return entries.map((e) => parseTombstone(e.value)).filter((t) => t.nodes.includes(node));
+  }
+
+  /** Takes `node` off the tombstone of volume `id` (its replica is gone); the last node off removes the tombstone. */
+  async release(id: string, node: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.store.get(this.keys.tombstone(id));
+      if (!entry) return;
+      const tombstone = parseTombstone(entry.value);
+      if (!tombstone.nodes.includes(node)) return;
+      const nodes = tombstone.nodes.filter((n) => n !== node);
+      const ok = await this.store.commit(
+        [{ key: entry.key, revision: entry.revision }],
+        [tombstonePut(entry.key, { ...tombstone, nodes })],
+      );
+      if (ok) return;
+    }
+    throw new OperationError("volume.contended", `the tombstone of ${id} kept changing; try again`);
   }
 
   async attachment(id: string): Promise<AttachmentRecord | undefined> {
@@ -164,12 +239,28 @@ export class VolumeCatalog {
       }
       const record = JSON.parse(volume.value) as VolumeRecord;
       const next = { ...record, replicas: change(record.replicas) };
+      // A node dropped from the list is recorded, so that it destroys its replica when it can; a node added back
+      // comes off that record, so that its new replica is kept.
+      const before = record.replicas.map((r) => r.node);
+      const after = next.replicas.map((r) => r.node);
+      const tomb = await this.store.get(this.keys.tombstone(id));
+      const tombstone = withNodes(
+        tomb ? parseTombstone(tomb.value) : undefined,
+        record,
+        "removed",
+        before.filter((n) => !after.includes(n)),
+        after,
+      );
       const ok = await this.store.commit(
         [
           { key: volume.key, revision: volume.revision },
           { key: attached.key, revision: attached.revision },
+          { key: this.keys.tombstone(id), revision: tomb?.revision ?? 0 },
         ],
-        [{ put: volume.key, value: JSON.stringify(next) }],
+        [
+          { put: volume.key, value: JSON.stringify(next) },
+          ...(tomb || tombstone.nodes.length > 0 ? [tombstonePut(this.keys.tombstone(id), tombstone)] : []),
+        ],
       );
       if (ok) return next;
     }

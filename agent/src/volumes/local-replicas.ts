@@ -1,4 +1,4 @@
-import { readdir, statfs } from "node:fs/promises";
+import { readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NotFoundError, OperationError } from "../errors.js";
 import { Replica } from "../replica/index.js";
@@ -7,6 +7,13 @@ import { Replica } from "../replica/index.js";
 export function replicaDir(pool: string, volumeId: string): string {
   return join(pool, "replicas", volumeId);
 }
+
+/**
+ * The file that marks a replica quarantined. A mark, not a move: the replica stays byte for byte where an engine
+ * looks for it, so one that a record lists after all (its record was written after this node started) is served
+ * and un-marked, with nothing to move back.
+ */
+const QUARANTINE_MARK = "quarantined.json";
 
 /** Bytes in a pool's file system, and bytes available to the agent. */
 export async function poolSpace(pool: string): Promise<{ total: number; free: number }> {
@@ -79,6 +86,31 @@ export class LocalReplicas {
     for (const pool of this.pools) await Replica.destroy(replicaDir(pool, volumeId));
   }
 
+  /** Marks the replica of `volumeId` quarantined, if it is not yet; answers its pool and since when it is. */
+  async quarantine(volumeId: string): Promise<{ pool: string; since: string }> {
+    const pool = await this.poolOf(volumeId);
+    const since = (await this.quarantinedSince(volumeId)) ?? new Date().toISOString();
+    await writeFile(join(replicaDir(pool, volumeId), QUARANTINE_MARK), JSON.stringify({ since }));
+    return { pool, since };
+  }
+
+  /** When the replica of `volumeId` was quarantined, or undefined if it is not (or does not exist). */
+  async quarantinedSince(volumeId: string): Promise<string | undefined> {
+    for (const pool of this.pools) {
+      const mark = await readFile(join(replicaDir(pool, volumeId), QUARANTINE_MARK), "utf8").catch(
+        () => undefined,
+      );
+      if (mark !== undefined) return (JSON.parse(mark) as { since: string }).since;
+    }
+    return undefined;
+  }
+
+  /** Takes the quarantine mark off the replica of `volumeId`: a record lists it. */
+  async unquarantine(volumeId: string): Promise<void> {
+    for (const pool of this.pools)
+      await rm(join(replicaDir(pool, volumeId), QUARANTINE_MARK), { force: true });
+  }
+
   /** Ids of every replica in this node's pools. */
   async list(): Promise<string[]> {
     const ids: string[] = [];
@@ -104,6 +136,20 @@ export class LocalReplicas {
       free += space.free;
     }
     return { total, free };
+  }
+
+  /** The pool whose replicas directory has an entry `volumeId`, whole replica or not (an interrupted create). */
+  async poolOf(volumeId: string): Promise<string> {
+    for (const pool of this.pools) {
+      if (
+        await stat(replicaDir(pool, volumeId)).then(
+          (s) => s.isDirectory(),
+          () => false,
+        )
+      )
+        return pool;
+    }
+    throw new NotFoundError("replica", volumeId);
   }
 
   private async find(volumeId: string): Promise<string> {

@@ -31,6 +31,37 @@ export interface AttachmentRecord {
   since: string;
 }
 
+/**
+ * A recorded removal: nodes whose replica of volume `id` is to be destroyed, because the volume was deleted or the
+ * replica was dropped from its list on purpose (replication lowered, rebuilt elsewhere). A node destroys only what
+ * a tombstone names, then takes itself off; the tombstone goes when no node is left on it.
+ */
+export interface TombstoneRecord {
+  id: string;
+  /** The volume's name, for people. */
+  name: string;
+  /** `deleted`: the volume is gone; `removed`: these nodes' replicas left a volume that lives on. */
+  reason: "deleted" | "removed";
+  nodes: string[];
+  since: string;
+}
+
+/** A replica that no record listed when its node started: kept, reported, destroyed only by purge or its TTL. */
+export interface QuarantineRecord {
+  node: string;
+  volumeId: string;
+  pool: string;
+  since: string;
+  /** Bytes its files take, when known. */
+  bytes: number | null;
+}
+
+/** The cluster's identity in the store, written by the first agent that starts: data dirs record its uuid. */
+export interface ClusterRecord {
+  uuid: string;
+  createdAt: string;
+}
+
 /** The key layout under one cluster's prefix. */
 export function storeKeys(cluster: string) {
   const root = `/holdfast/${cluster}`;
@@ -43,6 +74,11 @@ export function storeKeys(cluster: string) {
     attachments: `${root}/attachments/`,
     attachment: (id: string) => `${root}/attachments/${id}`,
     epoch: (id: string) => `${root}/epochs/${id}`,
+    cluster: `${root}/cluster`,
+    tombstones: `${root}/tombstones/`,
+    tombstone: (id: string) => `${root}/tombstones/${id}`,
+    quarantine: `${root}/quarantine/`,
+    quarantined: (node: string, id: string) => `${root}/quarantine/${node}/${id}`,
   };
 }
 export type StoreKeys = ReturnType<typeof storeKeys>;

@@ -48,23 +48,15 @@ export class VolumeService {
 
   /**
    * Releases attachments and host devices a killed agent left behind on this node (its engines are gone, so the
-   * volumes are not served and must be attachable again), and deletes replicas that no volume lists on this node
-   * any more (their volume was deleted, or they were rebuilt elsewhere while this node was down).
+   * volumes are not served and must be attachable again). Replicas no volume lists are Recovery's (recovery.ts): kept
+   * in quarantine, never deleted here.
    */
   async recover(): Promise<void> {
-    const { catalog, nodeId, replicas, logger } = this.options;
+    const { catalog, nodeId, logger } = this.options;
     await cleanupStale(join(this.options.runDir, "fuse"));
     for (const { id, attachment } of await catalog.attachmentsOf(nodeId)) {
       logger.warn({ volume: id, epoch: attachment.epoch }, "releasing a stale attachment");
       await catalog.detach(id, attachment.epoch);
-    }
-    const listed = new Set(
-      (await catalog.list()).filter((v) => v.replicas.some((r) => r.node === nodeId)).map((v) => v.id),
-    );
-    for (const id of await replicas.list()) {
-      if (listed.has(id)) continue;
-      logger.warn({ volume: id }, "deleting a replica no volume lists on this node");
-      await replicas.destroy(id);
     }
   }
 
@@ -109,7 +101,11 @@ export class VolumeService {
     return this.view(await this.options.catalog.get(name));
   }
 
-  /** Deletes a detached volume and every replica of it that can be reached; the others go when their node returns. */
+  /**
+   * Deletes a detached volume and every replica of it that can be reached. The record goes with a tombstone naming
+   * every replica's node; each replica destroyed takes its node off, and a node that was unreachable destroys its
+   * replica when it finds the tombstone (recovery.ts).
+   */
   async delete(name: string): Promise<void> {
     const record = await this.options.catalog.get(name);
     await this.local.serialize(record.id, async () => {
@@ -117,6 +113,7 @@ export class VolumeService {
       for (const r of record.replicas) {
         await this.options.access
           .destroy(r.node, record.id)
+          .then(() => this.options.catalog.release(record.id, r.node))
           .catch((err) =>
             this.options.logger.warn(
               { volume: name, node: r.node, err: String(err) },
