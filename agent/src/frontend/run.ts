@@ -88,6 +88,18 @@ export function commandError(
   return new OperationError(code, `${[cmd, ...args].join(" ")} failed (exit ${result.code}): ${detail}`);
 }
 
+/** Rejects with `volume.timeout` if `work` has not settled after `timeoutMs`; `work` itself runs on. */
+export function withDeadline<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new OperationError("volume.timeout", `${what} did not finish in ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
 let devNull: number | undefined;
 
 /**
