@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { ConflictError, OperationError } from "../errors.js";
-import { commandError, run, runStatus } from "./run.js";
+import { commandError, type RunOptions, run, runStatus } from "./run.js";
 
 /** The file systems the frontend makes. */
 export type FilesystemType = "ext4" | "xfs";
@@ -44,11 +44,14 @@ export async function mountFilesystem(dev: string, target: string, type: string)
   await run("volume.mount", "mount", ["-t", type, dev, target]);
 }
 
-/** Unmounts `target`; a busy file system is a ConflictError unless `lazy`, which detaches it at once. */
-export async function unmountFilesystem(target: string, lazy = false): Promise<void> {
+/**
+ * Unmounts `target`; a busy file system is a ConflictError unless `lazy`, which detaches it at once. A target
+ * no longer mounted counts as done: a umount that timed out may have finished since.
+ */
+export async function unmountFilesystem(target: string, lazy = false, opts: RunOptions = {}): Promise<void> {
   const args = lazy ? ["-l", target] : [target];
-  const result = await runStatus("umount", args);
-  if (result.code === 0) return;
+  const result = await runStatus("umount", args, opts);
+  if (result.code === 0 || /not mounted/.test(result.stderr)) return;
   if (/busy/i.test(result.stderr)) {
     throw new ConflictError(
       "volume.busy",

@@ -4,6 +4,7 @@ import Fuse from "fuse-native";
 import type { BlockDevice } from "../engine/block-device.js";
 import { OperationError } from "../errors.js";
 import type { Logger } from "./log.js";
+import { withDeadline } from "./run.js";
 
 /** A BlockDevice served as one regular file in a FUSE mount of its own. */
 export interface FuseFile {
@@ -11,8 +12,11 @@ export interface FuseFile {
   readonly mountPoint: string;
   /** The file that holds the device's bytes. */
   readonly path: string;
-  /** Unmounts the FUSE file system (lazily: a loop device still attached keeps being served). */
-  close(): Promise<void>;
+  /**
+   * Unmounts the FUSE file system (lazily: a loop device still attached keeps being served); a `volume.timeout`
+   * error if that has not finished after `timeoutMs`. Call it again after a failure.
+   */
+  close(timeoutMs: number): Promise<void>;
 }
 
 /**
@@ -130,8 +134,13 @@ export async function serveFuseFile(
   return {
     mountPoint,
     path: join(mountPoint, name),
-    close: async () => {
-      await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())));
+    close: async (timeoutMs) => {
+      // fuse-native runs `fusermount -uz` in a child and then only lets go of the event loop: nothing here
+      // waits on a FUSE request, but the child has no time limit of its own. A second call joins the first.
+      const unmounted = new Promise<void>((resolve, reject) =>
+        fuse.unmount((err) => (err ? reject(err) : resolve())),
+      );
+      await withDeadline(unmounted, timeoutMs, `fusermount -uz ${mountPoint}`);
       await rmdir(mountPoint).catch(() => {});
     },
   };

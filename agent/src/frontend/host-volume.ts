@@ -36,6 +36,12 @@ export interface HostVolumeOptions {
   nbdSocket?: string;
   /** Where progress and failures are logged (pino or compatible). @default a logger that drops everything */
   logger?: Logger;
+  /**
+   * Milliseconds each step of `unmount` and `close` may take (umount, losetup --detach and the wait for the
+   * kernel to let go of the file, fusermount) before it fails with `volume.timeout` instead of waiting on.
+   * @default 30000
+   */
+  stepTimeoutMs?: number;
 }
 
 /** A device exposed as a block device on this host, and optionally mounted. */
@@ -57,7 +63,7 @@ export interface ExposedVolume {
   grow(newSize: number): Promise<void>;
   /**
    * Unmounts (lazily if busy), detaches the block device and removes the FUSE mount, trying every step even if
-   * one fails; call it again after a failure. Idempotent.
+   * one fails, each within the step time limit; call it again after a failure. Idempotent.
    */
   close(): Promise<void>;
 }
@@ -68,11 +74,12 @@ interface Attachment {
   readonly method: ExposedVolume["method"];
   /** Makes the block device take the device's current size. */
   refresh(): Promise<void>;
-  /** Detaches the block device; safe to call again after a failure. */
-  close(): Promise<void>;
+  /** Detaches the block device, each step within `timeoutMs`; safe to call again after a failure. */
+  close(timeoutMs: number): Promise<void>;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const STEP_TIMEOUT_MS = 30_000;
 
 /** Exposes the device as a block device on this host: /dev/nbdN where the kernel has nbd, else FUSE file + loop. */
 export async function exposeVolume(opts: HostVolumeOptions): Promise<ExposedVolume> {
@@ -80,15 +87,16 @@ export async function exposeVolume(opts: HostVolumeOptions): Promise<ExposedVolu
     throw new SpecError("name", `"${opts.name}" is not a volume name: use letters, digits, ".", "_" and "-"`);
   }
   const logger = opts.logger ?? silentLogger;
+  const stepTimeoutMs = opts.stepTimeoutMs ?? STEP_TIMEOUT_MS;
   const attachment =
     opts.nbdSocket !== undefined && (await kernelNbdAvailable())
       ? await attachKernelNbd(opts.nbdSocket, opts.device)
-      : await attachFuseLoop(opts.name, opts.device, resolve(opts.fuseDir), logger);
+      : await attachFuseLoop(opts.name, opts.device, resolve(opts.fuseDir), logger, stepTimeoutMs);
   logger.info(
     { volume: opts.name, devicePath: attachment.devicePath, method: attachment.method },
     "volume exposed",
   );
-  return new HostVolume(opts.name, opts.device, opts.fs ?? "ext4", attachment, logger);
+  return new HostVolume(opts.name, opts.device, opts.fs ?? "ext4", attachment, logger, stepTimeoutMs);
 }
 
 class HostVolume implements ExposedVolume {
@@ -104,6 +112,7 @@ class HostVolume implements ExposedVolume {
     private readonly fs: FilesystemType | "none",
     private readonly attachment: Attachment,
     private readonly logger: Logger,
+    private readonly stepTimeoutMs: number,
   ) {}
 
   get devicePath(): string {
@@ -153,7 +162,7 @@ class HostVolume implements ExposedVolume {
   unmount(): Promise<void> {
     return this.serial(async () => {
       if (!this.mountPoint) return;
-      await unmountFilesystem(this.mountPoint);
+      await unmountFilesystem(this.mountPoint, false, { timeoutMs: this.stepTimeoutMs });
       this.logger.info({ volume: this.name, mountPoint: this.mountPoint }, "volume unmounted");
       this.mountPoint = undefined;
     });
@@ -181,17 +190,21 @@ class HostVolume implements ExposedVolume {
       const mountPoint = this.mountPoint;
       if (mountPoint) {
         try {
-          await unmountFilesystem(mountPoint).catch((err: unknown) => {
-            // Lazily if busy: a closing volume must not keep its loop device and FUSE mount behind.
-            this.logger.warn({ err, volume: this.name }, "file system busy: unmounting it lazily");
-            return unmountFilesystem(mountPoint, true);
+          const step = { timeoutMs: this.stepTimeoutMs };
+          await unmountFilesystem(mountPoint, false, step).catch((err: unknown) => {
+            // Lazily if busy or out of time: a closing volume must not keep its loop device and FUSE mount behind.
+            this.logger.warn(
+              { err, volume: this.name },
+              "cannot unmount the file system: unmounting it lazily",
+            );
+            return unmountFilesystem(mountPoint, true, step);
           });
           this.mountPoint = undefined;
         } catch (err) {
           failures.push(err);
         }
       }
-      await this.attachment.close().catch((err: unknown) => failures.push(err));
+      await this.attachment.close(this.stepTimeoutMs).catch((err: unknown) => failures.push(err));
       if (failures.length > 0) {
         const detail = failures.map((err) => (err instanceof Error ? err.message : String(err))).join("; ");
         throw new OperationError(
@@ -283,6 +296,7 @@ async function attachFuseLoop(
   device: BlockDevice,
   fuseDir: string,
   logger: Logger,
+  stepTimeoutMs: number,
 ): Promise<Attachment> {
   const mountPoint = join(fuseDir, name);
   if ((await readMounts()).some((m) => m.mountPoint === mountPoint)) {
@@ -298,8 +312,9 @@ async function attachFuseLoop(
   } catch (err) {
     try {
       // losetup can fail after attaching (setting direct I/O, for one): detach whatever holds the file.
-      for (const l of await listLoops()) if (l.backFile === file.path) await detachLoop(l.name);
-      await file.close();
+      for (const l of await listLoops())
+        if (l.backFile === file.path) await detachLoop(l.name, stepTimeoutMs);
+      await file.close(stepTimeoutMs);
     } catch (undoErr) {
       logger.error({ err: undoErr, volume: name }, "could not undo a failed loop attach");
     }
@@ -323,16 +338,16 @@ async function attachFuseLoop(
         );
       }
     },
-    close: async () => {
+    close: async (timeoutMs) => {
       if (loop) {
         // The FUSE mount goes only after the loop device lets go of the file, or it would outlive its mount.
-        if (!(await detachLoop(loop))) {
+        if (!(await detachLoop(loop, timeoutMs))) {
           throw new OperationError("volume.close", `${loop} is still held open by another process`);
         }
         loop = undefined;
       }
       if (file) {
-        await file.close();
+        await file.close(timeoutMs);
         file = undefined;
       }
     },
@@ -386,16 +401,17 @@ export async function cleanupStale(fuseDir: string, logger: Logger = silentLogge
   };
 
   // Lazily: the FUSE server behind them is gone, so nothing more can be written and nothing should wait.
+  const step = { timeoutMs: STEP_TIMEOUT_MS };
   for (const m of mounts.filter((m) => loopNames.has(m.source))) {
-    await attempt(`file system mount ${m.mountPoint}`, () => unmountFilesystem(m.mountPoint, true));
+    await attempt(`file system mount ${m.mountPoint}`, () => unmountFilesystem(m.mountPoint, true, step));
   }
   for (const l of loops) {
     await attempt(`loop device ${l.name}`, async () => {
-      if (!(await detachLoop(l.name))) throw new Error("still held open by another process");
+      if (!(await detachLoop(l.name, STEP_TIMEOUT_MS))) throw new Error("still held open by another process");
     });
   }
   for (const m of mounts.filter((m) => inside(m.mountPoint))) {
-    await attempt(`FUSE mount ${m.mountPoint}`, () => unmountFilesystem(m.mountPoint, true));
+    await attempt(`FUSE mount ${m.mountPoint}`, () => unmountFilesystem(m.mountPoint, true, step));
   }
   for (const entry of await readdir(dir).catch(() => [])) await rmdir(join(dir, entry)).catch(() => {});
 

@@ -33,11 +33,12 @@ export async function refreshLoopCapacity(loop: string): Promise<void> {
 
 /**
  * Detaches the loop device. The kernel defers the detach of a device something still holds open; this waits up
- * to `waitMs` for it and says whether the device has let go of its file.
+ * to `waitMs` (for losetup, then for the kernel) and says whether the device has let go of its file.
  */
-export async function detachLoop(loop: string, waitMs = 5000): Promise<boolean> {
-  if (await isAttached(loop)) await run("volume.loop", "losetup", ["--detach", loop]);
-  for (const deadline = Date.now() + waitMs; await isAttached(loop); await sleep(50)) {
+export async function detachLoop(loop: string, waitMs: number): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  if (await isAttached(loop)) await run("volume.loop", "losetup", ["--detach", loop], { timeoutMs: waitMs });
+  for (; await isAttached(loop); await sleep(50)) {
     if (Date.now() > deadline) return false;
   }
   return true;
