@@ -61,14 +61,7 @@ test("the attached node frozen: taken over within the bound; awake, it neither r
   await cluster.freeze("node1");
   frozen = true;
   const frozenAt = Date.now();
-  const moved = await waitFor(
-    `node2 to take over within ${TAKEOVER_BOUND_MS} ms`,
-    async () => {
-      const r = await cluster.hf(["volume", "attach", "fz", "--output", "json"], "node2");
-      return r.code === 0 ? (JSON.parse(r.stdout) as VolumeJson) : undefined;
-    },
-    TAKEOVER_BOUND_MS,
-  );
+  const moved = await cluster.takeOver("fz", "node2", TAKEOVER_BOUND_MS);
   assert.is(moved.attachedOn, "node2", `took ${Date.now() - frozenAt} ms`);
   assert.ok((moved.epoch ?? 0) > (first.epoch ?? 0));
   const { client: next } = await RawNbdClient.open(cluster.nbdSocket("node2", "fz"), "fz");

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOLDFAST } from "./agent-process.js";
+import { NBD, RawNbdClient } from "./nbd-client.js";
 
 /** What `holdfast dev up --output json` prints. */
 export interface DevUp {
@@ -67,6 +68,27 @@ export class DevCluster {
     return JSON.parse(r.stdout) as T;
   }
 
+  /**
+   * Attaches `volume` on `node` as a takeover: the attach is refused while the old engine's node still holds its
+   * lease, so it is retried until it succeeds or `boundMs` pass; the timeout names the last refusal.
+   */
+  takeOver(volume: string, node: string, boundMs: number): Promise<VolumeJson> {
+    return waitFor(
+      `${node} to take ${volume} over within ${boundMs} ms`,
+      async () => {
+        const r = await this.hf(["volume", "attach", volume, "--output", "json"], node);
+        if (r.code !== 0) throw new Error(r.stderr.trim());
+        return JSON.parse(r.stdout) as VolumeJson;
+      },
+      boundMs,
+    );
+  }
+
+  /** `node`'s agent log, as written so far. */
+  agentLog(node: string): Promise<string> {
+    return readFile(join(this.dir, node, "agent.log"), "utf8");
+  }
+
   /** The NBD socket of a volume attached on `node`. */
   nbdSocket(node: string, volume: string): string {
     return join(this.dir, node, "data", "run", "nbd", `${volume}.sock`);
@@ -107,6 +129,90 @@ export class DevCluster {
   async down(): Promise<void> {
     await run(["dev", "down", "--dir", this.dir]);
     await rm(join(this.dir, ".."), { recursive: true, force: true });
+  }
+}
+
+/**
+ * One NBD connection with requests pipelined, as real clients send them: any number in flight, their replies (in any
+ * order) matched by cookie. When the connection fails, every request still waiting rejects.
+ */
+export class NbdLane {
+  private nextCookie = 1n;
+  private readonly waiting = new Map<
+    bigint,
+    { length: number; resolve: (r: { error: number; data?: Buffer }) => void; reject: (e: Error) => void }
+  >();
+  private pumping = false;
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly client: RawNbdClient,
+    private readonly replyMs: number,
+  ) {}
+
+  /** `replyMs` bounds the wait for each reply: a write may wait out the drop of a frozen replica. */
+  static async open(socket: string, name: string, replyMs = 60_000): Promise<NbdLane> {
+    return new NbdLane((await RawNbdClient.open(socket, name)).client, replyMs);
+  }
+
+  /** Resolves with the reply's NBD error (0: acknowledged); rejects if the connection fails first. */
+  async write(offset: number, payload: Buffer): Promise<number> {
+    return (await this.send({ type: NBD.CMD_WRITE, offset, length: payload.length, payload })).error;
+  }
+
+  async flush(): Promise<number> {
+    return (await this.send({ type: NBD.CMD_FLUSH })).error;
+  }
+
+  /** The bytes at `offset`; throws on an NBD error. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const r = await this.send({ type: NBD.CMD_READ, offset, length });
+    if (r.error !== 0 || !r.data) throw new Error(`read of ${length} at ${offset} failed with ${r.error}`);
+    return r.data;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private send(request: {
+    type: number;
+    offset?: number;
+    length?: number;
+    payload?: Buffer;
+  }): Promise<{ error: number; data?: Buffer }> {
+    if (this.failure) return Promise.reject(this.failure);
+    const cookie = this.nextCookie++;
+    const answered = new Promise<{ error: number; data?: Buffer }>((resolve, reject) => {
+      const length = request.type === NBD.CMD_READ ? (request.length ?? 0) : 0;
+      this.waiting.set(cookie, { length, resolve, reject });
+    });
+    this.client.sendRequest({ ...request, cookie });
+    if (!this.pumping) void this.pump();
+    return answered;
+  }
+
+  /** Reads replies while any request waits: an idle connection is not read, so its silence is no timeout. */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.waiting.size > 0) {
+        const reply = await this.client.readReply(this.replyMs);
+        const waiter = this.waiting.get(reply.cookie);
+        if (!waiter) throw new Error(`a reply for cookie ${reply.cookie}, which nothing waits for`);
+        this.waiting.delete(reply.cookie);
+        const data =
+          reply.error === 0 && waiter.length > 0 ? await this.client.read(waiter.length) : undefined;
+        waiter.resolve({ error: reply.error, data });
+      }
+    } catch (err) {
+      this.failure = err as Error;
+      for (const waiter of this.waiting.values()) waiter.reject(this.failure);
+      this.waiting.clear();
+      this.client.close();
+    } finally {
+      this.pumping = false;
+    }
   }
 }
 
