@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine, type ReplicaTarget } from "../../agent/src/engine/index.js";
 import { REGION_SIZE } from "../../agent/src/replica/index.js";
-import { deferred, drain, FakeReplica } from "../support/fake-replica.js";
+import { connectionLost, deferred, drain, FakeReplica, ioError } from "../support/fake-replica.js";
 
 const SIZE = 16 * REGION_SIZE;
 const block = (fill: number, length = 4096) => Buffer.alloc(length, fill);
@@ -43,8 +43,7 @@ test("writes that fail together are all recorded as missed, whichever failure th
   // b comes back with what it had; an incremental resync from the missed set leaves it identical to a.
   b.hook = undefined;
   await engine.write(3 * REGION_SIZE, block(99));
-  const missed = engine.missedSince(b);
-  await engine.resync(b, async () => {}, { regions: async () => missed });
+  await engine.resync(b, async () => {}, { dropped: b });
   assert.ok(a.data.equals(b.data), "after resync, b holds every acknowledged write");
   assert.equal(await engine.check(), []);
 });
@@ -227,6 +226,54 @@ test("self-fencing: stopping without the lease halts at once, without a flush, a
   await engine.stop();
   await rejects(() => waiting, /detached or fenced/);
   assert.is(flushes, 0);
+});
+
+test("a replica whose flush failed with EIO is rebuilt from the source, not compared through its page cache (defect 10)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  await engine.write(3 * REGION_SIZE, block(7));
+  // b's writeback fails: its pages are marked clean, the bytes never reach its disk, reads still return them.
+  b.hook = (op) => {
+    if (op.kind === "flush") throw ioError("EIO");
+  };
+  await engine.flush();
+  assert.equal(dropped, ["b"]);
+  b.hook = undefined;
+  const plan = await engine.resync(b, async () => {}, { dropped: b });
+  b.dropCache();
+  assert.ok(a.data.equals(b.data), "b's disk holds every acknowledged write once its cache is gone");
+  assert.is(plan, "rebuild");
+});
+
+test("a replica dropped for a dead connection resyncs incrementally: only a flush I/O error forces a rebuild", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a, b]);
+  b.hook = (op) => {
+    if (op.kind === "flush") throw connectionLost();
+  };
+  await engine.flush();
+  b.hook = undefined;
+  await engine.write(5 * REGION_SIZE, block(4));
+  assert.is(await engine.resync(b, async () => {}, { dropped: b }), "incremental");
+  assert.ok(a.data.equals(b.data));
+});
+
+test("a resync whose last flush failed with EIO leaves a rebuild for the next try", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a]);
+  await engine.write(2 * REGION_SIZE, block(9));
+  b.hook = (op) => {
+    if (op.kind === "flush") throw ioError("EIO");
+  };
+  await rejects(() => engine.resync(b, async () => {}), /EIO/);
+  b.hook = undefined;
+  const plan = await engine.resync(b, async () => {}, { dropped: b });
+  b.dropCache();
+  assert.ok(a.data.equals(b.data), "the second resync copied what the first never made durable");
+  assert.is(plan, "rebuild");
 });
 
 test.run();

@@ -59,6 +59,12 @@ export interface ResyncProgress {
   copied: number;
 }
 
+/**
+ * How a resync brings a replica up to date: `incremental` compares the regions this engine saw it miss plus those in
+ * its activity log; `compare` compares every region; `rebuild` copies every region without trusting its checksums.
+ */
+export type ResyncPlan = "incremental" | "compare" | "rebuild";
+
 /** A replica catching up: it receives every write while regions are copied to it, but is not read from. */
 interface CatchingUp {
   target: ReplicaTarget;
@@ -88,6 +94,12 @@ export class Engine implements BlockDevice {
    * the first request it failed on, so its resync can copy only those. A superset: that is what makes it safe.
    */
   private readonly missed = new Map<ReplicaTarget, Set<number>>();
+  /**
+   * Replicas whose flush failed with an error of their own (EIO, ENOSPC), not a lost connection: Linux may have
+   * marked the pages it could not write clean, so the replica's reads, checksums included, can show bytes its disk
+   * does not hold, and its next flush succeeds without writing them. Only a rebuild can trust such a replica again.
+   */
+  private readonly untrusted = new Set<ReplicaTarget>();
   private readonly locks = new RegionLocks();
   private readonly order = new WriteOrder();
 
@@ -193,7 +205,7 @@ export class Engine implements BlockDevice {
   }
 
   flush(): Promise<void> {
-    return this.fanOut((r) => r.flush(), []);
+    return this.fanOut((r) => r.flush(), [], true);
   }
 
   trim(offset: number, length: number): Promise<void> {
@@ -242,33 +254,46 @@ export class Engine implements BlockDevice {
     return regions ? [...regions].sort((a, b) => a - b) : undefined;
   }
 
-  /** Stops recording what `dropped` misses: it has been resynced or removed. */
+  /** Stops recording what `dropped` misses and why it was dropped: it has been resynced or removed. */
   forget(dropped: ReplicaTarget): void {
     this.missed.delete(dropped);
+    this.untrusted.delete(dropped);
   }
 
   /**
-   * Brings `target` up to date while writes continue: it receives every write from now on, and each region that
-   * `regions` names once that is so (default, or when it answers undefined: all) whose checksum differs from the
-   * first in-sync replica's is copied to it. Then it joins
-   * the in-sync set here, and `markInSync` records that in the store: from that call on, a write it fails is
-   * acknowledged only after it has been dropped again. Rejects, leaving it out, if it fails first.
+   * Brings `target` up to date while writes continue: it receives every write from now on, and regions are copied
+   * to it from the first in-sync replica by the plan `dropped` allows. `dropped` is what this replica was to this
+   * engine before (the target it dropped, or one whose resync failed): a flush it failed with an I/O error calls
+   * for a rebuild, a missed set for an incremental resync (asked once the target receives every write, so that no
+   * write falls between), nothing known for a compare of every region. Then it joins the in-sync set here, and
+   * `markInSync` records that in the store: from that call on, a write it fails is acknowledged only after it has
+   * been dropped again. Rejects, leaving it out, if it fails first; a flush it failed with an I/O error on the way
+   * marks `dropped` (or `target`) for a rebuild next time.
    */
   async resync(
     target: ReplicaTarget,
     markInSync: () => Promise<void>,
-    options: {
-      regions?: () => Promise<number[] | undefined>;
-      onProgress?: (p: ResyncProgress) => void;
-    } = {},
-  ): Promise<void> {
+    options: { dropped?: ReplicaTarget; onProgress?: (p: ResyncProgress) => void } = {},
+  ): Promise<ResyncPlan> {
     this.assertRunning();
-    await target.admit(this.epoch);
-    if (target.size < this.size) await target.grow(this.size);
+    const { dropped } = options;
+    const plan: ResyncPlan =
+      dropped && this.untrusted.has(dropped)
+        ? "rebuild"
+        : dropped && this.missedSince(dropped)
+          ? "incremental"
+          : "compare";
     const entry: CatchingUp = { target };
-    this.catchingUp.add(entry);
     try {
-      const regions = (await options.regions?.()) ?? Array.from({ length: this.regionCount }, (_, i) => i);
+      await target.admit(this.epoch);
+      if (target.size < this.size) await target.grow(this.size);
+      this.catchingUp.add(entry);
+      const regions =
+        plan === "incremental" && dropped
+          ? [...new Set([...(this.missedSince(dropped) ?? []), ...(await target.activeRegions())])].sort(
+              (a, b) => a - b,
+            )
+          : Array.from({ length: this.regionCount }, (_, i) => i);
       const progress: ResyncProgress = { done: 0, total: regions.length, copied: 0 };
       options.onProgress?.(progress);
       // A few regions at a time: each copy waits on a checksum round trip, a read and a write in turn.
@@ -278,17 +303,26 @@ export class Engine implements BlockDevice {
           const region = regions[next++] as number;
           if (entry.failure) throw entry.failure;
           this.assertRunning();
-          if ((await this.copyRegion(this.primary, [target], region)).length > 0) progress.copied++;
+          const copied = await this.copyRegion(this.primary, [target], region, plan !== "rebuild");
+          if (copied.length > 0) progress.copied++;
           progress.done++;
           options.onProgress?.(progress);
         }
       };
       await Promise.all(Array.from({ length: RESYNC_PARALLEL }, worker));
-      await target.flush();
+      await target.flush().catch((err) => {
+        this.noteFlushFailed(target, err);
+        throw err;
+      });
       if (entry.failure) throw entry.failure;
       this.catchingUp.delete(entry);
+      this.untrusted.delete(target);
       this.replicas.push(target);
       await markInSync();
+      return plan;
+    } catch (err) {
+      if (dropped && this.untrusted.has(target)) this.untrusted.add(dropped);
+      throw err;
     } finally {
       this.catchingUp.delete(entry);
     }
@@ -335,17 +369,24 @@ export class Engine implements BlockDevice {
     return (this.replicas.find((r) => !this.failing.has(r)) ?? this.replicas[0]) as ReplicaTarget;
   }
 
-  /** Copies `region` from `source` to each of `targets` whose bytes differ; returns those it copied to. */
+  /**
+   * Copies `region` from `source` to each of `targets` whose bytes differ (to every one without `compare`); returns
+   * those it copied to.
+   */
   private copyRegion(
     source: ReplicaTarget,
     targets: ReplicaTarget[],
     region: number,
+    compare = true,
   ): Promise<ReplicaTarget[]> {
     return this.locks.exclusive(region, async () => {
-      const [want, ...have] = await Promise.all(
-        [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
-      );
-      const stale = targets.filter((_, i) => have[i] !== want);
+      let stale = targets;
+      if (compare) {
+        const [want, ...have] = await Promise.all(
+          [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
+        );
+        stale = targets.filter((_, i) => have[i] !== want);
+      }
       if (stale.length === 0) return stale;
       const offset = region * REGION_SIZE;
       const length = Math.min(REGION_SIZE, this.size - offset);
@@ -378,7 +419,11 @@ export class Engine implements BlockDevice {
    * `onReplicaFailed` before the request is acknowledged; the volume stays writable while one remains. Fencing and
    * bad ranges are the request's fault, not a replica's, and fail the request as they are.
    */
-  private async fanOut(op: (replica: ReplicaTarget) => Promise<void>, regions: number[]): Promise<void> {
+  private async fanOut(
+    op: (replica: ReplicaTarget) => Promise<void>,
+    regions: number[],
+    flushing = false,
+  ): Promise<void> {
     this.assertRunning();
     const blocked = this.locks.enter(regions);
     if (blocked) await blocked;
@@ -389,6 +434,7 @@ export class Engine implements BlockDevice {
       const behind = [...this.catchingUp].map((entry) =>
         op(entry.target).catch((err) => {
           entry.failure ??= err;
+          if (flushing) this.noteFlushFailed(entry.target, err);
         }),
       );
       const replicas = this.failing.size === 0 ? [...this.replicas] : this.healthy();
@@ -408,6 +454,7 @@ export class Engine implements BlockDevice {
         failed.push(replica);
         cause ??= result.reason;
         this.noteMissed(replica, regions);
+        if (flushing) this.noteFlushFailed(replica, result.reason);
       }
       if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed))
         throw cause;
@@ -445,6 +492,11 @@ export class Engine implements BlockDevice {
     const missed = this.missed.get(replica) ?? new Set<number>();
     this.missed.set(replica, missed);
     for (const r of regions) missed.add(r);
+  }
+
+  /** A flush that failed on the replica itself, not on the way to it, leaves the replica for a rebuild. */
+  private noteFlushFailed(replica: ReplicaTarget, err: unknown): void {
+    if ((err as { code?: unknown }).code !== "replica.unreachable") this.untrusted.add(replica);
   }
 
   /** Fencing stops the engine; a bad range is the caller's; anything else is the replica's fault. */
