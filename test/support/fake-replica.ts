@@ -33,6 +33,8 @@ export class FakeReplica implements ReplicaTarget {
   /** Writes in the order they applied, for ordering assertions. */
   readonly applied: Array<{ offset: number; length: number; first: number }> = [];
   hook?: (op: FakeOp) => Promise<void> | void;
+  /** Run once a write or zeroing has applied: throwing fails an operation that took effect (ENOSPC midway). */
+  afterHook?: (op: FakeOp) => void;
 
   constructor(
     readonly name: string,
@@ -64,6 +66,7 @@ export class FakeReplica implements ReplicaTarget {
     data.copy(this.data, offset);
     this.touch(offset, data.length);
     this.applied.push({ offset, length: data.length, first: data[0] ?? 0 });
+    this.afterHook?.({ kind: "write", offset, length: data.length });
   }
 
   async flush(): Promise<void> {
@@ -93,6 +96,7 @@ export class FakeReplica implements ReplicaTarget {
     this.data.fill(0, offset, offset + length);
     this.touch(offset, length);
     this.applied.push({ offset, length, first: 0 });
+    this.afterHook?.({ kind: "zero", offset, length });
   }
 
   async grow(size: number): Promise<void> {

@@ -276,4 +276,78 @@ test("a resync whose last flush failed with EIO leaves a rebuild for the next tr
   assert.is(plan, "rebuild");
 });
 
+test("a write that fails on every in-sync replica, landing on some, is reconciled before its region serves again (defect 3)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  // ENOSPC on both: on a after the bytes landed, on b before.
+  a.afterHook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(6 * REGION_SIZE + 8192, block(3)), /ENOSPC/);
+  a.afterHook = undefined;
+  b.hook = undefined;
+  assert.equal(
+    names(engine.inSync),
+    ["a", "b"],
+    "both stay in sync: the request failed, none was acknowledged",
+  );
+  assert.equal(dropped, []);
+  const read = await engine.read(6 * REGION_SIZE, 16384);
+  assert.ok(a.data.equals(b.data), "the replicas agree before the region is read");
+  assert.ok(read.equals(a.data.subarray(6 * REGION_SIZE, 6 * REGION_SIZE + 16384)));
+  assert.equal(await engine.check(), []);
+});
+
+test("without onReplicaFailed, a write one replica failed is reconciled before the next write into its region", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a, b] });
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("EIO");
+  };
+  await rejects(() => engine.write(2 * REGION_SIZE, block(8)), /EIO/);
+  b.hook = undefined;
+  await engine.write(2 * REGION_SIZE + 65536, block(9));
+  assert.ok(
+    a.data.equals(b.data),
+    "b got the bytes a kept before the next write into the region was answered",
+  );
+});
+
+test("a suspect region that cannot be reconciled fails the next request into it, and stays suspect until it can be", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a, b] });
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(4 * REGION_SIZE, block(5)), /ENOSPC/);
+  await rejects(() => engine.read(4 * REGION_SIZE, 4096), /ENOSPC/);
+  b.hook = undefined;
+  assert.is((await engine.read(4 * REGION_SIZE, 4096))[0], 5);
+  assert.ok(a.data.equals(b.data));
+});
+
+test("a replica that fails the copy of a suspect region is dropped, and the request is served by the rest", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  a.afterHook = () => {
+    throw ioError("ENOSPC");
+  };
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(REGION_SIZE, block(6)), /ENOSPC/);
+  a.afterHook = undefined;
+  await engine.write(REGION_SIZE + 4096, block(7));
+  assert.equal(dropped, ["b"], "b could not take the region's bytes: it left the in-sync set");
+  assert.equal(names(engine.inSync), ["a"]);
+  assert.equal(engine.missedSince(b), [1]);
+});
+
 test.run();

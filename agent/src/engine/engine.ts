@@ -100,6 +100,12 @@ export class Engine implements BlockDevice {
    * does not hold, and its next flush succeeds without writing them. Only a rebuild can trust such a replica again.
    */
   private readonly untrusted = new Set<ReplicaTarget>();
+  /**
+   * Regions of requests that failed without a drop (on every in-sync replica, or with no onReplicaFailed) and may
+   * have landed on some replicas and not others, which all stay in sync: before any request into one is served, the
+   * region is copied from the primary to the rest (see settle).
+   */
+  private readonly suspect = new Set<number>();
   private readonly locks = new RegionLocks();
   private readonly order = new WriteOrder();
 
@@ -190,6 +196,7 @@ export class Engine implements BlockDevice {
     for (;;) {
       this.assertRunning();
       if (this.options.lease?.held === false) await this.leaseHeld();
+      if (this.suspect.size > 0) await this.settle(regionsOf(offset, length));
       const primary = this.primary;
       try {
         return await primary.read(offset, length);
@@ -379,23 +386,68 @@ export class Engine implements BlockDevice {
     region: number,
     compare = true,
   ): Promise<ReplicaTarget[]> {
-    return this.locks.exclusive(region, async () => {
-      let stale = targets;
-      if (compare) {
-        const [want, ...have] = await Promise.all(
-          [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
-        );
-        stale = targets.filter((_, i) => have[i] !== want);
-      }
-      if (stale.length === 0) return stale;
-      const offset = region * REGION_SIZE;
-      const length = Math.min(REGION_SIZE, this.size - offset);
-      const data = await blame(source, source.read(offset, length));
-      await Promise.all(
-        stale.map((t) => blame(t, isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
+    return this.locks.exclusive(region, () => this.copyHeld(source, targets, region, compare));
+  }
+
+  /** copyRegion's work, for a caller that holds the region. */
+  private async copyHeld(
+    source: ReplicaTarget,
+    targets: ReplicaTarget[],
+    region: number,
+    compare: boolean,
+  ): Promise<ReplicaTarget[]> {
+    let stale = targets;
+    if (compare) {
+      const [want, ...have] = await Promise.all(
+        [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
       );
-      return stale;
-    });
+      stale = targets.filter((_, i) => have[i] !== want);
+    }
+    if (stale.length === 0) return stale;
+    const offset = region * REGION_SIZE;
+    const length = Math.min(REGION_SIZE, this.size - offset);
+    const data = await blame(source, source.read(offset, length));
+    await Promise.all(
+      stale.map((t) => blame(t, isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
+    );
+    return stale;
+  }
+
+  /**
+   * Makes every replica (in sync or catching up) agree on each suspect region among `regions`, copying it from the
+   * primary under the region's lock. A replica that fails the copy is dropped (or, catching up, fails its resync)
+   * and the copy is tried again without it; while one cannot be dropped the region stays suspect and the request
+   * fails.
+   */
+  private async settle(regions: readonly number[]): Promise<void> {
+    for (const region of regions) {
+      while (this.suspect.has(region)) {
+        if (this.options.lease?.held === false) await this.leaseHeld();
+        this.assertRunning();
+        try {
+          await this.locks.exclusive(region, async () => {
+            if (!this.suspect.delete(region)) return;
+            const source = this.primary;
+            const others = [
+              ...this.healthy().filter((r) => r !== source),
+              ...[...this.catchingUp].filter((e) => !e.failure).map((e) => e.target),
+            ];
+            await this.copyHeld(source, others, region, true).catch((err) => {
+              this.suspect.add(region);
+              throw err;
+            });
+          });
+        } catch (err) {
+          if (!(err instanceof ReplicaFault) || !this.isReplicaFault(err.cause)) {
+            throw err instanceof ReplicaFault ? err.cause : err;
+          }
+          const behind = [...this.catchingUp].find((e) => e.target === err.target);
+          if (behind) behind.failure ??= err.cause;
+          else if (this.replicas.length < 2 || !this.options.onReplicaFailed) throw err.cause;
+          else await this.drop([err.target], err.cause);
+        }
+      }
+    }
   }
 
   /** A write, zeroing or trim: after every overlapping one still in flight (see WriteOrder), then fanned out. */
@@ -425,6 +477,7 @@ export class Engine implements BlockDevice {
     flushing = false,
   ): Promise<void> {
     this.assertRunning();
+    if (this.suspect.size > 0) await this.settle(regions);
     const blocked = this.locks.enter(regions);
     if (blocked) await blocked;
     try {
@@ -456,8 +509,10 @@ export class Engine implements BlockDevice {
         this.noteMissed(replica, regions);
         if (flushing) this.noteFlushFailed(replica, result.reason);
       }
-      if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed))
+      if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed)) {
+        for (const region of regions) this.suspect.add(region);
         throw cause;
+      }
       // Replicas that failed this request or an earlier one: the store learns before anything is acknowledged.
       if (failed.length > 0 || this.failing.size > 0) await this.drop([...failed, ...this.failing], cause);
     } finally {
