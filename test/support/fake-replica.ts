@@ -1,6 +1,9 @@
 import { createHash } from "node:crypto";
 import type { ReplicaTarget } from "../../agent/src/engine/index.js";
+import { OperationError } from "../../agent/src/errors.js";
 import { FencedError, REGION_SIZE } from "../../agent/src/replica/index.js";
+
+const PAGE = 4096;
 
 /** What a fault hook sees: the operation about to apply to a FakeReplica. */
 export interface FakeOp {
@@ -13,9 +16,15 @@ export interface FakeOp {
  * A replica in memory for deterministic engine tests, with a fault hook run before each operation applies: the
  * hook may hold the operation (return a promise the test settles later: delays, reordering, hangs) or fail it
  * (throw: EIO, a dead connection). Fencing behaves as a real replica's: requests carry the admitted epoch.
+ *
+ * `data` is what reads see (the page cache); `disk` is what a flush made durable. A flush failing with EIO does
+ * as Linux does after a writeback error: the dirty pages are marked clean without reaching the disk, so reads go on
+ * returning them until `dropCache`, and the next flush succeeds without writing them.
  */
 export class FakeReplica implements ReplicaTarget {
   data: Buffer;
+  disk: Buffer;
+  private readonly dirty = new Set<number>();
   /** The highest epoch admitted. */
   highest = 0;
   private epoch = 0;
@@ -24,6 +33,8 @@ export class FakeReplica implements ReplicaTarget {
   /** Writes in the order they applied, for ordering assertions. */
   readonly applied: Array<{ offset: number; length: number; first: number }> = [];
   hook?: (op: FakeOp) => Promise<void> | void;
+  /** Run once a write or zeroing has applied: throwing fails an operation that took effect (ENOSPC midway). */
+  afterHook?: (op: FakeOp) => void;
 
   constructor(
     readonly name: string,
@@ -31,6 +42,7 @@ export class FakeReplica implements ReplicaTarget {
     readonly blockSize = 4096,
   ) {
     this.data = Buffer.alloc(size);
+    this.disk = Buffer.alloc(size);
   }
 
   get size(): number {
@@ -52,11 +64,27 @@ export class FakeReplica implements ReplicaTarget {
   async write(offset: number, data: Buffer): Promise<void> {
     await this.enter({ kind: "write", offset, length: data.length });
     data.copy(this.data, offset);
+    this.touch(offset, data.length);
     this.applied.push({ offset, length: data.length, first: data[0] ?? 0 });
+    this.afterHook?.({ kind: "write", offset, length: data.length });
   }
 
   async flush(): Promise<void> {
-    await this.enter({ kind: "flush", offset: 0, length: 0 });
+    try {
+      await this.enter({ kind: "flush", offset: 0, length: 0 });
+    } catch (err) {
+      if ((err as { code?: string }).code === "EIO") this.dirty.clear();
+      throw err;
+    }
+    for (const page of this.dirty) this.data.copy(this.disk, page * PAGE, page * PAGE, (page + 1) * PAGE);
+    this.dirty.clear();
+  }
+
+  /** What reads return once the kernel dropped its clean pages (or the node restarted): the disk's bytes. */
+  dropCache(): void {
+    const cached = Buffer.from(this.disk);
+    for (const page of this.dirty) this.data.copy(cached, page * PAGE, page * PAGE, (page + 1) * PAGE);
+    this.data = cached;
   }
 
   trim(offset: number, length: number): Promise<void> {
@@ -66,13 +94,17 @@ export class FakeReplica implements ReplicaTarget {
   async writeZeroes(offset: number, length: number): Promise<void> {
     await this.enter({ kind: "zero", offset, length });
     this.data.fill(0, offset, offset + length);
+    this.touch(offset, length);
     this.applied.push({ offset, length, first: 0 });
+    this.afterHook?.({ kind: "zero", offset, length });
   }
 
   async grow(size: number): Promise<void> {
     await this.enter({ kind: "grow", offset: size, length: 0 });
-    if (size > this.data.length)
+    if (size > this.data.length) {
       this.data = Buffer.concat([this.data, Buffer.alloc(size - this.data.length)]);
+      this.disk = Buffer.concat([this.disk, Buffer.alloc(size - this.disk.length)]);
+    }
   }
 
   async activeRegions(): Promise<number[]> {
@@ -88,12 +120,26 @@ export class FakeReplica implements ReplicaTarget {
       .digest("hex");
   }
 
+  private touch(offset: number, length: number): void {
+    for (let page = Math.floor(offset / PAGE); page * PAGE < offset + length; page++) this.dirty.add(page);
+  }
+
   private async enter(op: FakeOp): Promise<void> {
     const epoch = this.epoch;
     await this.hook?.(op);
     // Checked after the hook, as a real replica checks when the request arrives, not when it was sent.
     if (epoch !== this.highest) throw new FencedError(epoch, this.highest);
   }
+}
+
+/** An I/O error as the file system raises it (EIO, ENOSPC): the replica's own failure, not the connection's. */
+export function ioError(code: "EIO" | "ENOSPC"): Error {
+  return Object.assign(new Error(`${code}: i/o error`), { code });
+}
+
+/** A dead connection to a remote replica, as RemoteReplica reports it. */
+export function connectionLost(): OperationError {
+  return new OperationError("replica.unreachable", "replica on n2 (127.0.0.1:1) failed: connection closed");
 }
 
 /** A promise and the functions that settle it: lets a test hold an operation open at a chosen point. */

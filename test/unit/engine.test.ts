@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine, type ReplicaTarget } from "../../agent/src/engine/index.js";
 import { REGION_SIZE } from "../../agent/src/replica/index.js";
-import { deferred, drain, FakeReplica } from "../support/fake-replica.js";
+import { connectionLost, deferred, drain, FakeReplica, ioError } from "../support/fake-replica.js";
 
 const SIZE = 16 * REGION_SIZE;
 const block = (fill: number, length = 4096) => Buffer.alloc(length, fill);
@@ -43,8 +43,7 @@ test("writes that fail together are all recorded as missed, whichever failure th
   // b comes back with what it had; an incremental resync from the missed set leaves it identical to a.
   b.hook = undefined;
   await engine.write(3 * REGION_SIZE, block(99));
-  const missed = engine.missedSince(b);
-  await engine.resync(b, async () => {}, { regions: async () => missed });
+  await engine.resync(b, async () => {}, { dropped: b });
   assert.ok(a.data.equals(b.data), "after resync, b holds every acknowledged write");
   assert.equal(await engine.check(), []);
 });
@@ -227,6 +226,128 @@ test("self-fencing: stopping without the lease halts at once, without a flush, a
   await engine.stop();
   await rejects(() => waiting, /detached or fenced/);
   assert.is(flushes, 0);
+});
+
+test("a replica whose flush failed with EIO is rebuilt from the source, not compared through its page cache (defect 10)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  await engine.write(3 * REGION_SIZE, block(7));
+  // b's writeback fails: its pages are marked clean, the bytes never reach its disk, reads still return them.
+  b.hook = (op) => {
+    if (op.kind === "flush") throw ioError("EIO");
+  };
+  await engine.flush();
+  assert.equal(dropped, ["b"]);
+  b.hook = undefined;
+  const plan = await engine.resync(b, async () => {}, { dropped: b });
+  b.dropCache();
+  assert.ok(a.data.equals(b.data), "b's disk holds every acknowledged write once its cache is gone");
+  assert.is(plan, "rebuild");
+});
+
+test("a replica dropped for a dead connection resyncs incrementally: only a flush I/O error forces a rebuild", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a, b]);
+  b.hook = (op) => {
+    if (op.kind === "flush") throw connectionLost();
+  };
+  await engine.flush();
+  b.hook = undefined;
+  await engine.write(5 * REGION_SIZE, block(4));
+  assert.is(await engine.resync(b, async () => {}, { dropped: b }), "incremental");
+  assert.ok(a.data.equals(b.data));
+});
+
+test("a resync whose last flush failed with EIO leaves a rebuild for the next try", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a]);
+  await engine.write(2 * REGION_SIZE, block(9));
+  b.hook = (op) => {
+    if (op.kind === "flush") throw ioError("EIO");
+  };
+  await rejects(() => engine.resync(b, async () => {}), /EIO/);
+  b.hook = undefined;
+  const plan = await engine.resync(b, async () => {}, { dropped: b });
+  b.dropCache();
+  assert.ok(a.data.equals(b.data), "the second resync copied what the first never made durable");
+  assert.is(plan, "rebuild");
+});
+
+test("a write that fails on every in-sync replica, landing on some, is reconciled before its region serves again (defect 3)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  // ENOSPC on both: on a after the bytes landed, on b before.
+  a.afterHook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(6 * REGION_SIZE + 8192, block(3)), /ENOSPC/);
+  a.afterHook = undefined;
+  b.hook = undefined;
+  assert.equal(
+    names(engine.inSync),
+    ["a", "b"],
+    "both stay in sync: the request failed, none was acknowledged",
+  );
+  assert.equal(dropped, []);
+  const read = await engine.read(6 * REGION_SIZE, 16384);
+  assert.ok(a.data.equals(b.data), "the replicas agree before the region is read");
+  assert.ok(read.equals(a.data.subarray(6 * REGION_SIZE, 6 * REGION_SIZE + 16384)));
+  assert.equal(await engine.check(), []);
+});
+
+test("without onReplicaFailed, a write one replica failed is reconciled before the next write into its region", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a, b] });
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("EIO");
+  };
+  await rejects(() => engine.write(2 * REGION_SIZE, block(8)), /EIO/);
+  b.hook = undefined;
+  await engine.write(2 * REGION_SIZE + 65536, block(9));
+  assert.ok(
+    a.data.equals(b.data),
+    "b got the bytes a kept before the next write into the region was answered",
+  );
+});
+
+test("a suspect region that cannot be reconciled fails the next request into it, and stays suspect until it can be", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const engine = await Engine.start({ volumeId: "v", epoch: 1, replicas: [a, b] });
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(4 * REGION_SIZE, block(5)), /ENOSPC/);
+  await rejects(() => engine.read(4 * REGION_SIZE, 4096), /ENOSPC/);
+  b.hook = undefined;
+  assert.is((await engine.read(4 * REGION_SIZE, 4096))[0], 5);
+  assert.ok(a.data.equals(b.data));
+});
+
+test("a replica that fails the copy of a suspect region is dropped, and the request is served by the rest", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine, dropped } = await engineOver([a, b]);
+  a.afterHook = () => {
+    throw ioError("ENOSPC");
+  };
+  b.hook = (op) => {
+    if (op.kind === "write") throw ioError("ENOSPC");
+  };
+  await rejects(() => engine.write(REGION_SIZE, block(6)), /ENOSPC/);
+  a.afterHook = undefined;
+  await engine.write(REGION_SIZE + 4096, block(7));
+  assert.equal(dropped, ["b"], "b could not take the region's bytes: it left the in-sync set");
+  assert.equal(names(engine.inSync), ["a"]);
+  assert.equal(engine.missedSince(b), [1]);
 });
 
 test.run();

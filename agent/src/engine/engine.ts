@@ -59,6 +59,12 @@ export interface ResyncProgress {
   copied: number;
 }
 
+/**
+ * How a resync brings a replica up to date: `incremental` compares the regions this engine saw it miss plus those in
+ * its activity log; `compare` compares every region; `rebuild` copies every region without trusting its checksums.
+ */
+export type ResyncPlan = "incremental" | "compare" | "rebuild";
+
 /** A replica catching up: it receives every write while regions are copied to it, but is not read from. */
 interface CatchingUp {
   target: ReplicaTarget;
@@ -88,6 +94,18 @@ export class Engine implements BlockDevice {
    * the first request it failed on, so its resync can copy only those. A superset: that is what makes it safe.
    */
   private readonly missed = new Map<ReplicaTarget, Set<number>>();
+  /**
+   * Replicas whose flush failed with an error of their own (EIO, ENOSPC), not a lost connection: Linux may have
+   * marked the pages it could not write clean, so the replica's reads, checksums included, can show bytes its disk
+   * does not hold, and its next flush succeeds without writing them. Only a rebuild can trust such a replica again.
+   */
+  private readonly untrusted = new Set<ReplicaTarget>();
+  /**
+   * Regions of requests that failed without a drop (on every in-sync replica, or with no onReplicaFailed) and may
+   * have landed on some replicas and not others, which all stay in sync: before any request into one is served, the
+   * region is copied from the primary to the rest (see settle).
+   */
+  private readonly suspect = new Set<number>();
   private readonly locks = new RegionLocks();
   private readonly order = new WriteOrder();
 
@@ -178,6 +196,7 @@ export class Engine implements BlockDevice {
     for (;;) {
       this.assertRunning();
       if (this.options.lease?.held === false) await this.leaseHeld();
+      if (this.suspect.size > 0) await this.settle(regionsOf(offset, length));
       const primary = this.primary;
       try {
         return await primary.read(offset, length);
@@ -193,7 +212,7 @@ export class Engine implements BlockDevice {
   }
 
   flush(): Promise<void> {
-    return this.fanOut((r) => r.flush(), []);
+    return this.fanOut((r) => r.flush(), [], true);
   }
 
   trim(offset: number, length: number): Promise<void> {
@@ -242,33 +261,46 @@ export class Engine implements BlockDevice {
     return regions ? [...regions].sort((a, b) => a - b) : undefined;
   }
 
-  /** Stops recording what `dropped` misses: it has been resynced or removed. */
+  /** Stops recording what `dropped` misses and why it was dropped: it has been resynced or removed. */
   forget(dropped: ReplicaTarget): void {
     this.missed.delete(dropped);
+    this.untrusted.delete(dropped);
   }
 
   /**
-   * Brings `target` up to date while writes continue: it receives every write from now on, and each region that
-   * `regions` names once that is so (default, or when it answers undefined: all) whose checksum differs from the
-   * first in-sync replica's is copied to it. Then it joins
-   * the in-sync set here, and `markInSync` records that in the store: from that call on, a write it fails is
-   * acknowledged only after it has been dropped again. Rejects, leaving it out, if it fails first.
+   * Brings `target` up to date while writes continue: it receives every write from now on, and regions are copied
+   * to it from the first in-sync replica by the plan `dropped` allows. `dropped` is what this replica was to this
+   * engine before (the target it dropped, or one whose resync failed): a flush it failed with an I/O error calls
+   * for a rebuild, a missed set for an incremental resync (asked once the target receives every write, so that no
+   * write falls between), nothing known for a compare of every region. Then it joins the in-sync set here, and
+   * `markInSync` records that in the store: from that call on, a write it fails is acknowledged only after it has
+   * been dropped again. Rejects, leaving it out, if it fails first; a flush it failed with an I/O error on the way
+   * marks `dropped` (or `target`) for a rebuild next time.
    */
   async resync(
     target: ReplicaTarget,
     markInSync: () => Promise<void>,
-    options: {
-      regions?: () => Promise<number[] | undefined>;
-      onProgress?: (p: ResyncProgress) => void;
-    } = {},
-  ): Promise<void> {
+    options: { dropped?: ReplicaTarget; onProgress?: (p: ResyncProgress) => void } = {},
+  ): Promise<ResyncPlan> {
     this.assertRunning();
-    await target.admit(this.epoch);
-    if (target.size < this.size) await target.grow(this.size);
+    const { dropped } = options;
+    const plan: ResyncPlan =
+      dropped && this.untrusted.has(dropped)
+        ? "rebuild"
+        : dropped && this.missedSince(dropped)
+          ? "incremental"
+          : "compare";
     const entry: CatchingUp = { target };
-    this.catchingUp.add(entry);
     try {
-      const regions = (await options.regions?.()) ?? Array.from({ length: this.regionCount }, (_, i) => i);
+      await target.admit(this.epoch);
+      if (target.size < this.size) await target.grow(this.size);
+      this.catchingUp.add(entry);
+      const regions =
+        plan === "incremental" && dropped
+          ? [...new Set([...(this.missedSince(dropped) ?? []), ...(await target.activeRegions())])].sort(
+              (a, b) => a - b,
+            )
+          : Array.from({ length: this.regionCount }, (_, i) => i);
       const progress: ResyncProgress = { done: 0, total: regions.length, copied: 0 };
       options.onProgress?.(progress);
       // A few regions at a time: each copy waits on a checksum round trip, a read and a write in turn.
@@ -278,17 +310,26 @@ export class Engine implements BlockDevice {
           const region = regions[next++] as number;
           if (entry.failure) throw entry.failure;
           this.assertRunning();
-          if ((await this.copyRegion(this.primary, [target], region)).length > 0) progress.copied++;
+          const copied = await this.copyRegion(this.primary, [target], region, plan !== "rebuild");
+          if (copied.length > 0) progress.copied++;
           progress.done++;
           options.onProgress?.(progress);
         }
       };
       await Promise.all(Array.from({ length: RESYNC_PARALLEL }, worker));
-      await target.flush();
+      await target.flush().catch((err) => {
+        this.noteFlushFailed(target, err);
+        throw err;
+      });
       if (entry.failure) throw entry.failure;
       this.catchingUp.delete(entry);
+      this.untrusted.delete(target);
       this.replicas.push(target);
       await markInSync();
+      return plan;
+    } catch (err) {
+      if (dropped && this.untrusted.has(target)) this.untrusted.add(dropped);
+      throw err;
     } finally {
       this.catchingUp.delete(entry);
     }
@@ -335,26 +376,78 @@ export class Engine implements BlockDevice {
     return (this.replicas.find((r) => !this.failing.has(r)) ?? this.replicas[0]) as ReplicaTarget;
   }
 
-  /** Copies `region` from `source` to each of `targets` whose bytes differ; returns those it copied to. */
+  /**
+   * Copies `region` from `source` to each of `targets` whose bytes differ (to every one without `compare`); returns
+   * those it copied to.
+   */
   private copyRegion(
     source: ReplicaTarget,
     targets: ReplicaTarget[],
     region: number,
+    compare = true,
   ): Promise<ReplicaTarget[]> {
-    return this.locks.exclusive(region, async () => {
+    return this.locks.exclusive(region, () => this.copyHeld(source, targets, region, compare));
+  }
+
+  /** copyRegion's work, for a caller that holds the region. */
+  private async copyHeld(
+    source: ReplicaTarget,
+    targets: ReplicaTarget[],
+    region: number,
+    compare: boolean,
+  ): Promise<ReplicaTarget[]> {
+    let stale = targets;
+    if (compare) {
       const [want, ...have] = await Promise.all(
         [source, ...targets].map((r) => blame(r, r.regionChecksum(region))),
       );
-      const stale = targets.filter((_, i) => have[i] !== want);
-      if (stale.length === 0) return stale;
-      const offset = region * REGION_SIZE;
-      const length = Math.min(REGION_SIZE, this.size - offset);
-      const data = await blame(source, source.read(offset, length));
-      await Promise.all(
-        stale.map((t) => blame(t, isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
-      );
-      return stale;
-    });
+      stale = targets.filter((_, i) => have[i] !== want);
+    }
+    if (stale.length === 0) return stale;
+    const offset = region * REGION_SIZE;
+    const length = Math.min(REGION_SIZE, this.size - offset);
+    const data = await blame(source, source.read(offset, length));
+    await Promise.all(
+      stale.map((t) => blame(t, isZero(data) ? t.writeZeroes(offset, length) : t.write(offset, data))),
+    );
+    return stale;
+  }
+
+  /**
+   * Makes every replica (in sync or catching up) agree on each suspect region among `regions`, copying it from the
+   * primary under the region's lock. A replica that fails the copy is dropped (or, catching up, fails its resync)
+   * and the copy is tried again without it; while one cannot be dropped the region stays suspect and the request
+   * fails.
+   */
+  private async settle(regions: readonly number[]): Promise<void> {
+    for (const region of regions) {
+      while (this.suspect.has(region)) {
+        if (this.options.lease?.held === false) await this.leaseHeld();
+        this.assertRunning();
+        try {
+          await this.locks.exclusive(region, async () => {
+            if (!this.suspect.delete(region)) return;
+            const source = this.primary;
+            const others = [
+              ...this.healthy().filter((r) => r !== source),
+              ...[...this.catchingUp].filter((e) => !e.failure).map((e) => e.target),
+            ];
+            await this.copyHeld(source, others, region, true).catch((err) => {
+              this.suspect.add(region);
+              throw err;
+            });
+          });
+        } catch (err) {
+          if (!(err instanceof ReplicaFault) || !this.isReplicaFault(err.cause)) {
+            throw err instanceof ReplicaFault ? err.cause : err;
+          }
+          const behind = [...this.catchingUp].find((e) => e.target === err.target);
+          if (behind) behind.failure ??= err.cause;
+          else if (this.replicas.length < 2 || !this.options.onReplicaFailed) throw err.cause;
+          else await this.drop([err.target], err.cause);
+        }
+      }
+    }
   }
 
   /** A write, zeroing or trim: after every overlapping one still in flight (see WriteOrder), then fanned out. */
@@ -378,8 +471,13 @@ export class Engine implements BlockDevice {
    * `onReplicaFailed` before the request is acknowledged; the volume stays writable while one remains. Fencing and
    * bad ranges are the request's fault, not a replica's, and fail the request as they are.
    */
-  private async fanOut(op: (replica: ReplicaTarget) => Promise<void>, regions: number[]): Promise<void> {
+  private async fanOut(
+    op: (replica: ReplicaTarget) => Promise<void>,
+    regions: number[],
+    flushing = false,
+  ): Promise<void> {
     this.assertRunning();
+    if (this.suspect.size > 0) await this.settle(regions);
     const blocked = this.locks.enter(regions);
     if (blocked) await blocked;
     try {
@@ -389,6 +487,7 @@ export class Engine implements BlockDevice {
       const behind = [...this.catchingUp].map((entry) =>
         op(entry.target).catch((err) => {
           entry.failure ??= err;
+          if (flushing) this.noteFlushFailed(entry.target, err);
         }),
       );
       const replicas = this.failing.size === 0 ? [...this.replicas] : this.healthy();
@@ -408,9 +507,12 @@ export class Engine implements BlockDevice {
         failed.push(replica);
         cause ??= result.reason;
         this.noteMissed(replica, regions);
+        if (flushing) this.noteFlushFailed(replica, result.reason);
       }
-      if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed))
+      if (failed.length === replicas.length || (failed.length > 0 && !this.options.onReplicaFailed)) {
+        for (const region of regions) this.suspect.add(region);
         throw cause;
+      }
       // Replicas that failed this request or an earlier one: the store learns before anything is acknowledged.
       if (failed.length > 0 || this.failing.size > 0) await this.drop([...failed, ...this.failing], cause);
     } finally {
@@ -445,6 +547,11 @@ export class Engine implements BlockDevice {
     const missed = this.missed.get(replica) ?? new Set<number>();
     this.missed.set(replica, missed);
     for (const r of regions) missed.add(r);
+  }
+
+  /** A flush that failed on the replica itself, not on the way to it, leaves the replica for a rebuild. */
+  private noteFlushFailed(replica: ReplicaTarget, err: unknown): void {
+    if ((err as { code?: unknown }).code !== "replica.unreachable") this.untrusted.add(replica);
   }
 
   /** Fencing stops the engine; a bad range is the caller's; anything else is the replica's fault. */

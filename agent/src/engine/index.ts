@@ -3,6 +3,7 @@ export {
   Engine,
   type EngineOptions,
   type ReplicaTarget,
+  type ResyncPlan,
   type ResyncProgress,
   type ServingLease,
 } from "./engine.js";

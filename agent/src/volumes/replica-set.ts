@@ -270,8 +270,9 @@ export class ReplicaSet {
   }
 
   /**
-   * Brings the replica on `node` back into the in-sync set: only the regions this engine saw it miss plus those
-   * in its own activity log (writes it may not have made durable) when this engine dropped it, every region otherwise.
+   * Brings the replica on `node` back into the in-sync set, by the plan the engine makes from what it knows of the
+   * replica's past (Engine.resync): a rebuild after a flush that failed on its disk, only the regions it missed plus
+   * those in its own activity log when this engine dropped it otherwise, every region compared when it knows nothing.
    */
   private async resync(node: string): Promise<void> {
     const { access, logger, record } = this.options;
@@ -283,29 +284,27 @@ export class ReplicaSet {
       return;
     }
     const member: Member = { node, ...opened };
-    const old = this.dropped.get(node);
-    let incremental = false;
-    // Asked once the replica receives every new write, so that no write falls between the two.
-    const regions = async () => {
-      const missed = old ? this.engine.missedSince(old) : undefined;
-      if (!missed) return undefined;
-      incremental = true;
-      return [...new Set([...missed, ...(await member.target.activeRegions())])].sort((a, b) => a - b);
-    };
     const started = Date.now();
     try {
       await this.persist(withState([node], "resyncing"));
       this.members.set(node, member);
-      await this.engine.resync(member.target, () => this.persist(withState([node], "in-sync")), {
-        regions,
+      const plan = await this.engine.resync(member.target, () => this.persist(withState([node], "in-sync")), {
+        dropped: this.dropped.get(node),
         onProgress: (p) => this.progress.set(node, { ...p }),
       });
       this.forgetDropped(node);
       this.backoff.delete(node);
       const p = this.progress.get(node);
       logger.info(
-        { volume: record.spec.name, node, regions: p?.total, copied: p?.copied, ms: Date.now() - started },
-        incremental ? "replica resynced (incremental)" : "replica resynced (full compare)",
+        {
+          volume: record.spec.name,
+          node,
+          regions: p?.total,
+          copied: p?.copied,
+          ms: Date.now() - started,
+          plan,
+        },
+        "replica resynced",
       );
     } catch (err) {
       const failures = (this.backoff.get(node)?.failures ?? 0) + 1;
@@ -316,6 +315,8 @@ export class ReplicaSet {
         "resync failed; will retry",
       );
       if (!this.engine.inSync.includes(member.target)) {
+        // The engine judges the next try by this one when it had nothing else (a flush that failed on the disk).
+        if (!this.dropped.has(node)) this.dropped.set(node, member.target);
         this.members.delete(node);
         await member.close().catch(() => undefined);
         await this.persist(withState([node], "down")).catch(() => undefined);
