@@ -132,9 +132,9 @@ test("a replica frozen under writes, killed and restarted, resyncs incrementally
   const resynced = (await cluster.agentLog("node1"))
     .split("\n")
     .filter((line) => line.includes('"node":"node3"') && line.includes("replica resynced"))
-    .map((line) => JSON.parse(line) as { msg: string; regions: number });
+    .map((line) => JSON.parse(line) as { plan: string; regions: number });
   assert.is(resynced.length, 1, "one resync of node3");
-  assert.is(resynced[0]?.msg, "replica resynced (incremental)");
+  assert.is(resynced[0]?.plan, "incremental");
   assert.ok(
     (resynced[0]?.regions ?? Number.POSITIVE_INFINITY) <= WRITTEN_REGIONS.length,
     `${resynced[0]?.regions} regions copied or compared: only written ones, of ${VOLUME_REGIONS}`,
