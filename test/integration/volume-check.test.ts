@@ -33,7 +33,7 @@ async function checkByApi(name: string): Promise<CheckJson> {
 }
 
 test.before(async () => {
-  cluster = await DevCluster.start("127.0.60", ["--nodes", "3", "--lease-ttl", "2"]);
+  cluster = await DevCluster.start("127.0.60", ["--nodes", "3", "--lease-ttl", "10"]);
   volumeId = (await cluster.json<{ id: string }>(["volume", "create", "name=chk,size=64M,repl=3"])).id;
   const { nbd } = await cluster.json<{ nbd: string }>(["volume", "attach", "chk"], "node1");
   await sh("qemu-io", ["-f", "raw", "-c", "write -P 0xab 0 1M", "-c", `write -P 0xcd ${2 * REGION} 1M`, nbd]);
@@ -87,6 +87,37 @@ test("a replica changed on disk: check exits 1 naming the region; JSON and the A
   const api = await checkByApi("chk");
   assert.is(api.identical, false);
   assert.equal(api.differing, [2]);
+});
+
+test("an idle attached volume whose replica's node is killed: the replica leaves the in-sync set on the broken connection, resyncs when back, and check then succeeds (defect 12)", async () => {
+  await cluster.json(["volume", "create", "name=idle,size=16M,repl=3"]);
+  const { nbd } = await cluster.json<{ nbd: string }>(["volume", "attach", "idle"], "node1");
+  await sh("qemu-io", ["-f", "raw", "-c", "write -P 0x3c 0 1M", "-c", "flush", nbd]);
+  const replicaOf = async (node: string) =>
+    (
+      await cluster.json<{ replicas: Array<{ node: string; state: string }> }>(["volume", "inspect", "idle"])
+    ).replicas.find((r) => r.node === node)?.state;
+  const drops = async () =>
+    (await cluster.agentLog("node1"))
+      .split("\n")
+      .filter((line) => line.includes("replica failed: leaving the in-sync set") && line.includes("node2"));
+
+  // Killed and restarted well within its 10 s lease, as a service manager restarts a crashed agent: node2 never
+  // shows down, and nothing is written. Only the broken connection can tell node1's engine.
+  await cluster.stop("node2");
+  await cluster.startNode("node2");
+  const [drop] = await waitFor("node2's replica to leave the in-sync set", async () => {
+    const found = await drops();
+    return found.length > 0 ? found : undefined;
+  });
+  assert.not.match(drop ?? "", /is down/, "dropped for its connection, not for its node's lease");
+  await waitFor("node2's replica in sync again", async () =>
+    (await replicaOf("node2")) === "in-sync" ? true : undefined,
+  );
+  const check = await cluster.hf(["volume", "check", "idle"], "node1");
+  assert.is(check.code, 0, `${check.stdout}${check.stderr}`);
+  assert.match(check.stdout, /3 in-sync replicas .* identical/);
+  await cluster.json(["volume", "detach", "idle"], "node1");
 });
 
 test.run();

@@ -35,6 +35,9 @@ export class FakeReplica implements ReplicaTarget {
   hook?: (op: FakeOp) => Promise<void> | void;
   /** Run once a write or zeroing has applied: throwing fails an operation that took effect (ENOSPC midway). */
   afterHook?: (op: FakeOp) => void;
+  private readonly connection = deferred<unknown>();
+  /** Settles when the test cuts the replica's connection (loseConnection), as a RemoteReplica's does. */
+  readonly lost: Promise<unknown> = this.connection.promise;
 
   constructor(
     readonly name: string,
@@ -78,6 +81,14 @@ export class FakeReplica implements ReplicaTarget {
     }
     for (const page of this.dirty) this.data.copy(this.disk, page * PAGE, page * PAGE, (page + 1) * PAGE);
     this.dirty.clear();
+  }
+
+  /** Its connection breaks: `lost` settles, and every later request fails as a dead connection's would. */
+  loseConnection(): void {
+    this.hook = () => {
+      throw connectionLost();
+    };
+    this.connection.resolve(connectionLost());
   }
 
   /** What reads return once the kernel dropped its clean pages (or the node restarted): the disk's bytes. */

@@ -350,4 +350,55 @@ test("a replica that fails the copy of a suspect region is dropped, and the requ
   assert.equal(engine.missedSince(b), [1]);
 });
 
+test("a replica whose connection breaks while the volume is idle leaves the in-sync set at once, store first (defect 12)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const c = new FakeReplica("c", SIZE);
+  const { engine, dropped } = await engineOver([a, b, c]);
+  // No request is in flight: only the broken connection tells.
+  b.loseConnection();
+  await drain();
+  assert.equal(dropped, ["b"], "the store learns without waiting for a write to fail");
+  assert.equal(names(engine.inSync), ["a", "c"]);
+  assert.equal(engine.missedSince(b), [], "its resync starts from an empty missed set");
+  await engine.write(REGION_SIZE, block(5));
+  assert.equal(engine.missedSince(b), [1]);
+});
+
+test("a replica catching up whose connection breaks fails its resync and never joins the in-sync set", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const { engine } = await engineOver([a]);
+  const held = deferred();
+  b.hook = (op) => (op.kind === "checksum" && op.offset === 3 ? held.promise : undefined);
+  let marked = false;
+  const resync = engine.resync(b, async () => {
+    marked = true;
+  });
+  await drain();
+  b.loseConnection();
+  held.resolve();
+  await rejects(resync);
+  assert.not.ok(marked, "the store never shows it in sync");
+  assert.equal(names(engine.inSync), ["a"]);
+});
+
+test("a replica that fails during a check leaves the in-sync set, and the check fails saying so (defect 12)", async () => {
+  const a = new FakeReplica("a", SIZE);
+  const b = new FakeReplica("b", SIZE);
+  const c = new FakeReplica("c", SIZE);
+  const { engine, dropped } = await engineOver([a, b, c]);
+  c.hook = (op) => {
+    if (op.kind === "checksum" && op.offset === 7) throw connectionLost();
+  };
+  await rejects(engine.check(), (err: { code?: string; message: string }) => {
+    assert.is(err.code, "engine.check_failed");
+    assert.match(err.message, /left the in-sync set/);
+    return true;
+  });
+  assert.equal(dropped, ["c"]);
+  assert.equal(names(engine.inSync), ["a", "b"]);
+  assert.equal(await engine.check(), [], "a check over the rest completes");
+});
+
 test.run();

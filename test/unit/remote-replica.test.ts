@@ -200,4 +200,34 @@ test("a replica that stops answering everything fails after the liveness bound, 
   }
 });
 
+test("lost settles when the replica's node closes the connection, with nothing in flight; not when this node closes it", async () => {
+  let peer: Socket | undefined;
+  const { port } = await fakeReplica((r) => (r.op === Op.Open ? OPENED : undefined));
+  const server = servers.at(-1) as Server;
+  server.on("secureConnection", (socket) => {
+    peer = socket;
+  });
+  const remote = await RemoteReplica.connect(options(port, {}));
+  try {
+    await remote.admit(1);
+    peer?.destroy();
+    const cause = await within(2000, "lost", remote.lost);
+    assert.instance(cause, OperationError);
+    assert.is((cause as OperationError).code, "replica.unreachable");
+  } finally {
+    remote.close();
+  }
+
+  const closedHere = await RemoteReplica.connect(options(port, {}));
+  let settled = false;
+  void closedHere.lost.then(() => {
+    settled = true;
+  });
+  const gone = new Promise((resolve) => peer?.once("close", resolve));
+  closedHere.close();
+  await gone;
+  await new Promise((r) => setImmediate(r));
+  assert.not.ok(settled, "closing it here is no loss");
+});
+
 test.run();

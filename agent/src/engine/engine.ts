@@ -1,4 +1,4 @@
-import { OperationError } from "../errors.js";
+import { HoldfastError, OperationError } from "../errors.js";
 import { FencedError, REGION_SIZE } from "../replica/index.js";
 import type { BlockDevice } from "./block-device.js";
 import { RegionLocks, regionsOf } from "./region-locks.js";
@@ -17,6 +17,12 @@ export interface ReplicaTarget extends BlockDevice {
   activeRegions(): number[] | Promise<number[]>;
   /** SHA-256 of one region, equal on two copies exactly when their bytes are. */
   regionChecksum(region: number): Promise<string>;
+  /**
+   * Settles, with the cause, once the copy can answer nothing more (its connection broke). The engine drops it then
+   * rather than at its next request, so an idle volume's in-sync set in the store never names a dead connection.
+   * @default - never settles: a local copy fails only request by request
+   */
+  readonly lost?: Promise<unknown>;
 }
 
 /** This node's standing to serve I/O: its lease in the metadata store, which other nodes' takeovers wait out. */
@@ -140,6 +146,7 @@ export class Engine implements BlockDevice {
     if (fenced) throw fenced;
     if (refusals.length === options.replicas.length) throw refusals[0];
     const engine = new Engine(options);
+    for (const replica of options.replicas) engine.watch(replica);
     const unreachable = options.replicas.filter((_, i) => admitted[i]?.status === "rejected");
     if (unreachable.length > 0) await engine.drop(unreachable, refusals[0]);
     await engine.reconcile();
@@ -291,6 +298,7 @@ export class Engine implements BlockDevice {
           ? "incremental"
           : "compare";
     const entry: CatchingUp = { target };
+    this.watch(target);
     try {
       await target.admit(this.epoch);
       if (target.size < this.size) await target.grow(this.size);
@@ -361,14 +369,44 @@ export class Engine implements BlockDevice {
     const progress: ResyncProgress = { done: 0, total: this.regionCount, copied: 0 };
     for (let region = 0; region < this.regionCount; region++) {
       this.assertRunning();
-      const sums = await this.locks.exclusive(region, () =>
-        Promise.all(this.replicas.map((r) => r.regionChecksum(region))),
-      );
+      const sums = await this.locks
+        .exclusive(region, () => Promise.all(this.replicas.map((r) => blame(r, r.regionChecksum(region)))))
+        .catch((err) => this.checkFailed(err));
       if (new Set(sums).size > 1) differing.push(region);
       progress.done++;
       onProgress?.(progress);
     }
     return differing;
+  }
+
+  /**
+   * A replica failed a check's checksum: it leaves the in-sync set as after a failed write (store first), and the
+   * check fails, since it no longer compares every replica that was in sync when it began.
+   */
+  private async checkFailed(err: unknown): Promise<never> {
+    if (!(err instanceof ReplicaFault)) throw err;
+    if (!this.isReplicaFault(err.cause) || this.replicas.length < 2 || !this.options.onReplicaFailed) {
+      throw err.cause;
+    }
+    await this.drop([err.target], err.cause);
+    throw new HoldfastError(
+      "engine.check_failed",
+      `a replica of volume ${this.options.volumeId} failed during the check and left the in-sync set ` +
+        `(${err.message}); it resyncs once it answers again: check again then`,
+      { status: 503, cause: err.cause },
+    );
+  }
+
+  /**
+   * When `target`'s connection breaks, an in-sync replica is dropped at once and a catching-up one fails its resync;
+   * a failing drop (store out of reach) leaves it failing, for the next request to retry.
+   */
+  private watch(target: ReplicaTarget): void {
+    void target.lost?.then((cause) => {
+      if (this.stopped) return;
+      for (const entry of this.catchingUp) if (entry.target === target) entry.failure ??= cause;
+      if (this.replicas.includes(target)) this.evict(target, cause).catch(() => undefined);
+    });
   }
 
   /** The replica reads come from: the first in-sync one that has not failed. */

@@ -61,6 +61,12 @@ export class RemoteReplica implements ReplicaTarget {
   private readonly liveness: number;
   private readonly pingAfter: number;
   private readonly send: (parts: Buffer[]) => void;
+  private closedHere = false;
+  private onLost: (cause: unknown) => void = () => {};
+  /** Settles, with the cause, when the connection fails for any reason but close() here. */
+  readonly lost = new Promise<unknown>((resolve) => {
+    this.onLost = resolve;
+  });
   size = 0;
   blockSize = 4096;
 
@@ -219,6 +225,7 @@ export class RemoteReplica implements ReplicaTarget {
   }
 
   close(): void {
+    this.closedHere = true;
     clearInterval(this.watchdog);
     this.fail(new Error("closed by this node"));
     this.socket.end();
@@ -268,6 +275,7 @@ export class RemoteReplica implements ReplicaTarget {
   }
 
   private fail(err: Error): void {
+    if (!this.failure && !this.closedHere) this.onLost(this.unreachable(err));
     this.failure ??= err;
     clearInterval(this.watchdog);
     for (const waiting of this.pending.values()) waiting.reject(this.unreachable(err));

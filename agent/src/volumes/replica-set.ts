@@ -181,18 +181,23 @@ export class ReplicaSet {
     const nodes = known ?? (await access.nodes());
     const byId = new Map(nodes.map((n) => [n.id, n]));
     // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or, frozen,
-    // after the liveness bound), while an etcd outage that expired every lease must not cost any replica.
-    for (const member of [...this.members.values()]) {
-      if (member.node === access.nodeId || byId.get(member.node)?.state === "up") continue;
-      if (!this.engine.inSync.includes(member.target)) continue;
-      await member.target.admit(this.epoch).catch((err) => {
-        if (err instanceof FencedError) throw err;
-        return this.engine.evict(
-          member.target,
-          new Error(`node ${member.node} is down: ${(err as Error).message}`),
-        );
-      });
-    }
+    // after the liveness bound), while an etcd outage that expired every lease must not cost any replica. All are
+    // asked at once: two frozen nodes cost one bound. (A connection that broke has been dropped already: Engine.watch.)
+    const doubted = [...this.members.values()].filter(
+      (m) =>
+        m.node !== access.nodeId && byId.get(m.node)?.state !== "up" && this.engine.inSync.includes(m.target),
+    );
+    await Promise.all(
+      doubted.map((member) =>
+        member.target.admit(this.epoch).catch((err) => {
+          if (err instanceof FencedError) throw err;
+          return this.engine.evict(
+            member.target,
+            new Error(`node ${member.node} is down: ${(err as Error).message}`),
+          );
+        }),
+      ),
+    );
     for (const r of record.replicas) {
       if (this.members.has(r.node) || this.closed) continue;
       if (byId.get(r.node)?.state === "up") {
