@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -90,11 +90,11 @@ test.after(async () => {
   await sh("ip", ["link", "del", HOST_END]).catch(() => undefined);
 });
 
-test("partition: the cut-off engine is fenced by every replica, the volume moves, and the replicas agree", async () => {
+test("partition of the attached node, which holds a replica: it is fenced everywhere, writes nothing to its own replica after the takeover, the volume moves, and the replicas agree", async () => {
   const created = await cluster.json<{ id: string }>([
     "volume",
     "create",
-    "name=part,size=64M,repl=3,nodes=node1;node2;node3",
+    "name=part,size=64M,repl=3,nodes=node4;node1;node2",
   ]);
   const attach = await run(["volume", "attach", "part", "--output", "json"], {
     HOLDFAST_API: `http://${NODE4}:9001`,
@@ -115,8 +115,8 @@ test("partition: the cut-off engine is fenced by every replica, the volume moves
   assert.is(w1.error, 0, "writes work before the partition");
 
   await network(false);
-  // A write sent now cannot be acknowledged: no replica answers, and the store is out of reach to drop them.
-  let lateError: number | undefined;
+  // A write sent now cannot be acknowledged: no remote replica answers, and the store is out of reach to drop them.
+  // It may reach node4's own replica, which the new engine then does not count as in sync.
   oldClient.sendRequest({
     type: NBD.CMD_WRITE,
     cookie: 2n,
@@ -124,9 +124,13 @@ test("partition: the cut-off engine is fenced by every replica, the volume moves
     length: 4096,
     payload: Buffer.alloc(4096, 2),
   });
-  const late = oldClient.readReply().then((r) => {
-    lateError = r.error;
-  });
+  const replies = new Map<bigint, number>();
+  const answered = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const reply = await oldClient.readReply(180_000);
+      replies.set(reply.cookie, reply.error);
+    }
+  })();
 
   const moved = await waitFor("node2 to take over from the cut-off node4", async () => {
     const r = await cluster.hf(["volume", "attach", "part", "--output", "json"], "node2");
@@ -134,7 +138,17 @@ test("partition: the cut-off engine is fenced by every replica, the volume moves
   });
   assert.is(moved.attachedOn, "node2");
   assert.ok(moved.epoch > old.epoch);
-  assert.is(lateError, undefined, "the cut-off engine acknowledged nothing meanwhile");
+  assert.is(replies.size, 0, "the cut-off engine acknowledged nothing meanwhile");
+  // After the takeover, the cut-off engine gets a write it must neither acknowledge nor put on node4's replica:
+  // node4's lease has run out, and no other node can tell its replica of the new epoch.
+  const afterTakeover = Buffer.alloc(4096, 7);
+  oldClient.sendRequest({
+    type: NBD.CMD_WRITE,
+    cookie: 3n,
+    offset: 8192,
+    length: 4096,
+    payload: afterTakeover,
+  });
   const { client: newClient } = await RawNbdClient.open(cluster.nbdSocket("node2", "part"), "part");
   const after = Buffer.alloc(4096, 3);
   const w3 = await newClient.request({
@@ -145,10 +159,11 @@ test("partition: the cut-off engine is fenced by every replica, the volume moves
     payload: after,
   });
   assert.is(w3.error, 0);
+  newClient.close();
 
-  // Every replica refuses the old epoch, asked directly with node4's own certificate.
+  // Every replica the new engine reaches refuses the old epoch, asked directly with node4's own certificate.
   const identity = await loadIdentity(join(cluster.dir, "node4", "tls"));
-  for (const [i, node] of ["node1", "node2", "node3"].entries()) {
+  for (const [i, node] of ["node1", "node2"].entries()) {
     const remote = await RemoteReplica.connect({
       identity,
       nodeId: node,
@@ -166,32 +181,61 @@ test("partition: the cut-off engine is fenced by every replica, the volume moves
     }
   }
 
+  // Detached, no engine resyncs node4's replica once the network is back: what it holds then is the old engine's.
+  await cluster.json(["volume", "detach", "part"], "node2");
   await network(true);
-  await late;
-  assert.ok(lateError !== 0, "the write held during the partition fails, never succeeds");
-  const again = await oldClient.request({
-    type: NBD.CMD_WRITE,
-    cookie: 4n,
-    offset: 0,
-    length: 4096,
-    payload: Buffer.alloc(4096, 9),
-  });
-  assert.ok(again.error !== 0, "the old engine no longer serves writes");
+  await answered;
+  assert.ok((replies.get(2n) ?? 0) !== 0, "the write held during the partition fails, never succeeds");
+  assert.ok((replies.get(3n) ?? 0) !== 0, "the write sent after the takeover fails");
   const read = await oldClient
-    .request({ type: NBD.CMD_READ, cookie: 5n, offset: 0, length: 4096 })
+    .request({ type: NBD.CMD_READ, cookie: 4n, offset: 0, length: 4096 })
     .catch(() => ({ error: -1 }));
-  assert.ok(read.error !== 0, "nor reads");
+  assert.ok(read.error !== 0, "the old engine no longer serves reads");
   oldClient.close();
+  const local = join(
+    cluster.dir,
+    "node4",
+    "data",
+    "pool",
+    "replicas",
+    created.id,
+    "layers",
+    "000000",
+    "data",
+  );
+  const file = await open(local, "r");
+  try {
+    const held = Buffer.alloc(4096);
+    await file.read(held, 0, 4096, 8192);
+    assert.equal(held, Buffer.alloc(4096), "node4's replica holds nothing written after the takeover");
+  } finally {
+    await file.close();
+  }
 
-  const r0 = await newClient.request({ type: NBD.CMD_READ, cookie: 6n, offset: 0, length: 8192 });
+  // Attached again, node4's replica is brought back by a compare of every region and matches the others.
+  await cluster.json(["volume", "attach", "part"], "node2");
+  await waitFor("node4's replica in sync again", async () => {
+    const v = await cluster.json<{ replicas: Array<{ node: string; state: string }> }>([
+      "volume",
+      "inspect",
+      "part",
+    ]);
+    return v.replicas.every((r) => r.state === "in-sync") ? true : undefined;
+  });
+  const { client: reader } = await RawNbdClient.open(cluster.nbdSocket("node2", "part"), "part");
+  const r0 = await reader.request({ type: NBD.CMD_READ, cookie: 5n, offset: 0, length: 12288 });
+  reader.close();
   assert.ok(
     r0.data?.subarray(0, 4096).equals(before),
     "the write acknowledged before the partition is there",
   );
-  assert.ok(r0.data?.subarray(4096).equals(after), "the new engine's write is there, not the cut-off one's");
-  newClient.close();
+  assert.ok(
+    r0.data?.subarray(4096, 8192).equals(after),
+    "the new engine's write is there, not the cut-off one's",
+  );
+  assert.ok(r0.data?.subarray(8192).equals(Buffer.alloc(4096)), "and nothing the cut-off engine was sent");
   const result = await cluster.json<{ differing: number[]; replicas: string[] }>(["volume", "check", "part"]);
-  assert.equal(result.replicas.sort(), ["node1", "node2", "node3"]);
+  assert.equal(result.replicas.sort(), ["node1", "node2", "node4"]);
   assert.equal(result.differing, []);
 });
 
