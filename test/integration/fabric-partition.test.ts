@@ -1,93 +1,26 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, open, writeFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FencedError } from "../../agent/src/replica/index.js";
 import { loadIdentity, RemoteReplica } from "../../agent/src/transport/index.js";
-import { ROOT, sh, stopChild } from "../support/agent-process.js";
-import { DevCluster, run, waitFor } from "../support/dev-cluster.js";
+import { DevCluster, waitFor } from "../support/dev-cluster.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
+import { NetnsNode } from "../support/netns-node.js";
 
-// A partition, for real: node4's agent runs in its own network namespace, joined to the host by a veth pair
-// (10.99.0.2 <-> 10.99.0.1, with route_localnet so it reaches etcd and the other agents on 127.0.3.x). Taking the
-// host's end of the veth down cuts node4 off from etcd and every replica while its process stays alive.
-const NS = "hfpart";
-const HOST_END = "hfpart0";
-const NS_END = "hfpart1";
-const NODE4 = "10.99.0.2";
+// A partition, for real: node4's agent runs in its own network namespace (NetnsNode), joined to the host by a veth
+// pair; taking the host's end down cuts node4 off from etcd and every replica while its process stays alive.
 let cluster: DevCluster;
-let node4: ChildProcess | undefined;
-
-const nsExec = (...args: string[]) => sh("ip", ["netns", "exec", NS, ...args]);
-
-async function network(up: boolean): Promise<void> {
-  await sh("ip", ["link", "set", HOST_END, up ? "up" : "down"]);
-}
+let node4: NetnsNode;
 
 test.before(async () => {
-  await sh("ip", ["netns", "del", NS]).catch(() => undefined);
-  await sh("ip", ["link", "del", HOST_END]).catch(() => undefined);
-  await sh("ip", ["netns", "add", NS]);
-  await sh("ip", ["link", "add", HOST_END, "type", "veth", "peer", "name", NS_END]);
-  await sh("ip", ["link", "set", NS_END, "netns", NS]);
-  await sh("ip", ["addr", "add", "10.99.0.1/24", "dev", HOST_END]);
-  await network(true);
-  await sh("sysctl", ["-qw", `net.ipv4.conf.${HOST_END}.route_localnet=1`]);
-  await nsExec("ip", "addr", "add", `${NODE4}/24`, "dev", NS_END);
-  await nsExec("ip", "link", "set", NS_END, "up");
-  await nsExec("ip", "link", "set", "lo", "up");
-  await nsExec("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1");
-  await nsExec("sysctl", "-qw", `net.ipv4.conf.${NS_END}.route_localnet=1`);
-  await nsExec("ip", "route", "add", "127.0.3.0/24", "via", "10.99.0.1", "dev", NS_END, "src", NODE4);
-
   cluster = await DevCluster.start("127.0.3", ["--nodes", "3", "--lease-ttl", "2"]);
-  const dir = join(cluster.dir, "node4");
-  await mkdir(join(dir, "data"), { recursive: true });
-  await writeFile(join(dir, "data", "token"), `${cluster.up.token}\n`, { mode: 0o600 });
-  const issued = await run([
-    "cluster",
-    "issue",
-    "--ca-dir",
-    join(cluster.dir, "ca"),
-    "--node",
-    "node4",
-    "--address",
-    NODE4,
-    "--out",
-    join(dir, "tls"),
-  ]);
-  assert.is(issued.code, 0, issued.stderr);
-  node4 = spawn(
-    "ip",
-    [
-      ...["netns", "exec", NS, process.execPath, join(ROOT, "dist/holdfast.mjs"), "agent"],
-      ...["--data-dir", join(dir, "data"), "--store", "etcd://127.0.3.10:2379", "--cluster", "dev"],
-      ...["--node-id", "node4", "--api", `${NODE4}:9001`, "--zone", "zone-d", "--tls-dir", join(dir, "tls")],
-      ...[
-        "--lease-ttl",
-        "2",
-        "--mount-dir",
-        join(dir, "mounts"),
-        "--plugin-socket",
-        "none",
-        "--csi-socket",
-        "none",
-      ],
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  await waitFor("node4 to join", async () => {
-    const nodes = await cluster.json<Array<{ id: string; state: string }>>(["node", "list"]);
-    return nodes.find((n) => n.id === "node4" && n.state === "up");
-  });
+  node4 = await NetnsNode.join(cluster, { id: "node4", index: 4, zone: "zone-d" });
+  cluster.adopt(node4);
 });
 
 test.after(async () => {
-  await stopChild(node4, "SIGKILL");
   await cluster?.down();
-  await sh("ip", ["netns", "del", NS]).catch(() => undefined);
-  await sh("ip", ["link", "del", HOST_END]).catch(() => undefined);
 });
 
 test("partition of the attached node, which holds a replica: it is fenced everywhere, writes nothing to its own replica after the takeover, the volume moves, and the replicas agree", async () => {
@@ -96,10 +29,7 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
     "create",
     "name=part,size=64M,repl=3,nodes=node4;node1;node2",
   ]);
-  const attach = await run(["volume", "attach", "part", "--output", "json"], {
-    HOLDFAST_API: `http://${NODE4}:9001`,
-    HOLDFAST_TOKEN: cluster.up.token,
-  });
+  const attach = await cluster.hf(["volume", "attach", "part", "--output", "json"], "node4");
   assert.is(attach.code, 0, attach.stderr);
   const old = JSON.parse(attach.stdout) as { epoch: number };
   const oldSocket = join(cluster.dir, "node4", "data", "run", "nbd", "part.sock");
@@ -114,7 +44,7 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
   });
   assert.is(w1.error, 0, "writes work before the partition");
 
-  await network(false);
+  await node4.partition();
   // A write sent now cannot be acknowledged: no remote replica answers, and the store is out of reach to drop them.
   // It may reach node4's own replica, which the new engine then does not count as in sync.
   oldClient.sendRequest({
@@ -125,11 +55,14 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
     payload: Buffer.alloc(4096, 2),
   });
   const replies = new Map<bigint, number>();
+  // Replies by cookie; a connection the fenced engine closes answers what is left with an error (-1).
   const answered = (async () => {
     for (let i = 0; i < 2; i++) {
-      const reply = await oldClient.readReply(180_000);
+      const reply = await oldClient.readReply(180_000).catch(() => undefined);
+      if (!reply) break;
       replies.set(reply.cookie, reply.error);
     }
+    for (const cookie of [2n, 3n]) if (!replies.has(cookie)) replies.set(cookie, -1);
   })();
 
   const moved = await waitFor("node2 to take over from the cut-off node4", async () => {
@@ -138,7 +71,7 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
   });
   assert.is(moved.attachedOn, "node2");
   assert.ok(moved.epoch > old.epoch);
-  assert.is(replies.size, 0, "the cut-off engine acknowledged nothing meanwhile");
+  assert.not.ok([...replies.values()].includes(0), "the cut-off engine acknowledged nothing meanwhile");
   // After the takeover, the cut-off engine gets a write it must neither acknowledge nor put on node4's replica:
   // node4's lease has run out, and no other node can tell its replica of the new epoch.
   const afterTakeover = Buffer.alloc(4096, 7);
@@ -162,7 +95,7 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
   newClient.close();
 
   // Every replica the new engine reaches refuses the old epoch, asked directly with node4's own certificate.
-  const identity = await loadIdentity(join(cluster.dir, "node4", "tls"));
+  const identity = await loadIdentity(join(node4.dir, "data", "tls"));
   for (const [i, node] of ["node1", "node2"].entries()) {
     const remote = await RemoteReplica.connect({
       identity,
@@ -183,7 +116,7 @@ test("partition of the attached node, which holds a replica: it is fenced everyw
 
   // Detached, no engine resyncs node4's replica once the network is back: what it holds then is the old engine's.
   await cluster.json(["volume", "detach", "part"], "node2");
-  await network(true);
+  await node4.heal();
   await answered;
   assert.ok((replies.get(2n) ?? 0) !== 0, "the write held during the partition fails, never succeeds");
   assert.ok((replies.get(3n) ?? 0) !== 0, "the write sent after the takeover fails");

@@ -35,8 +35,21 @@ export interface Run {
   stderr: string;
 }
 
+/** A node joined to a dev cluster from outside `holdfast dev` (such as a NetnsNode), driven as its own nodes are. */
+export interface GuestNode {
+  readonly id: string;
+  readonly api: string;
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  freeze(): void;
+  thaw(): void;
+  /** Stops it for good and removes what it set up on the host. */
+  remove(): Promise<void>;
+}
+
 /** A real dev cluster (etcd and agents as processes) driven through the `holdfast` CLI, as a user would. */
 export class DevCluster {
+  private readonly guests = new Map<string, GuestNode>();
   private constructor(
     readonly dir: string,
     readonly up: DevUp,
@@ -50,9 +63,22 @@ export class DevCluster {
     return new DevCluster(dir, JSON.parse(r.stdout) as DevUp);
   }
 
+  /** Takes `node` in: stop, startNode, freeze, thaw, hf and down then drive it as the dev nodes. */
+  adopt(node: GuestNode): void {
+    this.guests.set(node.id, node);
+  }
+
+  /** Every node's id: the dev nodes', then the guests'. */
+  get nodeIds(): string[] {
+    return [...this.up.nodes.map((n) => n.id), ...this.guests.keys()];
+  }
+
   /** Environment pointing the CLI at `node` (default: the first). */
   env(node = this.up.nodes[0]?.id): NodeJS.ProcessEnv {
-    const api = this.up.nodes.find((n) => n.id === node)?.api;
+    const api =
+      node && this.guests.has(node)
+        ? this.guests.get(node)?.api
+        : this.up.nodes.find((n) => n.id === node)?.api;
     return { HOLDFAST_API: api, HOLDFAST_TOKEN: this.up.token };
   }
 
@@ -95,6 +121,8 @@ export class DevCluster {
   }
 
   async stop(node: string, signal = "SIGKILL"): Promise<void> {
+    const guest = this.guests.get(node);
+    if (guest) return guest.stop(signal as NodeJS.Signals);
     const r = await run(["dev", "stop", "--dir", this.dir, "--node", node, "--signal", signal]);
     if (r.code !== 0) throw new Error(r.stderr);
   }
@@ -104,10 +132,14 @@ export class DevCluster {
    * but the process answers nothing and its lease runs out. `thaw` sends SIGCONT.
    */
   async freeze(node: string): Promise<void> {
+    const guest = this.guests.get(node);
+    if (guest) return guest.freeze();
     process.kill(await this.pid(node), "SIGSTOP");
   }
 
   async thaw(node: string): Promise<void> {
+    const guest = this.guests.get(node);
+    if (guest) return guest.thaw();
     process.kill(await this.pid(node), "SIGCONT");
   }
 
@@ -122,11 +154,14 @@ export class DevCluster {
   }
 
   async startNode(node: string): Promise<void> {
+    const guest = this.guests.get(node);
+    if (guest) return guest.start();
     const r = await run(["dev", "start", "--dir", this.dir, "--node", node]);
     if (r.code !== 0) throw new Error(r.stderr);
   }
 
   async down(): Promise<void> {
+    for (const guest of this.guests.values()) await guest.remove().catch(() => undefined);
     await run(["dev", "down", "--dir", this.dir]);
     await rm(join(this.dir, ".."), { recursive: true, force: true });
   }
