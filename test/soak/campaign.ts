@@ -1,5 +1,6 @@
 import { DevCluster } from "../support/dev-cluster.js";
 import { RawNbdClient } from "../support/nbd-client.js";
+import { NetnsNode } from "../support/netns-node.js";
 import { Lane, type LaneCounts, readBlock } from "./lanes.js";
 import { type FaultRecord, Nemesis } from "./nemesis.js";
 import { Random } from "./random.js";
@@ -10,7 +11,7 @@ export interface CampaignOptions {
   minutes: number;
   /** Names the schedule: which faults, on which nodes, held how long, and every client's choices. */
   seed: number;
-  /** Nodes in the dev cluster (3 to 5). @default 3 */
+  /** Nodes in the cluster (3 to 5): the last one in a network namespace of its own, for partitions. @default 3 */
   nodes?: number;
   /** Loopback /24 the dev cluster uses. @default "127.0.90" */
   net?: string;
@@ -36,8 +37,8 @@ const BLOCKS = 128;
 
 /**
  * A fault campaign: clients write and read a replicated volume through NBD, recording every acknowledged write and
- * checking every read against a register model, while the nemesis kills, freezes and takes over nodes and pauses
- * etcd. After quiescence the replicas must be identical and every block must hold its last acknowledged write.
+ * checking every read against a register model, while the nemesis kills, freezes, partitions and takes over nodes
+ * and pauses etcd. After quiescence the replicas must be identical and every block must hold its last acknowledged write.
  */
 export async function runCampaign(given: CampaignOptions): Promise<CampaignResult> {
   const options: Required<CampaignOptions> = { nodes: 3, net: "127.0.90", lanes: 4, ...given };
@@ -53,11 +54,22 @@ export async function runCampaign(given: CampaignOptions): Promise<CampaignResul
     flushes: 0,
     reconnects: 0,
   };
-  const cluster = await DevCluster.start(options.net, ["--nodes", String(options.nodes), "--lease-ttl", "2"]);
+  const cluster = await DevCluster.start(options.net, [
+    "--nodes",
+    String(options.nodes - 1),
+    "--lease-ttl",
+    "2",
+  ]);
   try {
+    const cut = await NetnsNode.join(cluster, {
+      id: `node${options.nodes}`,
+      index: options.nodes,
+      zone: `zone-${String.fromCharCode(96 + options.nodes)}`,
+    });
+    cluster.adopt(cut);
     await cluster.json(["volume", "create", `name=${VOLUME},size=64M,repl=3`]);
     await cluster.json(["volume", "attach", VOLUME], "node1");
-    const nemesis = new Nemesis(cluster, VOLUME, "node1", random.fork(), model, clock);
+    const nemesis = new Nemesis(cluster, VOLUME, "node1", random.fork(), model, clock, cut);
     const socket = async () => cluster.nbdSocket(nemesis.attached, VOLUME);
     const lanes = Array.from({ length: options.lanes }, (_, lane) => {
       const blocks = Array.from({ length: BLOCKS }, (_, b) => b).filter((b) => b % options.lanes === lane);

@@ -10,6 +10,8 @@ export const FAULT_KINDS = [
   "kill-attached",
   "freeze-attached",
   "pause-etcd",
+  "partition-replica",
+  "partition-attached",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -26,6 +28,15 @@ export interface FaultRecord {
   takeoverMs?: number;
   /** How long until every node was up and every replica in sync again. */
   healedMs?: number;
+  /** For a partition the volume was not placed for: the node it was moved from first (detach, attach). */
+  movedFrom?: string;
+}
+
+/** A node the nemesis can cut off from the rest while it runs (a NetnsNode). */
+export interface Partitionable {
+  readonly id: string;
+  partition(): Promise<void>;
+  heal(): Promise<void>;
 }
 
 /** How long a takeover may take: the lease TTL, a dial to a frozen node, the CLI: generous, it is not a benchmark. */
@@ -34,10 +45,12 @@ const TAKEOVER_BOUND_MS = 45_000;
 const HEAL_BOUND_MS = 120_000;
 
 /**
- * The fault injector: one fault at a time, every kind once per round in an order the seed chooses, on a dev cluster with one volume attached.
- * Faults on the attached node are followed by a takeover on another node, as an orchestrator would do; every fault is
- * undone (restart, SIGCONT) and the campaign waits for the fabric to heal before the next, so the volume always has a
- * replica to serve from and every anomaly is the fabric's, not an impossible schedule's.
+ * The fault injector: one fault at a time, every kind once per round in an order the seed chooses, on a dev cluster
+ * with one volume attached. Faults on the attached node are followed by a takeover on another node, as an
+ * orchestrator would do; every fault is undone (restart, SIGCONT, the link back up) and the campaign waits for the
+ * fabric to heal before the next, so the volume always has a replica to serve from and every anomaly is the fabric's,
+ * not an impossible schedule's. Partitions hit the one node in a network namespace of its own: a partition of the
+ * attached node first moves the volume there if it is elsewhere, a partition of a replica's node moves it away.
  */
 export class Nemesis {
   readonly faults: FaultRecord[] = [];
@@ -52,16 +65,20 @@ export class Nemesis {
     private readonly random: Random,
     private readonly model: RegisterModel,
     private readonly clock: () => number,
+    private readonly partitionable: Partitionable,
   ) {}
 
   private get nodes(): string[] {
-    return this.cluster.up.nodes.map((n) => n.id);
+    return this.cluster.nodeIds;
   }
 
-  /** Runs faults until `until` (a clock time), then returns with the fabric healed. */
+  /**
+   * Runs rounds of faults until `until` (a clock time), then returns with the fabric healed. A round is never cut
+   * short, so even a short run meets every kind.
+   */
   async run(until: number): Promise<void> {
     let round: FaultKind[] = [];
-    while (this.clock() < until && !this.aborted) {
+    while ((this.clock() < until || round.length > 0) && !this.aborted) {
       // Rounds of every kind in a seeded order: a short run still meets each fault.
       if (round.length === 0) round = this.random.shuffle(FAULT_KINDS);
       const kind = round.shift() as FaultKind;
@@ -112,6 +129,37 @@ export class Nemesis {
         if (!moved && kill) await this.takeOver(victim);
         return;
       }
+      case "partition-replica": {
+        const cut = this.partitionable;
+        if (this.attached === cut.id) await this.move(record, this.random.pick(others));
+        if (this.aborted) return;
+        record.node = cut.id;
+        await cut.partition();
+        try {
+          await hold(1000, 8000);
+        } finally {
+          await cut.heal();
+        }
+        return;
+      }
+      case "partition-attached": {
+        const cut = this.partitionable;
+        if (this.attached !== cut.id) await this.move(record, cut.id);
+        if (this.aborted) return;
+        record.node = cut.id;
+        // The clients stay connected to the cut-off engine, which must acknowledge nothing once cut off.
+        await cut.partition();
+        try {
+          const started = this.clock();
+          const moved = await this.takeOver(this.random.pick(this.nodes.filter((n) => n !== cut.id)));
+          if (moved) record.takeoverMs = this.clock() - started;
+          else this.aborted = true;
+          await hold(500, 3000);
+        } finally {
+          await cut.heal();
+        }
+        return;
+      }
       case "pause-etcd": {
         const pid = await this.etcdPid();
         process.kill(pid, "SIGSTOP");
@@ -123,6 +171,13 @@ export class Nemesis {
         return;
       }
     }
+  }
+
+  /** A planned move, as an orchestrator reschedules a task: detach where it is, attach on `node`. */
+  private async move(record: FaultRecord, node: string): Promise<void> {
+    record.movedFrom = this.attached;
+    await this.cluster.json(["volume", "detach", this.volume], this.attached);
+    if (!(await this.takeOver(node))) this.aborted = true;
   }
 
   /**

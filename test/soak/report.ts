@@ -17,7 +17,9 @@ export function renderReport(r: CampaignResult): string {
     "(the seed fixes which faults hit which nodes for how long, and every client's choices; timing is the machine's).",
     "",
     "## System and workload",
-    `- A dev cluster of ${options.nodes} agents and one etcd (lease TTL 2 s); one volume, 64 MiB, repl=3.`,
+    `- A dev cluster of ${options.nodes} agents and one etcd (lease TTL 2 s); one volume, 64 MiB, repl=3. node${options.nodes}`,
+    "  runs in a network namespace of its own, joined by a veth pair: a partition takes the host's end down, cutting it",
+    "  off from etcd and every other agent while it runs and its clients (on this host) stay connected to it.",
     `- ${options.lanes} clients, each one NBD connection doing one request at a time on its own 4 KiB blocks (128 blocks`,
     "  in all, 512 KiB apart, so every 4 MiB region is written): 55% writes of self-describing content, 40% reads, 5%",
     "  flushes. Each block is a register: a read must return the last acknowledged (or already observed) write, or a",
@@ -36,8 +38,10 @@ export function renderReport(r: CampaignResult): string {
     "| --- | ---: |",
     ...FAULT_KINDS.map((k) => `| ${k} | ${r.faults.filter((f) => f.kind === k).length} |`),
     "",
+    `Planned moves before a partition (detach, attach where the partition needs the volume): ${r.faults.filter((f) => f.movedFrom).length}.`,
+    "",
     takeovers.length > 0
-      ? `Takeovers (attached node killed or frozen, another node attaches once its lease expired): ${takeovers.length}, ${seconds(Math.min(...takeovers))} to ${seconds(Math.max(...takeovers))}.`
+      ? `Takeovers (attached node killed, frozen or cut off; another node attaches once its lease expired): ${takeovers.length}, ${seconds(Math.min(...takeovers))} to ${seconds(Math.max(...takeovers))}.`
       : "No takeover in this run.",
     "",
     "| at | fault | node | held | takeover | healed after |",
@@ -59,7 +63,7 @@ export function renderReport(r: CampaignResult): string {
         ].join("\n"),
     "",
     "## Not covered by this campaign",
-    "- Network partitions (netns): `test/integration/fabric-partition.test.ts` covers one, the nemesis does not yet.",
+    "- Partitions of more than one node, or partial ones (one direction, or between two agents while both reach etcd).",
     "- Slow or full disks, and faults on two nodes at once.",
     "",
   ];
