@@ -49,6 +49,13 @@ export class ConflictError extends HoldfastError {
   }
 }
 
+/** A request from a caller that is who it says but may not do what it asks: a peer node acting on a volume it does not hold. */
+export class ForbiddenError extends HoldfastError {
+  constructor(code: string, message: string) {
+    super(code, message, { status: 403 });
+  }
+}
+
 /** The operation failed for a reason outside the caller's input: I/O, a child process, the store. */
 export class OperationError extends HoldfastError {
   constructor(code: string, message: string, cause?: unknown) {

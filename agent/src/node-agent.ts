@@ -12,7 +12,14 @@ import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
 import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
-import { LocalReplicas, ReplicaAccess, storeKeys, VolumeCatalog, VolumeService } from "./volumes/index.js";
+import {
+  LocalReplicas,
+  ReplicaAccess,
+  ReplicaAuthority,
+  storeKeys,
+  VolumeCatalog,
+  VolumeService,
+} from "./volumes/index.js";
 import { Recovery } from "./volumes/recovery.js";
 
 export const VERSION = "0.1.0";
@@ -132,6 +139,7 @@ export async function startAgent(
         await replicas.destroy(id);
         await recovery.destroyed(id);
       },
+      policy: new ReplicaAuthority({ nodeId: config.nodeId, catalog }),
       logger,
     });
     await replication.listen();

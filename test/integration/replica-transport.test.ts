@@ -15,12 +15,20 @@ import {
   issueNodeIdentity,
   type NodeIdentity,
   RemoteReplica,
+  type ReplicaPolicy,
   ReplicaServer,
 } from "../../agent/src/transport/index.js";
 import { LocalReplicas } from "../../agent/src/volumes/index.js";
 
 // The engine-replica protocol over real mutual-TLS sockets: an engine on "node-a" writes to its local replica
-// and to node-b's replica through node-b's replication port.
+// and to node-b's replica through node-b's replication port. Authorization is not what this file tests (that is
+// replica-authority.test.ts and replication-authorization.test.ts): here every authenticated peer may.
+const everyPeerMay: ReplicaPolicy = {
+  admit: async () => undefined,
+  create: async () => undefined,
+  destroy: async () => undefined,
+  created: () => undefined,
+};
 const MiB = 1024 * 1024;
 let dir = "";
 let a: NodeIdentity;
@@ -52,6 +60,7 @@ test.before(async () => {
     closeReplica: (volumeId) => void pool.release(volumeId),
     createReplica: (spec) => pool.create(spec),
     destroyReplica: (volumeId) => pool.destroy(volumeId),
+    policy: everyPeerMay,
   });
   port = await server.listen();
 });
@@ -117,10 +126,13 @@ test("peers without this cluster's certificate, or not the node expected, are re
 });
 
 test("bad requests get errors, a hostile frame is disconnected, and the server keeps serving", async () => {
-  await rejects(() => remote(a, "node-b", "no-such-volume"), /replica "no-such-volume" does not exist/);
+  await rejects(() => remote(a, "node-b", "0bad"), /replica "0bad" does not exist/);
+  await rejects(() => remote(a, "node-b", "../../etc"), /volumeId must be hex/);
   const far = await remote();
+  await rejects(() => far.read(0, 4096), /admit an epoch on this connection first/);
   await far.admit(7);
   await rejects(() => far.read(64 * MiB - 4096, 8192), RangeError);
+  await rejects(() => far.read(0, 0xffffffff), /a read of 4294967295 bytes exceeds/);
   far.close();
   const raw = connect({ host: "127.0.0.1", port, ...clientTlsOptions(a, "node-b") });
   await new Promise((r) => raw.once("secureConnect", r));

@@ -17,6 +17,7 @@ import {
 import {
   LocalReplicas,
   ReplicaAccess,
+  ReplicaAuthority,
   type ReplicaRecord,
   storeKeys,
   VolumeCatalog,
@@ -69,6 +70,7 @@ test.before(async () => {
   for (const pool of ["a", "d"]) await mkdir(join(dir, pool));
   local = new LocalReplicas([join(dir, "a")]);
   remoteD = new LocalReplicas([join(dir, "d")]);
+  catalog = new VolumeCatalog(await LocalStore.open(join(dir, "meta.json")), storeKeys("t"));
   serverD = new ReplicaServer({
     identity: await id("node-d"),
     host: "127.0.0.1",
@@ -78,6 +80,7 @@ test.before(async () => {
     closeReplica: (v) => void remoteD.release(v),
     createReplica: (spec) => remoteD.create(spec),
     destroyReplica: (v) => remoteD.destroy(v),
+    policy: new ReplicaAuthority({ nodeId: "node-d", catalog }),
   });
   const nodes = [
     node("node-a", ""),
@@ -85,7 +88,6 @@ test.before(async () => {
     node("node-c", `127.0.0.1:${await frozenPort()}`),
     node("node-d", `127.0.0.1:${await serverD.listen()}`),
   ];
-  catalog = new VolumeCatalog(await LocalStore.open(join(dir, "meta.json")), storeKeys("t"));
   access = new ReplicaAccess({
     nodeId: "node-a",
     local,

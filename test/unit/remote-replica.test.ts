@@ -19,6 +19,8 @@ import {
   Op,
   type Request,
   Status,
+  WINDOW_BYTES,
+  WINDOW_REQUESTS,
 } from "../../agent/src/transport/wire.js";
 
 // A RemoteReplica against replication ports that misbehave the way a stalled node does: a kernel that accepts TCP
@@ -229,5 +231,59 @@ test("lost settles when the replica's node closes the connection, with nothing i
   await new Promise((r) => setImmediate(r));
   assert.not.ok(settled, "closing it here is no loss");
 });
+
+test("the engine keeps to the window: requests past it wait in order, and all complete once answers come", async () => {
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const { port, seen } = await fakeReplica((r) =>
+    r.op === Op.Open ? OPENED : r.op === Op.Ping ? undefined : released.then(() => undefined),
+  );
+  const remote = await RemoteReplica.connect(options(port, { livenessTimeoutMs: 60_000 }));
+  const small = Array.from({ length: WINDOW_REQUESTS + 100 }, (_, i) =>
+    remote.write(i * 4096, Buffer.alloc(4096)),
+  );
+  // The engine pings when it has heard nothing for a while; a ping is outside the window and the stream keeps order,
+  // so once the ping is in, everything sent before it is too.
+  await until(() => seen.some((r) => r.op === Op.Ping));
+  const sent = () => seen.filter((r) => r.op === Op.Write);
+  assert.is(sent().length, WINDOW_REQUESTS, "no more than the window is outstanding");
+  release();
+  await Promise.all(small);
+  assert.equal(
+    sent().map((r) => r.offset),
+    Array.from({ length: WINDOW_REQUESTS + 100 }, (_, i) => i * 4096),
+    "queued requests leave in the order they were asked",
+  );
+  remote.close();
+});
+
+test("the window counts bytes too: 1 MiB writes beyond its bytes wait", async () => {
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const { port, seen } = await fakeReplica((r) =>
+    r.op === Op.Open ? OPENED : r.op === Op.Ping ? undefined : released.then(() => undefined),
+  );
+  const remote = await RemoteReplica.connect(options(port, { livenessTimeoutMs: 60_000 }));
+  const MiB = 1024 * 1024;
+  const big = Array.from({ length: WINDOW_BYTES / MiB + 8 }, (_, i) =>
+    remote.write(i * MiB, Buffer.alloc(MiB)),
+  );
+  const sent = () => seen.filter((r) => r.op === Op.Write).length;
+  await until(() => seen.some((r) => r.op === Op.Ping));
+  assert.is(sent(), WINDOW_BYTES / MiB);
+  release();
+  await Promise.all(big);
+  assert.is(sent(), WINDOW_BYTES / MiB + 8);
+  remote.close();
+});
+
+/** Waits for `condition`, polling the event loop; the test's own timeout bounds it. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 test.run();

@@ -14,4 +14,4 @@ export {
   verifiedPeerNodeId,
 } from "./cluster-ca.js";
 export { RemoteReplica, type RemoteReplicaOptions } from "./remote-replica.js";
-export { ReplicaServer, type ReplicaServerOptions } from "./replica-server.js";
+export { type ReplicaPolicy, ReplicaServer, type ReplicaServerOptions } from "./replica-server.js";

@@ -1,9 +1,18 @@
 import { connect, type TLSSocket } from "node:tls";
 import type { ReplicaTarget } from "../engine/index.js";
-import { OperationError } from "../errors.js";
+import { ForbiddenError, OperationError } from "../errors.js";
 import { FencedError } from "../replica/index.js";
 import { clientTlsOptions, type NodeIdentity } from "./cluster-ca.js";
-import { corkedWriter, decodeReply, encodeRequest, FrameReader, Op, Status } from "./wire.js";
+import {
+  corkedWriter,
+  decodeReply,
+  encodeRequest,
+  FrameReader,
+  Op,
+  Status,
+  WINDOW_BYTES,
+  WINDOW_REQUESTS,
+} from "./wire.js";
 
 export interface RemoteReplicaOptions {
   /** This node's certificate, presented to the replica's node. */
@@ -46,11 +55,26 @@ interface Pending {
   resolve: (payload: Buffer) => void;
   reject: (err: Error) => void;
   sentAt: number;
+  /** What it counts against the window: its payload, or the bytes a read asks for. */
+  bytes: number;
+}
+
+interface Queued extends Omit<Pending, "sentAt"> {
+  id: number;
+  /** The engine's epoch when it asked (an admit raises it for what is asked after). */
+  epoch: number;
+  offset: number;
+  count: number;
+  payload?: Buffer;
 }
 
 /** A replica on another node, reached over the replication port; the engine uses it like the local one. */
 export class RemoteReplica implements ReplicaTarget {
+  /** Requests sent and not yet answered: at most the window (wire.ts). */
   private readonly pending = new Map<number, Pending>();
+  /** Requests waiting for room in the window, in order. */
+  private queued: Queued[] = [];
+  private pendingBytes = 0;
   private nextId = 1;
   private epoch = 0;
   private failure?: Error;
@@ -95,10 +119,16 @@ export class RemoteReplica implements ReplicaTarget {
         const waiting = this.pending.get(id);
         if (!waiting) continue;
         this.pending.delete(id);
+        this.pendingBytes -= waiting.bytes;
+        this.sendQueued();
         if (status === Status.Ok) waiting.resolve(payload);
         else if (status === Status.Fenced)
           waiting.reject(new FencedError(this.epoch, Number(payload.toString())));
         else if (status === Status.Range) waiting.reject(new RangeError(payload.toString()));
+        else if (status === Status.Forbidden)
+          waiting.reject(
+            new ForbiddenError("replica.forbidden", `replica on ${options.nodeId}: ${payload.toString()}`),
+          );
         else
           waiting.reject(
             new OperationError("replica.remote", `replica on ${options.nodeId}: ${payload.toString()}`),
@@ -239,10 +269,27 @@ export class RemoteReplica implements ReplicaTarget {
       this.heardAt = Date.now();
       this.pingId = undefined;
     }
+    const bytes = (payload?.length ?? 0) + (op === Op.Read ? count : 0);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { op, resolve, reject, sentAt: Date.now() });
-      this.send(encodeRequest({ op, id, epoch: this.epoch, offset, count }, payload));
+      this.queued.push({ op, id, epoch: this.epoch, offset, count, payload, resolve, reject, bytes });
+      this.sendQueued();
     });
+  }
+
+  /** Sends what fits in the window, in order; a request larger than the whole window goes alone. */
+  private sendQueued(): void {
+    while (this.queued.length > 0 && !this.failure) {
+      const next = this.queued[0] as Queued;
+      const fits =
+        this.pending.size === 0 ||
+        (this.pending.size < WINDOW_REQUESTS && this.pendingBytes + next.bytes <= WINDOW_BYTES);
+      if (!fits) return;
+      this.queued.shift();
+      const { id, op, epoch, offset, count, payload, resolve, reject, bytes } = next;
+      this.pending.set(id, { op, resolve, reject, sentAt: Date.now(), bytes });
+      this.pendingBytes += bytes;
+      this.send(encodeRequest({ op, id, epoch, offset, count }, payload));
+    }
   }
 
   /** Fails the connection on a lack of progress or a request past its bound; pings when the replica is quiet. */
@@ -278,8 +325,10 @@ export class RemoteReplica implements ReplicaTarget {
     if (!this.failure && !this.closedHere) this.onLost(this.unreachable(err));
     this.failure ??= err;
     clearInterval(this.watchdog);
-    for (const waiting of this.pending.values()) waiting.reject(this.unreachable(err));
+    for (const waiting of [...this.pending.values(), ...this.queued]) waiting.reject(this.unreachable(err));
     this.pending.clear();
+    this.queued = [];
+    this.pendingBytes = 0;
   }
 
   private unreachable(err: Error): OperationError {

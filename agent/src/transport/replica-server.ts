@@ -1,9 +1,20 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { HoldfastError } from "../errors.js";
+import { ForbiddenError, HoldfastError } from "../errors.js";
 import { FencedError, type Replica } from "../replica/index.js";
 import { type NodeIdentity, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
-import { corkedWriter, decodeRequest, encodeReply, FrameReader, Op, type Request, Status } from "./wire.js";
+import {
+  corkedWriter,
+  decodeRequest,
+  encodeReply,
+  FrameReader,
+  MAX_READ,
+  Op,
+  type Request,
+  Status,
+  WINDOW_BYTES,
+  WINDOW_REQUESTS,
+} from "./wire.js";
 
 export interface ReplicaServerOptions {
   /** This node's certificate; peers must present one from the same cluster CA. */
@@ -20,7 +31,25 @@ export interface ReplicaServerOptions {
   createReplica: (spec: ReplicaSpec) => Promise<{ pool: string }>;
   /** Deletes this node's replica of a volume, if it has one and nobody has it open. */
   destroyReplica: (volumeId: string) => Promise<void>;
+  /** Who may admit, create and destroy: asked before each, with the peer's verified node id. */
+  policy: ReplicaPolicy;
   logger: Logger;
+}
+
+/**
+ * Authorization on the replication port (docs/decisions/0010-trust-boundary.md). Authentication (a certificate from
+ * the cluster CA naming the peer) says who asks; this says whether that node may. Each check resolves to allow, or
+ * rejects with a FencedError (the epoch is older than the volume's) or a ForbiddenError.
+ */
+export interface ReplicaPolicy {
+  /** Whether `peer` may admit `epoch` on this node's replica of `volumeId`: it must hold the attachment at it. */
+  admit(peer: string, volumeId: string, epoch: number): Promise<void>;
+  /** Whether `peer` may create a replica of `volumeId` here. */
+  create(peer: string, volumeId: string): Promise<void>;
+  /** Whether `peer` may destroy this node's replica of `volumeId`. */
+  destroy(peer: string, volumeId: string): Promise<void>;
+  /** Told once `peer` created the replica of `volumeId` here, so that it may undo that while no record lists it. */
+  created(peer: string, volumeId: string): void;
 }
 
 /** What an engine asks a node to create. */
@@ -66,6 +95,7 @@ export class ReplicaServer {
 
   private serve(socket: TLSSocket): void {
     const peer = verifiedPeerNodeId(socket) ?? "unknown";
+    const { logger, policy } = this.options;
     this.sockets.add(socket);
     // Replies are small frames an engine waits on: send each at once rather than after a delayed ACK.
     socket.setNoDelay(true);
@@ -73,15 +103,62 @@ export class ReplicaServer {
     const reader = new FrameReader();
     let volumeId: string | undefined;
     let opened: Promise<Replica> | undefined;
+    // The epoch this connection admitted, with the policy's leave: data requests need it, at that epoch.
+    let admitted: number | undefined;
+    let inflight = 0;
+    let inflightBytes = 0;
+    let paused = false;
+    // Past the window (wire.ts) only a peer that ignores it, or does not read its answers, gets here.
+    const throttle = () => {
+      const over =
+        inflight > WINDOW_REQUESTS ||
+        inflightBytes > WINDOW_BYTES ||
+        socket.writableLength > 2 * WINDOW_BYTES;
+      const under =
+        inflight <= WINDOW_REQUESTS / 2 &&
+        inflightBytes <= WINDOW_BYTES / 2 &&
+        socket.writableLength <= WINDOW_BYTES;
+      if (!paused && over) {
+        paused = true;
+        socket.pause();
+      } else if (paused && under && !socket.destroyed) {
+        paused = false;
+        socket.resume();
+      }
+    };
+    socket.on("drain", throttle);
     const reply = (status: number, id: number, payload?: Buffer) => {
       if (!socket.destroyed) send(encodeReply(status, id, payload));
+    };
+    const refuse = (request: Request, err: unknown) => {
+      if (err instanceof ForbiddenError) {
+        logger.warn({ peer, op: request.op, volume: volumeId, reason: err.message }, "replication: refused");
+      }
+      // A fenced engine learns the epoch that fenced it; other errors carry their message.
+      const message = err instanceof FencedError ? String(err.highest) : String((err as Error).message);
+      reply(statusOf(err), request.id, Buffer.from(message));
+    };
+    const answer = (request: Request, bytes: number, work: () => Promise<Buffer | undefined>) => {
+      inflight++;
+      inflightBytes += bytes;
+      throttle();
+      work()
+        .then(
+          (data) => reply(Status.Ok, request.id, data),
+          (err) => refuse(request, err),
+        )
+        .finally(() => {
+          inflight--;
+          inflightBytes -= bytes;
+          throttle();
+        });
     };
     socket.on("data", (chunk: Buffer) => {
       let frames: Buffer[];
       try {
         frames = reader.push(chunk);
       } catch (err) {
-        this.options.logger.warn({ peer, err: String(err) }, "replication: bad frame, disconnecting");
+        logger.warn({ peer, err: String(err) }, "replication: bad frame, disconnecting");
         socket.destroy();
         return;
       }
@@ -93,19 +170,20 @@ export class ReplicaServer {
           continue;
         }
         if (request.op === Op.Create || request.op === Op.Destroy) {
-          this.manage(request, peer).then(
-            (answer) => reply(Status.Ok, request.id, answer),
-            (err) => reply(statusOf(err), request.id, Buffer.from(String((err as Error).message))),
-          );
+          answer(request, 0, () => this.manage(request, peer));
           continue;
         }
         if (request.op === Op.Open) {
           if (volumeId) {
-            reply(Status.BadRequest, request.id, Buffer.from("this connection already opened a volume"));
+            refuse(request, badRequest("this connection already opened a volume"));
             continue;
           }
-          volumeId = parseVolumeId(request.payload);
-          const id = volumeId;
+          const id = parseVolumeId(request.payload);
+          if (!VOLUME_ID.test(id)) {
+            refuse(request, badRequest("volumeId must be hex"));
+            continue;
+          }
+          volumeId = id;
           opened = this.options.openReplica(id);
           opened.then(
             (r) =>
@@ -122,24 +200,36 @@ export class ReplicaServer {
           );
           continue;
         }
-        if (!opened) {
-          reply(Status.BadRequest, request.id, Buffer.from("open a volume first"));
+        const replica = opened;
+        const id = volumeId;
+        if (!replica || !id) {
+          refuse(request, badRequest("open a volume first"));
           continue;
         }
-        opened
-          .then((replica) => this.execute(replica, request))
-          .then(
-            (data) => reply(Status.Ok, request.id, data),
-            (err) =>
-              reply(
-                statusOf(err),
-                request.id,
-                // A fenced engine learns the epoch that fenced it; other errors carry their message.
-                Buffer.from(
-                  err instanceof FencedError ? String(err.highest) : String((err as Error).message),
-                ),
-              ),
+        if (request.op === Op.Read && request.count > MAX_READ) {
+          refuse(request, badRequest(`a read of ${request.count} bytes exceeds ${MAX_READ}`));
+          continue;
+        }
+        if (request.op === Op.Admit) {
+          const epoch = request.epoch;
+          answer(request, 0, async () => {
+            await policy.admit(peer, id, epoch);
+            await (await replica).admit(epoch);
+            admitted = epoch;
+            return undefined;
+          });
+          continue;
+        }
+        // Everything else (reads too: they are the volume's contents) is for the engine this connection admitted.
+        if (admitted === undefined) {
+          refuse(
+            request,
+            new ForbiddenError("replica.not_admitted", "admit an epoch on this connection first"),
           );
+          continue;
+        }
+        const bytes = request.payload.length + (request.op === Op.Read ? request.count : 0);
+        answer(request, bytes, async () => this.execute(await replica, request));
       }
     });
     socket.on("error", () => socket.destroy());
@@ -152,22 +242,22 @@ export class ReplicaServer {
   /** Creates or destroys a replica on this node: the placement decisions of an engine on another node. */
   private async manage(r: Request, peer: string): Promise<Buffer | undefined> {
     const spec = parseReplicaSpec(r.payload);
+    const { policy } = this.options;
     if (r.op === Op.Destroy) {
+      await policy.destroy(peer, spec.volumeId);
       await this.options.destroyReplica(spec.volumeId);
       this.options.logger.info({ peer, volume: spec.volumeId }, "replication: replica destroyed");
       return undefined;
     }
+    await policy.create(peer, spec.volumeId);
     const { pool } = await this.options.createReplica(spec);
+    policy.created(peer, spec.volumeId);
     this.options.logger.info({ peer, volume: spec.volumeId, pool }, "replication: replica created");
     return Buffer.from(JSON.stringify({ pool }));
   }
 
   private async execute(replica: Replica, r: Request): Promise<Buffer | undefined> {
-    if (r.op === Op.Admit) {
-      await replica.admit(r.epoch);
-      return undefined;
-    }
-    // Read-only questions an engine asks before it admits its epoch, or `volume check` asks of any replica.
+    // Read-only questions of the engine's reconcile, resync and `volume check`.
     if (r.op === Op.Checksum) return Buffer.from(await replica.regionChecksum(r.offset));
     if (r.op === Op.Regions) return Buffer.from(JSON.stringify(replica.activeRegions()));
     // The replica's gate refuses any epoch but its admitted one, atomically with admission.
@@ -223,8 +313,13 @@ function parseVolumeId(payload: Buffer): string {
   }
 }
 
+function badRequest(message: string): HoldfastError {
+  return new HoldfastError("replication.bad_request", message, { status: 400 });
+}
+
 function statusOf(err: unknown): number {
   if (err instanceof FencedError) return Status.Fenced;
+  if (err instanceof ForbiddenError) return Status.Forbidden;
   if (err instanceof RangeError) return Status.Range;
   if (err instanceof HoldfastError && err.status < 500) return Status.BadRequest;
   return Status.Io;

@@ -43,12 +43,25 @@ export const Status = {
   Io: 3,
   NotFound: 4,
   BadRequest: 5,
+  /** The peer is authenticated but may not do this to this replica (it does not hold the volume's attachment). */
+  Forbidden: 6,
 } as const;
 
 export const REQUEST_HEADER = 25;
 export const REPLY_HEADER = 5;
 /** Frames larger than this are refused: the engine never sends more than one NBD request's payload. */
 export const MAX_FRAME = 64 * 1024 * 1024;
+/**
+ * The window of one connection: an engine keeps at most this many requests (pings aside), and this many bytes of
+ * payload plus read counts, outstanding on one connection, and queues the rest. A replica that sees more stops
+ * reading from that peer until it is back under: a flood slows the peer down, not the agent, and an engine that
+ * keeps to the window never has its pings left unread.
+ */
+export const WINDOW_REQUESTS = 256;
+export const WINDOW_BYTES = 64 * 1024 * 1024;
+
+/** The most one Read may ask for: an answer is allocated whole, so a larger count is refused, not attempted. */
+export const MAX_READ = 32 * 1024 * 1024;
 
 export interface Request {
   op: number;

@@ -86,6 +86,12 @@ export class VolumeCatalog {
     return entry ? (JSON.parse(entry.value) as VolumeRecord) : undefined;
   }
 
+  /** The record of volume `id` (never read as a name). */
+  async byId(id: string): Promise<VolumeRecord | undefined> {
+    const entry = await this.store.get(this.keys.volume(id));
+    return entry ? (JSON.parse(entry.value) as VolumeRecord) : undefined;
+  }
+
   async list(): Promise<VolumeRecord[]> {
     const entries = await this.store.list(this.keys.volumes);
     return entries
@@ -148,6 +154,44 @@ export class VolumeCatalog {
       "volume.contended",
       `volume ${record.id} kept changing under the delete; try again`,
     );
+  }
+
+  /**
+   * Names `node` on the tombstone of volume `id`, so that it may destroy its replica: a purge of a replica no record
+   * lists. Refuses if a record lists it (again), in the same transaction.
+   */
+  async condemn(id: string, node: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [volume, entry] = await Promise.all([
+        this.store.get(this.keys.volume(id)),
+        this.store.get(this.keys.tombstone(id)),
+      ]);
+      const record = volume ? (JSON.parse(volume.value) as VolumeRecord) : undefined;
+      if (record?.replicas.some((r) => r.node === node)) {
+        throw new ConflictError(
+          "replica.listed",
+          `volume "${record.spec.name}" lists the replica on ${node}`,
+          "id",
+        );
+      }
+      const current = entry ? parseTombstone(entry.value) : undefined;
+      const tombstone: TombstoneRecord = {
+        id,
+        name: record?.spec.name ?? current?.name ?? "",
+        reason: current?.reason ?? (record ? "removed" : "deleted"),
+        nodes: [...new Set([...(current?.nodes ?? []), node])].sort(),
+        since: current?.since ?? new Date().toISOString(),
+      };
+      const ok = await this.store.commit(
+        [
+          { key: this.keys.volume(id), revision: volume?.revision ?? 0 },
+          { key: this.keys.tombstone(id), revision: entry?.revision ?? 0 },
+        ],
+        [tombstonePut(this.keys.tombstone(id), tombstone)],
+      );
+      if (ok) return;
+    }
+    throw new OperationError("volume.contended", `the tombstone of ${id} kept changing; try again`);
   }
 
   /** Every tombstone that names `node`. */

@@ -105,6 +105,8 @@ export class Recovery {
         await replicas.destroy(q.volumeId);
         await this.destroyed(q.volumeId);
       } else {
+        // That node destroys only what a tombstone names for it (replica-authority.ts).
+        await catalog.condemn(q.volumeId, q.node);
         await access.destroy(q.node, q.volumeId);
         await this.unpublish(q.node, q.volumeId);
       }
