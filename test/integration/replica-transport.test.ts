@@ -18,6 +18,14 @@ import {
   type ReplicaPolicy,
   ReplicaServer,
 } from "../../agent/src/transport/index.js";
+import {
+  decodeReply,
+  encodeRequest,
+  FrameReader,
+  Op,
+  Status,
+  WINDOW_REQUESTS,
+} from "../../agent/src/transport/wire.js";
 import { LocalReplicas } from "../../agent/src/volumes/index.js";
 
 // The engine-replica protocol over real mutual-TLS sockets: an engine on "node-a" writes to its local replica
@@ -187,6 +195,107 @@ test("a replica whose node goes away: its requests fail at once, the engine drop
   await rejects(() => engine2.write(0, Buffer.alloc(4096, 6)), /etcd unavailable/);
   assert.is(engine2.inSync.length, 2, "the replica stays in the set when dropping it failed");
   await local2.close();
+});
+
+test("a peer past the window is not read from until it is back under; then all it sent is served", async () => {
+  await mkdir(join(dir, "c"));
+  const pool = new LocalReplicas([join(dir, "c")]);
+  await pool.create({ volumeId: "0f02", size: 64 * MiB, blockSize: 4096 });
+  // node-b's writes wait until released, so the peer's requests pile up in flight.
+  let started = 0;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const gated = (replica: Replica): Replica =>
+    new Proxy(replica, {
+      get(target, prop) {
+        if (prop === "write") {
+          return async (epoch: number, offset: number, data: Buffer) => {
+            started++;
+            await released;
+            return target.write(epoch, offset, data);
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  let pastWindow: (record: { inflight: number }) => void = () => undefined;
+  const throttled = new Promise<{ inflight: number }>((resolve) => {
+    pastWindow = resolve;
+  });
+  const logger = pino(
+    { level: "warn" },
+    {
+      write: (line: string) => {
+        const record = JSON.parse(line) as { msg: string; inflight: number };
+        if (record.msg.startsWith("replication: peer past its window")) pastWindow(record);
+      },
+    },
+  );
+  const slow = new ReplicaServer({
+    identity: b,
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    openReplica: async (volumeId) => gated(await pool.acquire(volumeId)),
+    closeReplica: (volumeId) => void pool.release(volumeId),
+    createReplica: (spec) => pool.create(spec),
+    destroyReplica: (volumeId) => pool.destroy(volumeId),
+    policy: everyPeerMay,
+  });
+  const slowPort = await slow.listen();
+  const raw = connect({ host: "127.0.0.1", port: slowPort, ...clientTlsOptions(a, "node-b") });
+  await new Promise((r) => raw.once("secureConnect", r));
+  const frames = new FrameReader();
+  const answers: number[] = [];
+  let answered: () => void = () => undefined;
+  raw.on("data", (chunk: Buffer) => {
+    for (const frame of frames.push(chunk)) answers.push(decodeReply(frame).status);
+    answered();
+  });
+  const answersReach = (n: number) =>
+    new Promise<void>((resolve) => {
+      answered = () => answers.length >= n && resolve();
+      answered();
+    });
+  const sendRaw = (op: number, id: number, epoch: number, offset: number, payload?: Buffer) => {
+    for (const part of encodeRequest({ op, id, epoch, offset, count: payload?.length ?? 0 }, payload)) {
+      raw.write(part);
+    }
+  };
+  sendRaw(Op.Open, 1, 0, 0, Buffer.from(JSON.stringify({ volumeId: "0f02" })));
+  sendRaw(Op.Admit, 2, 1, 0);
+  await answersReach(2);
+  // Twice the window, in one go: a peer that ignores it.
+  const FLOOD = 2 * WINDOW_REQUESTS;
+  for (let i = 0; i < FLOOD; i++) sendRaw(Op.Write, 3 + i, 1, i * 4096, Buffer.alloc(4096, i & 0xff));
+  const allStarted = (async () => {
+    while (started < FLOOD) await new Promise((resolve) => setImmediate(resolve));
+    return "every write started at once: the window was not kept";
+  })();
+  try {
+    const record = await Promise.race([throttled, allStarted]);
+    assert.type(record, "object", String(record));
+    assert.is(
+      (record as { inflight: number }).inflight,
+      WINDOW_REQUESTS + 1,
+      "it stopped reading just past the window",
+    );
+    release();
+    await answersReach(2 + FLOOD);
+    assert.ok(
+      answers.every((status) => status === Status.Ok),
+      "every request it sent is served",
+    );
+    assert.is(started, FLOOD);
+  } finally {
+    release();
+    raw.destroy();
+    await slow.close();
+  }
+  await pool.release("0f02");
 });
 
 test.run();

@@ -121,17 +121,25 @@ export class ReplicaServer {
       if (!paused && over) {
         paused = true;
         socket.pause();
+        logger.warn(
+          { peer, inflight, inflightBytes },
+          "replication: peer past its window, not read until it is under",
+        );
       } else if (paused && under && !socket.destroyed) {
         paused = false;
         socket.resume();
+        pump();
       }
     };
     socket.on("drain", throttle);
     const reply = (status: number, id: number, payload?: Buffer) => {
       if (!socket.destroyed) send(encodeReply(status, id, payload));
     };
+    // The first refusal on a connection is logged, the rest counted and logged when it closes: a peer cannot flood
+    // the log.
+    let refusals = 0;
     const refuse = (request: Request, err: unknown) => {
-      if (err instanceof ForbiddenError) {
+      if (err instanceof ForbiddenError && refusals++ === 0) {
         logger.warn({ peer, op: request.op, volume: volumeId, reason: err.message }, "replication: refused");
       }
       // A fenced engine learns the epoch that fenced it; other errors carry their message.
@@ -153,88 +161,100 @@ export class ReplicaServer {
           throttle();
         });
     };
+    // Frames read but not yet handled: a chunk may hold many, and none is started while the peer is past its window.
+    let backlog: Buffer[] = [];
+    let next = 0;
+    const pump = () => {
+      while (!paused && next < backlog.length) handle(backlog[next++] as Buffer);
+      if (next === backlog.length) {
+        backlog = [];
+        next = 0;
+      }
+    };
+    const handle = (frame: Buffer): void => {
+      const request = decodeRequest(frame);
+      // Answered here, ahead of any replica I/O: the engine tells a slow disk from a frozen node by it.
+      if (request.op === Op.Ping) {
+        reply(Status.Ok, request.id);
+        return;
+      }
+      if (request.op === Op.Create || request.op === Op.Destroy) {
+        answer(request, 0, () => this.manage(request, peer));
+        return;
+      }
+      if (request.op === Op.Open) {
+        if (volumeId) {
+          refuse(request, badRequest("this connection already opened a volume"));
+          return;
+        }
+        const id = parseVolumeId(request.payload);
+        if (!VOLUME_ID.test(id)) {
+          refuse(request, badRequest("volumeId must be hex"));
+          return;
+        }
+        volumeId = id;
+        opened = this.options.openReplica(id);
+        opened.then(
+          (r) =>
+            reply(
+              Status.Ok,
+              request.id,
+              Buffer.from(JSON.stringify({ size: r.size, blockSize: r.blockSize, epoch: r.epoch })),
+            ),
+          (err) => {
+            volumeId = undefined;
+            opened = undefined;
+            reply(Status.NotFound, request.id, Buffer.from(String((err as Error).message)));
+          },
+        );
+        return;
+      }
+      const replica = opened;
+      const id = volumeId;
+      if (!replica || !id) {
+        refuse(request, badRequest("open a volume first"));
+        return;
+      }
+      if (request.op === Op.Read && request.count > MAX_READ) {
+        refuse(request, badRequest(`a read of ${request.count} bytes exceeds ${MAX_READ}`));
+        return;
+      }
+      if (request.op === Op.Admit) {
+        const epoch = request.epoch;
+        answer(request, 0, async () => {
+          await policy.admit(peer, id, epoch);
+          await (await replica).admit(epoch);
+          admitted = epoch;
+          return undefined;
+        });
+        return;
+      }
+      // Everything else (reads too: they are the volume's contents) is for the engine this connection admitted.
+      if (admitted === undefined) {
+        refuse(
+          request,
+          new ForbiddenError("replica.not_admitted", "admit an epoch on this connection first"),
+        );
+        return;
+      }
+      const bytes = request.payload.length + (request.op === Op.Read ? request.count : 0);
+      answer(request, bytes, async () => this.execute(await replica, request));
+    };
     socket.on("data", (chunk: Buffer) => {
-      let frames: Buffer[];
       try {
-        frames = reader.push(chunk);
+        for (const frame of reader.push(chunk)) backlog.push(frame);
       } catch (err) {
         logger.warn({ peer, err: String(err) }, "replication: bad frame, disconnecting");
         socket.destroy();
         return;
       }
-      for (const frame of frames) {
-        const request = decodeRequest(frame);
-        // Answered here, ahead of any replica I/O: the engine tells a slow disk from a frozen node by it.
-        if (request.op === Op.Ping) {
-          reply(Status.Ok, request.id);
-          continue;
-        }
-        if (request.op === Op.Create || request.op === Op.Destroy) {
-          answer(request, 0, () => this.manage(request, peer));
-          continue;
-        }
-        if (request.op === Op.Open) {
-          if (volumeId) {
-            refuse(request, badRequest("this connection already opened a volume"));
-            continue;
-          }
-          const id = parseVolumeId(request.payload);
-          if (!VOLUME_ID.test(id)) {
-            refuse(request, badRequest("volumeId must be hex"));
-            continue;
-          }
-          volumeId = id;
-          opened = this.options.openReplica(id);
-          opened.then(
-            (r) =>
-              reply(
-                Status.Ok,
-                request.id,
-                Buffer.from(JSON.stringify({ size: r.size, blockSize: r.blockSize, epoch: r.epoch })),
-              ),
-            (err) => {
-              volumeId = undefined;
-              opened = undefined;
-              reply(Status.NotFound, request.id, Buffer.from(String((err as Error).message)));
-            },
-          );
-          continue;
-        }
-        const replica = opened;
-        const id = volumeId;
-        if (!replica || !id) {
-          refuse(request, badRequest("open a volume first"));
-          continue;
-        }
-        if (request.op === Op.Read && request.count > MAX_READ) {
-          refuse(request, badRequest(`a read of ${request.count} bytes exceeds ${MAX_READ}`));
-          continue;
-        }
-        if (request.op === Op.Admit) {
-          const epoch = request.epoch;
-          answer(request, 0, async () => {
-            await policy.admit(peer, id, epoch);
-            await (await replica).admit(epoch);
-            admitted = epoch;
-            return undefined;
-          });
-          continue;
-        }
-        // Everything else (reads too: they are the volume's contents) is for the engine this connection admitted.
-        if (admitted === undefined) {
-          refuse(
-            request,
-            new ForbiddenError("replica.not_admitted", "admit an epoch on this connection first"),
-          );
-          continue;
-        }
-        const bytes = request.payload.length + (request.op === Op.Read ? request.count : 0);
-        answer(request, bytes, async () => this.execute(await replica, request));
-      }
+      pump();
     });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       this.sockets.delete(socket);
+      if (refusals > 1)
+        logger.warn({ peer, refusals }, "replication: refused requests on a connection now closed");
       if (opened && volumeId) this.options.closeReplica(volumeId);
     });
   }
