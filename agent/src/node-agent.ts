@@ -8,7 +8,7 @@ import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.
 import { createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
-import { EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
+import { badRecordReporter, EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
 import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
@@ -84,7 +84,9 @@ export async function startAgent(
   const token = await loadToken(config);
   const store = await openStore(config);
   const keys = storeKeys(config.cluster);
-  const catalog = new VolumeCatalog(store, keys);
+  // Records that are not valid are reported once each and never acted on (meta/records.ts).
+  const report = badRecordReporter(logger);
+  const catalog = new VolumeCatalog(store, keys, report);
   const replicas = new LocalReplicas(config.pools);
   try {
     await checkIdentity(config, store, keys, (await replicas.list()).length > 0);
@@ -98,6 +100,7 @@ export async function startAgent(
     root: keys.root,
     leaseTtlSeconds: config.leaseTtl,
     logger,
+    report,
   });
   const access = new ReplicaAccess({ nodeId: config.nodeId, local: replicas, membership, identity });
   const volumes = new VolumeService({
@@ -119,6 +122,7 @@ export async function startAgent(
     access,
     quarantineTtlMs: config.quarantineTtl * 1000,
     logger,
+    report,
   });
   await volumes.recover();
   // Before the replication port opens: nothing is being created on this node yet, so what no record lists is not

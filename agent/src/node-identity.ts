@@ -3,7 +3,8 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentConfig } from "./config/index.js";
 import { HoldfastError } from "./errors.js";
-import type { MetaStore } from "./meta/index.js";
+import { type MetaStore, readRecord } from "./meta/index.js";
+import { ClusterRecordSchema } from "./volumes/record-schemas.js";
 import type { ClusterRecord, StoreKeys } from "./volumes/records.js";
 
 /** Who a data dir belongs to, written on its first start: `<dataDir>/identity.json`. */
@@ -46,7 +47,8 @@ export async function checkIdentity(
     },
   );
   const entry = await store.get(keys.cluster);
-  const cluster = entry ? (JSON.parse(entry.value) as ClusterRecord) : undefined;
+  // A cluster record that is not valid stops the agent (readRecord throws): its uuid is what data dirs are checked by.
+  const cluster = entry ? readRecord(ClusterRecordSchema, entry) : undefined;
   if (recorded && !config.adoptIdentity) {
     if (recorded.nodeId !== config.nodeId) {
       throw new IdentityError(
@@ -92,5 +94,5 @@ async function createClusterRecord(store: MetaStore, keys: StoreKeys): Promise<C
   )
     return record;
   const entry = await store.get(keys.cluster);
-  return entry ? (JSON.parse(entry.value) as ClusterRecord) : createClusterRecord(store, keys);
+  return entry ? readRecord(ClusterRecordSchema, entry) : createClusterRecord(store, keys);
 }

@@ -3,9 +3,9 @@
 // what no record lists; only a recorded deletion (a tombstone) removes a replica. Real agents, real etcd.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { Etcd3 } from "etcd3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -317,6 +317,70 @@ fabric(
       assert.is(await exists(replicaOn("node3", orphanId)), false);
       assert.equal(await checksums(replicaOn("node3", keptId)), keptSums);
     } finally {
+      etcd.close();
+    }
+  },
+);
+
+fabric(
+  "records planted in etcd that are not valid are reported and never acted on: no file outside the pools is touched",
+  async () => {
+    const victim = join(cluster.dir, "victim");
+    await mkdir(victim);
+    await writeFile(join(victim, "precious"), "keep me");
+    // The id that would take `rm -rf` from node2's replica directory to the victim.
+    const traversal = relative(join(cluster.dir, "node2", "data", "pool", "replicas"), victim);
+    const root = "/holdfast/dev";
+    const since = new Date().toISOString();
+    const planted: Array<[string, unknown]> = [
+      [
+        `${root}/tombstones/${traversal}`,
+        { id: traversal, name: "x", reason: "deleted", nodes: ["node2"], since },
+      ],
+      [
+        `${root}/quarantine/node2/${traversal}`,
+        { node: "node2", volumeId: traversal, pool: "/p", since: "2000-01-01T00:00:00Z", bytes: null },
+      ],
+      [`${root}/names/evil`, "../../etc"],
+      [
+        `${root}/nodes/node9`,
+        {
+          id: "node1",
+          api: "http://127.0.50.99:9001",
+          replication: "",
+          zone: "z",
+          rack: "r",
+          capacity: 1,
+          free: 1,
+          joinedAt: since,
+        },
+      ],
+    ];
+    const etcd = new Etcd3({ hosts: cluster.up.etcd });
+    try {
+      for (const [key, value] of planted) {
+        await etcd.put(key).value(typeof value === "string" ? value : JSON.stringify(value));
+      }
+      // At start a node sweeps its tombstones and quarantine: the planted ones name node2.
+      await cluster.stop("node2", "SIGTERM");
+      await cluster.startNode("node2");
+      assert.is(await readFile(join(victim, "precious"), "utf8"), "keep me");
+      const log = await readFile(join(cluster.dir, "node2", "agent.log"), "utf8");
+      assert.match(log, `"key":"${root}/tombstones/${traversal}"`);
+      assert.match(log, "a record that is not valid is ignored");
+
+      const nodes = await cluster.json<Array<{ id: string; api: string }>>(["node", "list"]);
+      assert.equal(
+        nodes.filter((n) => n.id === "node1").map((n) => n.api),
+        [`http://${NET}.11:9001`],
+        "the impostor record does not redirect node1",
+      );
+      const evil = await cluster.hf(["volume", "inspect", "evil"]);
+      assert.is.not(evil.code, 0);
+      assert.match(evil.stderr, "a name must map to a volume id");
+      assert.is((await cluster.hf(["volume", "list"])).code, 0, "the other volumes are still listed");
+    } finally {
+      for (const [key] of planted) await etcd.delete().key(key);
       etcd.close();
     }
   },

@@ -28,7 +28,7 @@ let replicas: LocalReplicas;
 test.before.each(async () => {
   dir = await mkdtemp(join(tmpdir(), "hf-recovery-"));
   store = await LocalStore.open(join(dir, "meta.json"));
-  catalog = new VolumeCatalog(store, keys);
+  catalog = new VolumeCatalog(store, keys, (err) => assert.unreachable(err.message));
   await mkdir(join(dir, "pool"));
   replicas = new LocalReplicas([join(dir, "pool")]);
 });
@@ -54,6 +54,7 @@ function recovery(nodeId: string, quarantineTtlMs = 3_600_000): Recovery {
     access: {} as ReplicaAccess,
     quarantineTtlMs,
     logger: pino({ level: "silent" }),
+    report: (err) => assert.unreachable(err.message),
   });
 }
 
@@ -87,39 +88,39 @@ test("a replica dropped from a volume's list is recorded; added back, it comes o
 test("at start an unlisted replica is quarantined, kept, published; later sweeps leave new ones alone", async () => {
   const listed = await catalog.create(spec("v"), on("a"));
   await replicas.create({ volumeId: listed.id, size: 16 << 20, blockSize: 4096 });
-  await replicas.create({ volumeId: "orphan", size: 16 << 20, blockSize: 4096 });
+  await replicas.create({ volumeId: "0a01", size: 16 << 20, blockSize: 4096 });
   await recovery("a").sweep(true);
-  assert.equal((await replicas.list()).sort(), [listed.id, "orphan"].sort());
+  assert.equal((await replicas.list()).sort(), [listed.id, "0a01"].sort());
   assert.equal(
     (await recovery("a").list()).map((q) => [q.node, q.volumeId]),
-    [["a", "orphan"]],
+    [["a", "0a01"]],
   );
   assert.is(await replicas.quarantinedSince(listed.id), undefined);
 
-  await replicas.create({ volumeId: "being-created", size: 16 << 20, blockSize: 4096 });
+  await replicas.create({ volumeId: "0a05", size: 16 << 20, blockSize: 4096 });
   await recovery("a").sweep();
-  assert.is(await replicas.quarantinedSince("being-created"), undefined);
+  assert.is(await replicas.quarantinedSince("0a05"), undefined);
 });
 
 test("a quarantined replica that a record lists after all loses its mark and is kept", async () => {
-  await replicas.create({ volumeId: "late", size: 16 << 20, blockSize: 4096 });
+  await replicas.create({ volumeId: "0a02", size: 16 << 20, blockSize: 4096 });
   await recovery("a").sweep(true);
-  assert.ok(await replicas.quarantinedSince("late"));
-  const record = await catalog.create(spec("late"), on("a"), "late");
+  assert.ok(await replicas.quarantinedSince("0a02"));
+  const record = await catalog.create(spec("late"), on("a"), "0a02");
   await recovery("a").sweep();
   assert.is(await replicas.quarantinedSince(record.id), undefined);
   assert.equal(await recovery("a").list(), []);
-  assert.equal(await replicas.list(), ["late"]);
+  assert.equal(await replicas.list(), ["0a02"]);
 });
 
 test("a quarantined replica is destroyed once older than the TTL, and not before", async () => {
-  await replicas.create({ volumeId: "old", size: 16 << 20, blockSize: 4096 });
+  await replicas.create({ volumeId: "0a03", size: 16 << 20, blockSize: 4096 });
   await recovery("a").sweep(true);
   await recovery("a", 3_600_000).sweep();
-  assert.equal(await replicas.list(), ["old"]);
+  assert.equal(await replicas.list(), ["0a03"]);
   const twoHoursAgo = new Date(Date.now() - 7_200_000).toISOString();
   await writeFile(
-    join(dir, "pool", "replicas", "old", "quarantined.json"),
+    join(dir, "pool", "replicas", "0a03", "quarantined.json"),
     JSON.stringify({ since: twoHoursAgo }),
   );
   await recovery("a", 3_600_000).sweep();
@@ -142,14 +143,14 @@ test("purge refuses an unknown id, and a replica a record lists", async () => {
     .catch((e: HoldfastError) => e);
   assert.instance(err, HoldfastError);
   assert.is((err as HoldfastError).code, "quarantine.not_found");
-  await replicas.create({ volumeId: "x", size: 16 << 20, blockSize: 4096 });
+  await replicas.create({ volumeId: "0a04", size: 16 << 20, blockSize: 4096 });
   await recovery("a").sweep(true);
-  await catalog.create(spec("x"), on("a"), "x");
+  await catalog.create(spec("x"), on("a"), "0a04");
   const listed = await recovery("a")
-    .purge({ id: "x" })
+    .purge({ id: "0a04" })
     .catch((e: HoldfastError) => e);
   assert.is((listed as HoldfastError).code, "quarantine.listed");
-  assert.equal(await replicas.list(), ["x"]);
+  assert.equal(await replicas.list(), ["0a04"]);
 });
 
 test("identity: another node id, another cluster or a store without the cluster is refused, unless adopted", async () => {

@@ -70,7 +70,9 @@ test.before(async () => {
   for (const pool of ["a", "d"]) await mkdir(join(dir, pool));
   local = new LocalReplicas([join(dir, "a")]);
   remoteD = new LocalReplicas([join(dir, "d")]);
-  catalog = new VolumeCatalog(await LocalStore.open(join(dir, "meta.json")), storeKeys("t"));
+  catalog = new VolumeCatalog(await LocalStore.open(join(dir, "meta.json")), storeKeys("t"), (err) =>
+    assert.unreachable(err.message),
+  );
   serverD = new ReplicaServer({
     identity: await id("node-d"),
     host: "127.0.0.1",

@@ -19,7 +19,7 @@ let authority: ReplicaAuthority;
 test.before.each(async () => {
   dir = await mkdtemp(join(tmpdir(), "hf-authority-"));
   store = await LocalStore.open(join(dir, "meta.json"));
-  catalog = new VolumeCatalog(store, storeKeys("t"));
+  catalog = new VolumeCatalog(store, storeKeys("t"), (err) => assert.unreachable(err.message));
   // The replicas asked about are node "b"'s.
   authority = new ReplicaAuthority({ nodeId: "b", catalog });
 });

@@ -1,5 +1,28 @@
 import type { Logger } from "pino";
-import type { MetaStore, Registration } from "../meta/index.js";
+import { z } from "zod";
+import { Name } from "../config/index.js";
+import { type BadRecordError, type MetaStore, type Registration, readRecords } from "../meta/index.js";
+
+/** HOST:PORT, the host a name or an IPv4 or bracketed IPv6 address. */
+const HostPort = z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be HOST:PORT");
+
+/** A node record read back from the store: its addresses are where the CLI sends tokens and engines dial. */
+const NodeInfoSchema = z.object({
+  id: Name,
+  api: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).refine(
+    (url) => {
+      const u = new URL(url);
+      return u.username === "" && u.password === "" && (u.pathname === "/" || u.pathname === "") && !u.search;
+    },
+    { error: "must be scheme://host:port, nothing more" },
+  ),
+  replication: z.union([z.literal(""), HostPort]),
+  zone: Name,
+  rack: Name,
+  capacity: z.number().nonnegative(),
+  free: z.number().nonnegative(),
+  joinedAt: z.string().max(64),
+});
 
 /** What a node tells the cluster about itself when it joins. */
 export interface NodeInfo {
@@ -28,6 +51,8 @@ export interface MembershipOptions {
   /** Seconds a node's lease lives without a keep-alive: how long a dead node still counts as up. */
   leaseTtlSeconds: number;
   logger: Logger;
+  /** Told of every node record that is not valid: it is left out of the list. */
+  report: (err: BadRecordError) => void;
 }
 
 /**
@@ -82,11 +107,13 @@ export class Membership {
     const alive = new Set(
       (await store.list(`${root}/alive/`)).map((e) => e.key.slice(`${root}/alive/`.length)),
     );
-    const nodes = await store.list(`${root}/nodes/`);
-    return nodes.map((e) => {
-      const info = JSON.parse(e.value) as NodeInfo;
-      return { ...info, state: alive.has(info.id) ? "up" : "down" };
-    });
+    const prefix = `${root}/nodes/`;
+    const nodes = readRecords(NodeInfoSchema, await store.list(prefix), this.options.report, (info, key) =>
+      key === prefix + info.id
+        ? undefined
+        : `it says node ${info.id} but is filed as ${key.slice(prefix.length)}`,
+    );
+    return nodes.map((info) => ({ ...info, state: alive.has(info.id) ? "up" : "down" }));
   }
 
   /** Gives up the lease now, so the node shows down at once rather than after the TTL. */

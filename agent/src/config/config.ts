@@ -4,7 +4,10 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { SpecError } from "../errors.js";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+/** A cluster, node, zone or rack name; node ids in store records are checked against the same. */
+export const Name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '_', '-' or '.'");
 
 const HostPort = z
   .string()
@@ -31,9 +34,9 @@ export const AgentConfigSchema = z.object({
     .regex(/^(local|etcd:\/\/.+)$/, 'must be "local" or "etcd://HOST:PORT[,HOST:PORT...]"')
     .default("local"),
   /** The cluster's name: its keys live under `/holdfast/<cluster>/` in the store. @default "default" */
-  cluster: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
+  cluster: Name.default("default"),
   /** This node's id in the cluster. @default the host name */
-  nodeId: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").optional(),
+  nodeId: Name.optional(),
   /** Address the REST API listens on. @default "127.0.0.1:9001" */
   api: HostPort.default("127.0.0.1:9001"),
   /** Address of the replication port, where other nodes' engines reach this node's replicas over mutual TLS. @default - the API's host, the API's port + 1 */
@@ -58,9 +61,9 @@ export const AgentConfigSchema = z.object({
   /** The API token. @default - a random token, written to `<dataDir>/token` (mode 0600) on first start */
   token: z.string().min(16, "must be at least 16 characters").optional(),
   /** Failure domain: zone. @default "default" */
-  zone: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
+  zone: Name.default("default"),
   /** Failure domain: rack. @default "default" */
-  rack: z.string().regex(NAME, "must be 1-63 letters, digits, '_', '-' or '.'").default("default"),
+  rack: Name.default("default"),
   /** Where `volume mount` mounts a volume when no path is given. @default "/var/lib/holdfast/mounts" */
   mountDir: z.string().min(1).default("/var/lib/holdfast/mounts"),
   /** Serve small page-aligned reads and writes from the event loop, not the thread pool (faster on few cores). @default true */

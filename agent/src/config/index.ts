@@ -1,1 +1,7 @@
-export { type AgentConfig, type AgentConfigInput, AgentConfigSchema, loadAgentConfig } from "./config.js";
+export {
+  type AgentConfig,
+  type AgentConfigInput,
+  AgentConfigSchema,
+  loadAgentConfig,
+  Name,
+} from "./config.js";

@@ -1,3 +1,4 @@
 export { EtcdStore, type EtcdStoreOptions, StoreUnavailableError } from "./etcd-store.js";
 export { LocalStore } from "./local-store.js";
+export { BadRecordError, badRecordReporter, readRecord, readRecords } from "./records.js";
 export type { Compare, MetaStore, Operation, Registration, StoredValue } from "./store.js";

@@ -2,6 +2,7 @@ import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { ForbiddenError, HoldfastError } from "../errors.js";
 import { FencedError, type Replica } from "../replica/index.js";
+import { VolumeId } from "../volumes/record-schemas.js";
 import { type NodeIdentity, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
 import {
   corkedWriter,
@@ -188,7 +189,7 @@ export class ReplicaServer {
           return;
         }
         const id = parseVolumeId(request.payload);
-        if (!VOLUME_ID.test(id)) {
+        if (!VolumeId.safeParse(id).success) {
           refuse(request, badRequest("volumeId must be hex"));
           return;
         }
@@ -302,8 +303,6 @@ export class ReplicaServer {
   }
 }
 
-const VOLUME_ID = /^[0-9a-f]{1,64}$/;
-
 /** A Create or Destroy payload; the volume id becomes a directory name, so it must be plain hex. */
 function parseReplicaSpec(payload: Buffer): ReplicaSpec {
   let parsed: Partial<ReplicaSpec>;
@@ -313,7 +312,7 @@ function parseReplicaSpec(payload: Buffer): ReplicaSpec {
     throw new HoldfastError("replication.bad_request", "payload is not JSON", { status: 400 });
   }
   const { volumeId, size = 0, blockSize = 4096 } = parsed;
-  if (typeof volumeId !== "string" || !VOLUME_ID.test(volumeId)) {
+  if (typeof volumeId !== "string" || !VolumeId.safeParse(volumeId).success) {
     throw new HoldfastError("replication.bad_request", "volumeId must be hex", { status: 400 });
   }
   if (!Number.isSafeInteger(size) || size < 0 || !Number.isSafeInteger(blockSize) || blockSize <= 0) {

@@ -1,12 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { ConflictError, NotFoundError, OperationError } from "../errors.js";
-import type { MetaStore, Operation } from "../meta/index.js";
-import type { VolumeSpec } from "../spec/index.js";
-import type { AttachmentRecord, ReplicaRecord, StoreKeys, TombstoneRecord, VolumeRecord } from "./records.js";
+import { BadRecordError, type MetaStore, type Operation, readRecord, readRecords } from "../meta/index.js";
 
-function parseTombstone(value: string): TombstoneRecord {
-  return JSON.parse(value) as TombstoneRecord;
-}
+type Entry = { key: string; value: string };
+
+import type { VolumeSpec } from "../spec/index.js";
+import {
+  AttachmentRecordSchema,
+  TombstoneRecordSchema,
+  VolumeId,
+  VolumeRecordSchema,
+} from "./record-schemas.js";
+import type { AttachmentRecord, ReplicaRecord, StoreKeys, TombstoneRecord, VolumeRecord } from "./records.js";
 
 /**
  * `current` (or a new tombstone of `record`) with `add` put on and `keep` taken off. A deletion outranks a
@@ -42,7 +47,40 @@ export class VolumeCatalog {
   constructor(
     private readonly store: MetaStore,
     private readonly keys: StoreKeys,
+    /** Told of every record that is not valid (record-schemas.ts): it is never acted on. */
+    private readonly report: (err: BadRecordError) => void,
   ) {}
+
+  private read<T>(parse: () => T): T {
+    try {
+      return parse();
+    } catch (err) {
+      if (err instanceof BadRecordError) this.report(err);
+      throw err;
+    }
+  }
+
+  private volumeOf(entry: Entry): VolumeRecord {
+    return this.read(() =>
+      readRecord(VolumeRecordSchema, entry, (r) => this.filedAs(entry.key, this.keys.volumes, r.id)),
+    );
+  }
+
+  private attachmentOf(entry: Entry): AttachmentRecord {
+    return this.read(() => readRecord(AttachmentRecordSchema, entry));
+  }
+
+  private tombstoneOf(entry: Entry): TombstoneRecord {
+    return this.read(() =>
+      readRecord(TombstoneRecordSchema, entry, (t) => this.filedAs(entry.key, this.keys.tombstones, t.id)),
+    );
+  }
+
+  /** Why a record under `prefix` + id is not filed under its own id, if it is not. */
+  private filedAs(key: string, prefix: string, id: string): string | undefined {
+    const filed = key.slice(prefix.length);
+    return filed === id ? undefined : `it says volume ${id} but is filed as ${filed}`;
+  }
 
   /** A fresh volume id (its replicas are created under it before the record is). */
   newId(): string {
@@ -81,22 +119,28 @@ export class VolumeCatalog {
 
   async find(nameOrId: string): Promise<VolumeRecord | undefined> {
     const byName = await this.store.get(this.keys.name(nameOrId));
+    if (byName && !VolumeId.safeParse(byName.value).success) {
+      this.read(() => {
+        throw new BadRecordError(byName.key, "a name must map to a volume id");
+      });
+    }
     const id = byName?.value ?? nameOrId;
     const entry = await this.store.get(this.keys.volume(id));
-    return entry ? (JSON.parse(entry.value) as VolumeRecord) : undefined;
+    return entry ? this.volumeOf(entry) : undefined;
   }
 
   /** The record of volume `id` (never read as a name). */
   async byId(id: string): Promise<VolumeRecord | undefined> {
     const entry = await this.store.get(this.keys.volume(id));
-    return entry ? (JSON.parse(entry.value) as VolumeRecord) : undefined;
+    return entry ? this.volumeOf(entry) : undefined;
   }
 
+  /** Every valid volume record, by name; one that is not valid is reported and left out. */
   async list(): Promise<VolumeRecord[]> {
     const entries = await this.store.list(this.keys.volumes);
-    return entries
-      .map((e) => JSON.parse(e.value) as VolumeRecord)
-      .sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+    return readRecords(VolumeRecordSchema, entries, this.report, (r, key) =>
+      this.filedAs(key, this.keys.volumes, r.id),
+    ).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
   }
 
   /** Replaces a volume's record, if nobody changed it since `read`. */
@@ -104,7 +148,7 @@ export class VolumeCatalog {
     for (let attempt = 0; attempt < 5; attempt++) {
       const entry = await this.store.get(this.keys.volume(id));
       if (!entry) throw new NotFoundError("volume", id);
-      const next = change(JSON.parse(entry.value) as VolumeRecord);
+      const next = change(this.volumeOf(entry));
       const ok = await this.store.commit(
         [{ key: entry.key, revision: entry.revision }],
         [{ put: entry.key, value: JSON.stringify(next) }],
@@ -122,7 +166,7 @@ export class VolumeCatalog {
     for (let attempt = 0; attempt < 5; attempt++) {
       const entry = await this.store.get(this.keys.tombstone(record.id));
       const tombstone = withNodes(
-        entry ? parseTombstone(entry.value) : undefined,
+        entry ? this.tombstoneOf(entry) : undefined,
         record,
         "deleted",
         record.replicas.map((r) => r.node),
@@ -166,7 +210,7 @@ export class VolumeCatalog {
         this.store.get(this.keys.volume(id)),
         this.store.get(this.keys.tombstone(id)),
       ]);
-      const record = volume ? (JSON.parse(volume.value) as VolumeRecord) : undefined;
+      const record = volume ? this.volumeOf(volume) : undefined;
       if (record?.replicas.some((r) => r.node === node)) {
         throw new ConflictError(
           "replica.listed",
@@ -174,7 +218,7 @@ export class VolumeCatalog {
           "id",
         );
       }
-      const current = entry ? parseTombstone(entry.value) : undefined;
+      const current = entry ? this.tombstoneOf(entry) : undefined;
       const tombstone: TombstoneRecord = {
         id,
         name: record?.spec.name ?? current?.name ?? "",
@@ -197,7 +241,9 @@ export class VolumeCatalog {
   /** Every tombstone that names `node`. */
   async tombstonesOf(node: string): Promise<TombstoneRecord[]> {
     const entries = await this.store.list(this.keys.tombstones);
-    return entries.map((e) => parseTombstone(e.value)).filter((t) => t.nodes.includes(node));
+    return readRecords(TombstoneRecordSchema, entries, this.report, (t, key) =>
+      this.filedAs(key, this.keys.tombstones, t.id),
+    ).filter((t) => t.nodes.includes(node));
   }
 
   /** Takes `node` off the tombstone of volume `id` (its replica is gone); the last node off removes the tombstone. */
@@ -205,7 +251,7 @@ export class VolumeCatalog {
     for (let attempt = 0; attempt < 5; attempt++) {
       const entry = await this.store.get(this.keys.tombstone(id));
       if (!entry) return;
-      const tombstone = parseTombstone(entry.value);
+      const tombstone = this.tombstoneOf(entry);
       if (!tombstone.nodes.includes(node)) return;
       const nodes = tombstone.nodes.filter((n) => n !== node);
       const ok = await this.store.commit(
@@ -219,7 +265,7 @@ export class VolumeCatalog {
 
   async attachment(id: string): Promise<AttachmentRecord | undefined> {
     const entry = await this.store.get(this.keys.attachment(id));
-    return entry ? (JSON.parse(entry.value) as AttachmentRecord) : undefined;
+    return entry ? this.attachmentOf(entry) : undefined;
   }
 
   /**
@@ -236,7 +282,7 @@ export class VolumeCatalog {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.store.get(this.keys.attachment(id));
       if (current) {
-        const holder = JSON.parse(current.value) as AttachmentRecord;
+        const holder = this.attachmentOf(current);
         if (!(await mayTakeOver(holder))) {
           throw new ConflictError(
             "volume.attached",
@@ -278,10 +324,10 @@ export class VolumeCatalog {
         this.store.get(this.keys.attachment(id)),
       ]);
       if (!volume) throw new NotFoundError("volume", id);
-      if (!attached || (JSON.parse(attached.value) as AttachmentRecord).epoch !== epoch) {
+      if (!attached || this.attachmentOf(attached).epoch !== epoch) {
         throw new ConflictError("volume.fenced", `volume ${id} is no longer attached with epoch ${epoch}`);
       }
-      const record = JSON.parse(volume.value) as VolumeRecord;
+      const record = this.volumeOf(volume);
       const next = { ...record, replicas: change(record.replicas) };
       // A node dropped from the list is recorded, so that it destroys its replica when it can; a node added back
       // comes off that record, so that its new replica is kept.
@@ -289,7 +335,7 @@ export class VolumeCatalog {
       const after = next.replicas.map((r) => r.node);
       const tomb = await this.store.get(this.keys.tombstone(id));
       const tombstone = withNodes(
-        tomb ? parseTombstone(tomb.value) : undefined,
+        tomb ? this.tombstoneOf(tomb) : undefined,
         record,
         "removed",
         before.filter((n) => !after.includes(n)),
@@ -314,7 +360,7 @@ export class VolumeCatalog {
   /** Updates this node's attachment (device path, mount point), only while `epoch` still holds it. */
   async updateAttachment(id: string, epoch: number, change: Partial<AttachmentRecord>): Promise<void> {
     const entry = await this.store.get(this.keys.attachment(id));
-    const current = entry ? (JSON.parse(entry.value) as AttachmentRecord) : undefined;
+    const current = entry ? this.attachmentOf(entry) : undefined;
     if (!entry || current?.epoch !== epoch) {
       throw new ConflictError("volume.fenced", `volume ${id} is no longer attached with epoch ${epoch}`);
     }
@@ -327,15 +373,23 @@ export class VolumeCatalog {
   /** Releases the attachment if `epoch` still holds it. */
   async detach(id: string, epoch: number): Promise<void> {
     const entry = await this.store.get(this.keys.attachment(id));
-    if (!entry || (JSON.parse(entry.value) as AttachmentRecord).epoch !== epoch) return;
+    if (!entry || this.attachmentOf(entry).epoch !== epoch) return;
     await this.store.commit([{ key: entry.key, revision: entry.revision }], [{ delete: entry.key }]);
   }
 
   /** Every attachment held by `node`, e.g. left over by a crashed agent. */
   async attachmentsOf(node: string): Promise<Array<{ id: string; attachment: AttachmentRecord }>> {
-    const entries = await this.store.list(this.keys.attachments);
-    return entries
-      .map((e) => ({ id: e.key.slice(this.keys.attachments.length), attachment: JSON.parse(e.value) }))
-      .filter((a) => a.attachment.node === node);
+    const held: Array<{ id: string; attachment: AttachmentRecord }> = [];
+    for (const entry of await this.store.list(this.keys.attachments)) {
+      const id = entry.key.slice(this.keys.attachments.length);
+      if (!VolumeId.safeParse(id).success) {
+        this.report(new BadRecordError(entry.key, "filed under a key that is not a volume id"));
+        continue;
+      }
+      for (const attachment of readRecords(AttachmentRecordSchema, [entry], this.report)) {
+        if (attachment.node === node) held.push({ id, attachment });
+      }
+    }
+    return held;
   }
 }

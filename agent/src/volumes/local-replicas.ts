@@ -1,10 +1,20 @@
 import { readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { NotFoundError, OperationError } from "../errors.js";
+import { HoldfastError, NotFoundError, OperationError } from "../errors.js";
 import { Replica } from "../replica/index.js";
+import { VolumeId } from "./record-schemas.js";
 
-/** The directory of a volume's replica in a pool. */
+/**
+ * The directory of a volume's replica in a pool. The one place an id becomes a path, so the one place it is
+ * checked: an id from the store or a peer that is not plain hex (`../../etc`) never reaches the file system.
+ */
 export function replicaDir(pool: string, volumeId: string): string {
+  if (!VolumeId.safeParse(volumeId).success) {
+    throw new HoldfastError("replica.bad_id", `a volume id must be hex, not ${JSON.stringify(volumeId)}`, {
+      field: "volumeId",
+      status: 400,
+    });
+  }
   return join(pool, "replicas", volumeId);
 }
 
@@ -115,7 +125,9 @@ export class LocalReplicas {
   async list(): Promise<string[]> {
     const ids: string[] = [];
     for (const pool of this.pools) {
-      ids.push(...(await readdir(join(pool, "replicas")).catch(() => [] as string[])));
+      // Only what replicaDir could have made: anything else in the directory is not a replica.
+      const names = await readdir(join(pool, "replicas")).catch(() => [] as string[]);
+      ids.push(...names.filter((name) => VolumeId.safeParse(name).success));
     }
     return ids;
   }

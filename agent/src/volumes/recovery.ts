@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import { ConflictError, NotFoundError } from "../errors.js";
-import type { MetaStore } from "../meta/index.js";
+import { type BadRecordError, type MetaStore, readRecords } from "../meta/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { LocalReplicas } from "./local-replicas.js";
+import { QuarantineRecordSchema } from "./record-schemas.js";
 import type { QuarantineRecord, StoreKeys } from "./records.js";
 import type { ReplicaAccess } from "./replica-access.js";
 
@@ -17,6 +18,8 @@ export interface RecoveryOptions {
   /** How long a quarantined replica is kept before it is destroyed. */
   quarantineTtlMs: number;
   logger: Logger;
+  /** Told of every quarantine record that is not valid: it is left out. */
+  report: (err: BadRecordError) => void;
 }
 
 /**
@@ -82,7 +85,9 @@ export class Recovery {
   async list(node?: string): Promise<QuarantineRecord[]> {
     const { store, keys } = this.options;
     const entries = await store.list(node ? `${keys.quarantine}${node}/` : keys.quarantine);
-    return entries.map((e) => JSON.parse(e.value) as QuarantineRecord);
+    return readRecords(QuarantineRecordSchema, entries, this.options.report, (q, key) =>
+      key === keys.quarantined(q.node, q.volumeId) ? undefined : `it says ${q.node}/${q.volumeId}`,
+    );
   }
 
   /** Destroys quarantined replicas: `id` (on any node, or on `node`), or every one on `node`. */
