@@ -48,8 +48,9 @@ test("both nodes see both nodes up, with their zones and API URLs", async () => 
 });
 
 test("a SIGKILLed node goes down once its lease expires, and up again when it restarts", async () => {
+  // No assertion that it still shows up right after the kill: that holds only while the CLI answers within the
+  // lease TTL, which a loaded machine does not promise (it failed CI once).
   await b.stop("SIGKILL");
-  assert.is((await states(a)).beta, "zone-b:up", "its lease outlives it for up to the TTL");
   await eventually(async () => (await states(a)).beta === "zone-b:down", "beta down");
   await b.restart();
   await eventually(async () => (await states(a)).beta === "zone-b:up", "beta up again");
