@@ -232,7 +232,11 @@ test("lost settles when the replica's node closes the connection, with nothing i
   assert.not.ok(settled, "closing it here is no loss");
 });
 
-test("the engine keeps to the window: requests past it wait in order, and all complete once answers come", async () => {
+/**
+ * A replica that answers pings at once and holds every other answer until `release()`, and a RemoteReplica on it:
+ * what the engine has outstanding is what it sent.
+ */
+async function heldReplica() {
   let release: () => void = () => undefined;
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -241,6 +245,11 @@ test("the engine keeps to the window: requests past it wait in order, and all co
     r.op === Op.Open ? OPENED : r.op === Op.Ping ? undefined : released.then(() => undefined),
   );
   const remote = await RemoteReplica.connect(options(port, { livenessTimeoutMs: 60_000 }));
+  return { remote, seen, release };
+}
+
+test("the engine keeps to the window: requests past it wait in order, and all complete once answers come", async () => {
+  const { remote, seen, release } = await heldReplica();
   const small = Array.from({ length: WINDOW_REQUESTS + 100 }, (_, i) =>
     remote.write(i * 4096, Buffer.alloc(4096)),
   );
@@ -260,14 +269,7 @@ test("the engine keeps to the window: requests past it wait in order, and all co
 });
 
 test("the window counts bytes too: 1 MiB writes beyond its bytes wait", async () => {
-  let release: () => void = () => undefined;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const { port, seen } = await fakeReplica((r) =>
-    r.op === Op.Open ? OPENED : r.op === Op.Ping ? undefined : released.then(() => undefined),
-  );
-  const remote = await RemoteReplica.connect(options(port, { livenessTimeoutMs: 60_000 }));
+  const { remote, seen, release } = await heldReplica();
   const MiB = 1024 * 1024;
   const big = Array.from({ length: WINDOW_BYTES / MiB + 8 }, (_, i) =>
     remote.write(i * MiB, Buffer.alloc(MiB)),
