@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { type CsiServer, serveCsi } from "./api/csi/index.js";
@@ -75,7 +75,12 @@ export async function startAgent(
   config: AgentConfig,
   logger: Logger = pino({ level: config.logLevel }),
 ): Promise<RunningAgent> {
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // 0700 at every start, whatever the directories were: tokens, sockets, keys and replicas are in them, and
+  // containers' file systems are mounted under the mount root.
+  for (const dir of [config.dataDir, config.mountDir]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  }
   for (const pool of config.pools) await mkdir(pool, { recursive: true, mode: 0o700 });
   const runDir = join(config.dataDir, "run");
   await mkdir(runDir, { recursive: true, mode: 0o700 });
@@ -179,6 +184,8 @@ export async function startAgent(
     token,
     logger,
     version: VERSION,
+    requestTimeoutMs: config.apiRequestTimeout * 1000,
+    maxConnections: config.apiMaxConnections,
     cluster: {
       cluster: async () => ({ id: config.cluster, store: config.store, nodes: await membership.list() }),
       quarantine: recovery,

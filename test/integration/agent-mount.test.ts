@@ -47,7 +47,7 @@ async function leftovers(): Promise<string[]> {
 
 test("volume mount gives an ext4 file system; files survive unmount, remount and restarts", async () => {
   await agent.json("volume", "create", "name=files,size=256M");
-  const target = join(agent.dir, "mnt-files");
+  const target = join(agent.dir, "mnt", "files");
   const mounted = await agent.json<Mounted>("volume", "mount", "files", target);
   assert.is(mounted.mountPath, target);
   assert.match(mounted.devicePath, /^\/dev\/loop\d+$/);
@@ -92,7 +92,7 @@ test("a 1 TiB volume costs under 16 MiB on disk before any write", async () => {
 
 test("resize grows a mounted volume's file system; shrinking is refused", async () => {
   await agent.json("volume", "create", "name=growing,size=128M");
-  const target = join(agent.dir, "mnt-growing");
+  const target = join(agent.dir, "mnt", "growing");
   await agent.json("volume", "mount", "growing", target);
   const sizeOf = async () => Number((await sh("df", ["-B1", "--output=size", target])).split("\n")[1]);
   const before = await sizeOf();
@@ -108,7 +108,7 @@ test("resize grows a mounted volume's file system; shrinking is refused", async 
 });
 
 test("a mounted volume cannot be deleted or detached; the message says why", async () => {
-  const target = join(agent.dir, "mnt-files");
+  const target = join(agent.dir, "mnt", "files");
   await agent.json("volume", "mount", "files", target);
   const del = await agent.cli("volume", "delete", "files");
   assert.is(del.code, 1);

@@ -221,7 +221,7 @@ test("a busy mount path: a file where the mount point goes, or the volume mounte
   assert.is((await inspect("busy")).state, "detached", "a failed mount leaves the volume detached");
   await sh("rm", [`${agent.dir}/mnt/busy`]);
 
-  const other = join(agent.dir, "elsewhere");
+  const other = join(agent.dir, "mnt", "elsewhere");
   await agent.json("volume", "mount", "busy", other);
   await refused("/VolumeDriver.Mount", { Name: "busy", ID: "c1" }, /already mounted at .*elsewhere/);
   await refused("/VolumeDriver.Unmount", { Name: "busy", ID: "c1" }, /not mounted on node1 for container c1/);

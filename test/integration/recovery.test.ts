@@ -377,7 +377,7 @@ fabric(
       );
       const evil = await cluster.hf(["volume", "inspect", "evil"]);
       assert.is.not(evil.code, 0);
-      assert.match(evil.stderr, "a name must map to a volume id");
+      assert.match(evil.stderr, "internal error: see the agent's log for request");
       assert.is((await cluster.hf(["volume", "list"])).code, 0, "the other volumes are still listed");
     } finally {
       for (const [key] of planted) await etcd.delete().key(key);

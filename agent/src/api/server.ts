@@ -1,4 +1,12 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { HoldfastError, SpecError } from "../errors.js";
@@ -19,6 +27,10 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Version reported in the OpenAPI document. */
   version: string;
+  /** Milliseconds a client has to send a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** Connections open at once; past it a new one is closed at once. */
+  maxConnections: number;
 }
 
 /** Validates one part of a request, turning the first zod issue into a SpecError naming the field. */
@@ -35,6 +47,17 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // A slow client (a trickled request, an idle connection) holds a socket and a file descriptor: each is bounded.
+    // Node answers 408 to a request not in within this; a connection that sends nothing at all is closed below.
+    requestTimeout: options.requestTimeoutMs,
+    keepAliveTimeout: 5000,
+    http: {
+      headersTimeout: options.requestTimeoutMs,
+      // Node checks the request and header timeouts this often; its 30 s default would let a 1 s bound be 31 s.
+      connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs),
+    },
+    // Request ids that mean something only in this agent's log, where a 500's details are.
+    genReqId: () => randomBytes(6).toString("hex"),
     // One debug line per request from our own hook, instead of fastify's two info lines.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -57,9 +80,15 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     );
   });
 
+  // A 500 says what failed (its code) and where to read the rest (the request id in this agent's log), never the
+  // details: they hold command lines, paths and peers' answers. Other errors are the caller's to read.
+  const internal = (req: FastifyRequest, code: string) => ({
+    error: { code, message: `internal error: see the agent's log for request ${req.id}`, request: req.id },
+  });
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof HoldfastError) {
       if (err.status >= 500) req.log.error({ err }, err.message);
+      if (err.status === 500) return reply.code(500).send(internal(req, err.code));
       return reply.code(err.status).send({ error: err.toJSON() });
     }
     const status = (err as { statusCode?: number }).statusCode;
@@ -67,7 +96,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       return reply.code(status).send({ error: { code: "request.invalid", message: (err as Error).message } });
     }
     req.log.error({ err }, "request failed");
-    return reply.code(500).send({ error: { code: "internal", message: (err as Error).message } });
+    return reply.code(500).send(internal(req, "internal"));
   });
 
   app.setNotFoundHandler((req, reply) =>
@@ -95,5 +124,13 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       },
     });
   }
+  app.server.maxConnections = options.maxConnections;
+  // Node's request timeout starts at a request's first byte: a connection that never sends one would be held for
+  // ever. It gets twice the bound for its first request; after a response, keepAliveTimeout bounds it.
+  const firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
+  app.server.on("connection", (socket: Socket) => {
+    firstRequest.set(socket, setTimeout(() => socket.destroy(), 2 * options.requestTimeoutMs).unref());
+  });
+  app.server.on("request", (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));
   return app;
 }

@@ -60,7 +60,16 @@ export function buildProgram(): Command {
       "--adopt-identity",
       "start although the node id, cluster or store differs from what the data dir recorded, and record the new one",
     )
-    .option("--mount-dir <dir>", "default parent of mount points (default /var/lib/holdfast/mounts)")
+    .option(
+      "--mount-dir <dir>",
+      "the mount root: default parent of mount points, and where API mounts must be (default /var/lib/holdfast/mounts)",
+    )
+    .option(
+      "--api-request-timeout <seconds>",
+      "seconds a client has to send a whole API request (default 30)",
+      Number,
+    )
+    .option("--api-max-connections <n>", "API connections open at once (default 256)", Number)
     .option(
       "--plugin-socket <path>",
       'Docker volume plugin socket, or "none" (default /run/docker/plugins/holdfast.sock)',
@@ -78,6 +87,8 @@ export function buildProgram(): Command {
         zone: opts.zone,
         rack: opts.rack,
         mountDir: opts.mountDir,
+        apiRequestTimeout: opts.apiRequestTimeout,
+        apiMaxConnections: opts.apiMaxConnections,
         leaseTtl: opts.leaseTtl,
         replication: opts.replication,
         tlsDir: opts.tlsDir,

@@ -64,8 +64,30 @@ export const AgentConfigSchema = z.object({
   zone: Name.default("default"),
   /** Failure domain: rack. @default "default" */
   rack: Name.default("default"),
-  /** Where `volume mount` mounts a volume when no path is given. @default "/var/lib/holdfast/mounts" */
+  /**
+   * The mount root: where `volume mount` mounts a volume when no path is given, and the only place a path given to the
+   * REST API may resolve to (CSI's paths are kubelet's, over its host-local socket). Made mode 0700 at every start.
+   * @default "/var/lib/holdfast/mounts"
+   */
   mountDir: z.string().min(1).default("/var/lib/holdfast/mounts"),
+  /** Seconds a client has to send a whole API request, headers and body; a slower one is cut off. @default 30 */
+  apiRequestTimeout: z
+    .number()
+    .int()
+    .min(1, "must be at least 1 second")
+    .max(600, "must be at most 600 seconds")
+    .default(30),
+  /**
+   * API connections open at once; past it a new one is closed at once, so idle or slow clients cannot take the file
+   * descriptors the volumes' I/O needs.
+   * @default 256
+   */
+  apiMaxConnections: z
+    .number()
+    .int()
+    .min(8, "must be at least 8")
+    .max(65_536, "must be at most 65536")
+    .default(256),
   /** Serve small page-aligned reads and writes from the event loop, not the thread pool (faster on few cores). @default true */
   inlineIo: z.boolean().default(true),
   /** Seconds this node's lease lives without a keep-alive: how long a dead node still counts as up. @default 5 */

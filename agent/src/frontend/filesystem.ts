@@ -40,8 +40,12 @@ export async function makeFilesystem(dev: string, type: FilesystemType): Promise
   else await run("volume.mkfs", "mkfs.xfs", ["-q", "-K", dev]);
 }
 
+/**
+ * Mounts the volume's file system. Always nosuid and nodev: its contents are a container's to write, so a setuid
+ * binary or a device node on it must not give the host's root or devices to whoever wrote it.
+ */
 export async function mountFilesystem(dev: string, target: string, type: string): Promise<void> {
-  await run("volume.mount", "mount", ["-t", type, dev, target]);
+  await run("volume.mount", "mount", ["-t", type, "-o", "nosuid,nodev", dev, target]);
 }
 
 /**

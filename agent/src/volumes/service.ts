@@ -1,4 +1,5 @@
-import { join, resolve } from "node:path";
+import { realpath } from "node:fs/promises";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import type { Logger } from "pino";
 import { placementFor, placeReplicas } from "../cluster/index.js";
 import { ConflictError, SpecError } from "../errors.js";
@@ -157,10 +158,20 @@ export class VolumeService {
     return this.view(record);
   }
 
-  /** Attaches (if needed), makes the file system on first use, and mounts at `path` (or the default). */
-  async mount(name: string, path?: string): Promise<VolumeView> {
+  /**
+   * Attaches (if needed), makes the file system on first use, and mounts at `path` (or the default, in the mount
+   * root). A path must resolve inside the mount root, symbolic links followed, unless `anywhere`: CSI's staging paths
+   * are kubelet's, asked for over its host-local socket.
+   */
+  async mount(name: string, path?: string, options: { anywhere?: boolean } = {}): Promise<VolumeView> {
     const record = await this.options.catalog.get(name);
-    const target = resolve(path ?? join(this.options.mountDir, record.spec.name));
+    const { mountDir } = this.options;
+    const target =
+      path === undefined
+        ? join(mountDir, record.spec.name)
+        : options.anywhere
+          ? resolve(path)
+          : await insideMountRoot(mountDir, path);
     await this.local.serialize(record.id, async () => {
       const wasAttached = this.local.get(record.id) !== undefined;
       await this.local.attach(record);
@@ -289,4 +300,31 @@ export class VolumeService {
     }
     return viewOf(record, attachment, usage, progress);
   }
+}
+
+/** `path` with its symbolic links resolved, if that is strictly inside `root`; a SpecError on `path` if not. */
+async function insideMountRoot(root: string, path: string): Promise<string> {
+  const realRoot = await realpath(root);
+  // The deepest part of the path that exists, resolved; the parts still to be made cannot be links yet.
+  const asked = resolve(realRoot, path);
+  let existing = asked;
+  const toMake: string[] = [];
+  let real: string | undefined;
+  while (real === undefined) {
+    try {
+      real = await realpath(existing);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || existing === dirname(existing)) throw err;
+      toMake.unshift(basename(existing));
+      existing = dirname(existing);
+    }
+  }
+  const target = join(real, ...toMake);
+  if (!target.startsWith(realRoot + sep)) {
+    throw new SpecError(
+      "path",
+      `must be inside the mount root ${root} (--mount-dir), not ${path}${target === asked ? "" : ` (it resolves to ${target})`}`,
+    );
+  }
+  return target;
 }

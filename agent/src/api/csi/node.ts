@@ -49,7 +49,8 @@ export function nodeService(o: NodeOptions) {
     if (view.attachedOn === o.nodeId && view.mountPath) {
       throw new CsiError(status.ALREADY_EXISTS, `volume ${id} is staged at ${view.mountPath} on this node`);
     }
-    await volumes.mount(view.name, staging);
+    // kubelet chooses the staging path, outside the mount root, and asks over its host-local socket.
+    await volumes.mount(view.name, staging, { anywhere: true });
     logger.info({ volume: view.name, staging }, "csi volume staged");
     return {};
   }
