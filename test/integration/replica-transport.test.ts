@@ -1,6 +1,7 @@
 import { rejects } from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { type Socket as NetSocket, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
@@ -296,6 +297,66 @@ test("a peer past the window is not read from until it is back under; then all i
     await slow.close();
   }
   await pool.release("0f02");
+});
+
+test("connections that never finish the handshake or never ask are closed; past the cap a new one is closed at once", async () => {
+  await mkdir(join(dir, "d"));
+  const pool = new LocalReplicas([join(dir, "d")]);
+  await pool.create({ volumeId: "0f03", size: 64 * MiB, blockSize: 4096 });
+  const bounded = new ReplicaServer({
+    identity: b,
+    host: "127.0.0.1",
+    port: 0,
+    logger: pino({ level: "silent" }),
+    openReplica: (volumeId) => pool.acquire(volumeId),
+    closeReplica: (volumeId) => void pool.release(volumeId),
+    createReplica: (spec) => pool.create(spec),
+    destroyReplica: (volumeId) => pool.destroy(volumeId),
+    policy: everyPeerMay,
+    handshakeTimeoutMs: 300,
+    maxConnections: 2,
+  });
+  const boundedPort = await bounded.listen();
+  const closed = (socket: NetSocket) => new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  try {
+    // A TCP connection that never starts TLS, and a TLS one that never sends a request.
+    const mute = netConnect(boundedPort, "127.0.0.1").resume();
+    await closed(mute);
+    const quiet = connect({
+      host: "127.0.0.1",
+      port: boundedPort,
+      ...clientTlsOptions(a, "node-b"),
+    }).resume();
+    await new Promise((r) => quiet.once("secureConnect", r));
+    await closed(quiet);
+
+    // Two that talk stay; a third is closed before its handshake completes.
+    const talking = await Promise.all(
+      [0, 1].map(async () => {
+        const r = await RemoteReplica.connect({
+          identity: a,
+          nodeId: "node-b",
+          host: "127.0.0.1",
+          port: boundedPort,
+          volumeId: "0f03",
+        });
+        await r.admit(1);
+        return r;
+      }),
+    );
+    const third = connect({ host: "127.0.0.1", port: boundedPort, ...clientTlsOptions(a, "node-b") });
+    third.on("error", () => undefined);
+    let secured = false;
+    third.once("secureConnect", () => {
+      secured = true;
+    });
+    await closed(third);
+    assert.not.ok(secured, "the third connection was served");
+    for (const t of talking) assert.equal(await t.activeRegions(), [], "the first two still answer");
+    for (const t of talking) t.close();
+  } finally {
+    await bounded.close();
+  }
 });
 
 test.run();

@@ -35,6 +35,18 @@ export interface ReplicaServerOptions {
   /** Who may admit, create and destroy: asked before each, with the peer's verified node id. */
   policy: ReplicaPolicy;
   logger: Logger;
+  /**
+   * Milliseconds a connection has to complete its TLS handshake, and then as much again to send its first request:
+   * one that does neither holds a file descriptor for nothing.
+   * @default 10000
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Connections open at once (an engine holds one per volume with a replica here); past it a new one is closed at
+   * once, so a flood of connections cannot take the descriptors replica I/O needs.
+   * @default 4096
+   */
+  maxConnections?: number;
 }
 
 /**
@@ -70,10 +82,16 @@ export class ReplicaServer {
   private readonly sockets = new Set<TLSSocket>();
 
   constructor(private readonly options: ReplicaServerOptions) {
-    this.server = createServer(serverTlsOptions(options.identity), (socket) => this.serve(socket));
-    this.server.on("tlsClientError", (err) =>
-      options.logger.warn({ err: err.message }, "replication: peer refused"),
+    const handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
+    this.server = createServer({ ...serverTlsOptions(options.identity), handshakeTimeout }, (socket) =>
+      this.serve(socket, handshakeTimeout),
     );
+    this.server.maxConnections = options.maxConnections ?? 4096;
+    // A listener here keeps Node from destroying the socket itself: a handshake that failed or ran out of time.
+    this.server.on("tlsClientError", (err, socket) => {
+      options.logger.warn({ err: err.message }, "replication: peer refused");
+      socket.destroy();
+    });
   }
 
   /** Resolves with the port listened on. */
@@ -94,10 +112,12 @@ export class ReplicaServer {
     return closed;
   }
 
-  private serve(socket: TLSSocket): void {
+  private serve(socket: TLSSocket, firstRequestMs: number): void {
     const peer = verifiedPeerNodeId(socket) ?? "unknown";
     const { logger, policy } = this.options;
     this.sockets.add(socket);
+    const silent = setTimeout(() => socket.destroy(), firstRequestMs).unref();
+    socket.once("data", () => clearTimeout(silent));
     // Replies are small frames an engine waits on: send each at once rather than after a delayed ACK.
     socket.setNoDelay(true);
     const send = corkedWriter(socket);
@@ -253,6 +273,7 @@ export class ReplicaServer {
     });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
+      clearTimeout(silent);
       this.sockets.delete(socket);
       if (refusals > 1)
         logger.warn({ peer, refusals }, "replication: refused requests on a connection now closed");
