@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { type CsiServer, serveCsi } from "./api/csi/index.js";
 import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.js";
-import { createApiServer } from "./api/index.js";
+import { ApiTokens, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { badRecordReporter, EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
@@ -179,9 +179,15 @@ export async function startAgent(
         .catch(() => undefined);
     }
   }, 2000);
+  // The audit log: its own file, 0600, beside the token it protects.
+  const audit = pino(
+    { base: { node: config.nodeId } },
+    pino.destination({ dest: join(config.dataDir, "audit.log"), mode: 0o600, sync: false }),
+  );
   const app = createApiServer({
     volumes,
-    token,
+    tokens: new ApiTokens(store, keys.root, token, report),
+    audit,
     logger,
     version: VERSION,
     requestTimeoutMs: config.apiRequestTimeout * 1000,
@@ -206,6 +212,7 @@ export async function startAgent(
       await plugin?.close();
       await csi?.close();
       await app.close();
+      audit.flush();
       await volumes.shutdown();
       await replication?.close();
       await membership.leave();

@@ -1,3 +1,3 @@
-export { tokenMatches } from "./auth.js";
 export type { ClusterInfo } from "./routes.js";
 export { type ApiServerOptions, createApiServer } from "./server.js";
+export { ApiTokens, type Principal, ROLES, type Role } from "./tokens.js";

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
+import type { Role } from "./tokens.js";
 
 /** One REST route: its schemas validate requests and also produce the OpenAPI document. */
 export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
@@ -14,6 +15,8 @@ export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.
   documentedBody?: Record<string, unknown>;
   /** Status of a successful answer. @default 200 */
   status?: number;
+  /** The role a token needs for this route. @default "viewer" for GET, "operator" for the rest */
+  role?: Role;
   handler: (
     input: { params: z.output<P>; body: z.output<B> },
     req: FastifyRequest,

@@ -6,6 +6,7 @@ import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import type { Recovery } from "../volumes/recovery.js";
 import { route } from "./route.js";
+import { type ApiTokens, ROLES } from "./tokens.js";
 
 /** What the API reports about the cluster. */
 export interface ClusterInfo {
@@ -36,6 +37,26 @@ function withQuarantine(nodes: NodeStatus[], quarantine: QuarantineRecord[]) {
 }
 
 const NameParams = z.object({ name: z.string().min(1).max(255) });
+
+const TokenBody = z
+  .object({
+    role: z.enum(ROLES, { error: "must be viewer, operator or admin" }),
+    name: z.string().max(128).optional(),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1, "must be at least 1 second")
+      .max(10 * 365 * 86_400, "must be at most ten years")
+      .optional(),
+  })
+  .strict()
+  .describe(
+    "A token's role (viewer reads; operator creates, mounts, attaches; admin also tokens and nodes), a name for people, and a TTL (none: until revoked).",
+  );
+
+const TokenParams = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/, "must be a token id (16 hex digits)"),
+});
 
 /** A volume to create: an inline `spec`, separate keys, or both (keys may not repeat what the spec says). */
 const CreateBody = z
@@ -102,8 +123,36 @@ function specFromBody(body: z.output<typeof CreateBody>) {
   return { ...fromSpec, ...fromFields, name: fromSpec.name };
 }
 
-export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
+export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: ApiTokens) {
   return [
+    route({
+      method: "POST",
+      url: "/v1/tokens",
+      summary: "Makes an API token; the answer holds its secret, shown this once and stored only hashed.",
+      role: "admin",
+      body: TokenBody,
+      status: 201,
+      handler: ({ body }) => tokens.create(body),
+    }),
+    route({
+      method: "GET",
+      url: "/v1/tokens",
+      summary: "The API tokens: id, role, name, creation and expiry (never the secrets).",
+      role: "admin",
+      handler: () => tokens.list(),
+    }),
+    route({
+      method: "DELETE",
+      url: "/v1/tokens/:id",
+      summary: "Revokes an API token, at once and on every node.",
+      role: "admin",
+      params: TokenParams,
+      status: 204,
+      handler: async ({ params }) => {
+        await tokens.revoke(params.id);
+        return null;
+      },
+    }),
     route({
       method: "GET",
       url: "/v1/cluster",
@@ -146,6 +195,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo) {
       method: "POST",
       url: "/v1/quarantine/purge",
       summary: "Destroys quarantined replicas (never one a volume lists); answers those destroyed.",
+      role: "admin",
       body: PurgeBody,
       handler: ({ body }) => info.quarantine.purge(body),
     }),

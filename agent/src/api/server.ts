@@ -9,21 +9,23 @@ import Fastify, {
 } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import { HoldfastError, SpecError } from "../errors.js";
+import { ForbiddenError, HoldfastError, SpecError } from "../errors.js";
 import type { VolumeService } from "../volumes/index.js";
-import { tokenMatches } from "./auth.js";
 import { createMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import type { Route } from "./route.js";
 import { type ClusterInfo, volumeRoutes } from "./routes.js";
+import { type ApiTokens, allows, type Principal } from "./tokens.js";
 
 export interface ApiServerOptions {
   /** The volume service the routes call. */
   volumes: VolumeService;
   /** Cluster and node status. */
   cluster: ClusterInfo;
-  /** Bearer token every request must carry. */
-  token: string;
+  /** The tokens a request may carry (`Authorization: Bearer <token>`), and what each may do. */
+  tokens: ApiTokens;
+  /** Where every change and every refused request is written: who, what, when, and the outcome. */
+  audit: Logger;
   logger: Logger;
   /** Version reported in the OpenAPI document. */
   version: string;
@@ -61,16 +63,43 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     // One debug line per request from our own hook, instead of fastify's two info lines.
     logController: new LogController({ disableRequestLogging: true }),
   });
-  const routes: Route[] = volumeRoutes(options.volumes, options.cluster);
+  const routes: Route[] = volumeRoutes(options.volumes, options.cluster, options.tokens);
   const document = openApiDocument(routes, options.version);
 
+  const principals = new WeakMap<FastifyRequest, Principal>();
   app.addHook("onRequest", async (req, reply) => {
-    if (!tokenMatches(req.headers.authorization, options.token)) {
+    const principal = await options.tokens.authenticate(req.headers.authorization);
+    if (!principal) {
       reply.header("www-authenticate", "Bearer");
       return reply.code(401).send({
-        error: { code: "auth.required", message: "a valid token is required: Authorization: Bearer <token>" },
+        error: {
+          code: "auth.required",
+          message:
+            "a valid token is required: Authorization: Bearer <token> (unknown, revoked and expired ones are not)",
+        },
       });
     }
+    principals.set(req, principal);
+  });
+
+  // The audit log: every change and every refusal, with the token's id (never its secret).
+  app.addHook("onResponse", async (req, reply) => {
+    const refused = reply.statusCode === 401 || reply.statusCode === 403;
+    if (req.method === "GET" && !refused) return;
+    const principal = principals.get(req);
+    options.audit.info(
+      {
+        token: principal?.token ?? null,
+        role: principal?.role ?? null,
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        outcome: refused ? "refused" : reply.statusCode < 400 ? "done" : "failed",
+        peer: req.ip,
+        reqId: req.id,
+      },
+      "audit",
+    );
   });
 
   app.addHook("onResponse", async (req, reply) => {
@@ -116,6 +145,14 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       method: r.method,
       url: r.url,
       handler: async (req, reply) => {
+        const needed = r.role ?? (r.method === "GET" ? "viewer" : "operator");
+        const principal = principals.get(req) as Principal;
+        if (!allows(principal.role, needed)) {
+          throw new ForbiddenError(
+            "auth.forbidden",
+            `this token (${principal.token}, role ${principal.role}) may not ${r.method} ${r.url}: that needs role ${needed}`,
+          );
+        }
         const params = validate(r.params, req.params);
         const body = validate(r.body, req.body);
         const result = await r.handler({ params, body }, req, reply);

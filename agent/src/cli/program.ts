@@ -4,7 +4,7 @@ import { Command, Option } from "commander";
 import pino from "pino";
 import type { NodeStatus } from "../cluster/index.js";
 import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
-import { ConflictError } from "../errors.js";
+import { ConflictError, SpecError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
 import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
@@ -250,5 +250,66 @@ export function buildProgram(): Command {
       );
     });
 
+  const tokens = program
+    .command("token")
+    .description("API tokens: viewer reads; operator creates, mounts, attaches; admin also tokens and nodes");
+  tokens
+    .command("create")
+    .description("make a token; its secret is printed this once")
+    .requiredOption("--role <role>", "viewer, operator or admin")
+    .option("--name <name>", "what it is for, for people")
+    .option(
+      "--ttl <duration>",
+      "how long it lasts: seconds, or a number with s, m, h or d (default: until revoked)",
+    )
+    .action(async (opts: { role: string; name?: string; ttl?: string }, cmd: Command) => {
+      const made = await client().request<{
+        id: string;
+        role: string;
+        token: string;
+        expiresAt: string | null;
+      }>("POST", "tokens", {
+        role: opts.role,
+        ...(opts.name !== undefined && { name: opts.name }),
+        ...(opts.ttl !== undefined && { ttlSeconds: parseDuration(opts.ttl) }),
+      });
+      print(format(cmd), made, () =>
+        [
+          `token ${made.id} (${made.role}${made.expiresAt ? `, until ${made.expiresAt}` : ""}): shown this once`,
+          made.token,
+        ].join("\n"),
+      );
+    });
+  tokens
+    .command("list")
+    .description("list tokens (never their secrets)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const all = await client().request<
+        Array<{ id: string; role: string; name: string; expiresAt: string | null }>
+      >("GET", "tokens");
+      print(format(cmd), all, () =>
+        all.length === 0
+          ? "no tokens (the node's own token, in <data-dir>/token, is an admin token)"
+          : all
+              .map((t) => `${t.id}  ${t.role.padEnd(8)}  ${t.expiresAt ?? "no expiry"}  ${t.name}`)
+              .join("\n"),
+      );
+    });
+  tokens
+    .command("revoke <id>")
+    .description("revoke a token, at once and on every node")
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      await client().request("DELETE", `tokens/${encodeURIComponent(id)}`);
+      print(format(cmd), { revoked: id }, () => `revoked token ${id}`);
+    });
+
   return program;
+}
+
+/** `90`, `90s`, `15m`, `24h` or `7d`, in seconds; a SpecError on `ttl` otherwise. */
+function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!match) throw new SpecError("ttl", `must be seconds, or a number with s, m, h or d, not "${text}"`);
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(match[1]) * unit;
 }
