@@ -4,13 +4,17 @@ import { AgentProcess, sh } from "../support/agent-process.js";
 import { EtcdProcess } from "../support/etcd-process.js";
 
 // A real agent on a real etcd: metadata outlives the agent, and an etcd outage fails control operations at
-// once while an attached volume keeps serving I/O.
+// once while an attached volume keeps serving I/O for as long as its node's lease certainly lives. The lease TTL
+// is 60 s here, so that the I/O falls well inside it on a loaded machine too (with the default 5 s, a slow CLI
+// let the engine suspend first, and the test waited on I/O that was rightly held until etcd came back).
 let etcd: EtcdProcess;
 let agent: AgentProcess;
 
 test.before(async () => {
   etcd = await EtcdProcess.start();
-  agent = await AgentProcess.start(["--store", `etcd://127.0.0.1:${etcd.clientPort}`, "--cluster", "t1"]);
+  agent = await AgentProcess.start([
+    ...["--store", `etcd://127.0.0.1:${etcd.clientPort}`, "--cluster", "t1", "--lease-ttl", "60"],
+  ]);
 });
 test.after(async () => {
   await agent?.destroy();
