@@ -18,6 +18,7 @@ import {
   RemoteReplica,
   type ReplicaPolicy,
   ReplicaServer,
+  type ReplicaServerOptions,
 } from "../../agent/src/transport/index.js";
 import {
   decodeReply,
@@ -39,6 +40,22 @@ const everyPeerMay: ReplicaPolicy = {
   created: () => undefined,
 };
 const MiB = 1024 * 1024;
+/** node-b's replication port over `pool`, every peer allowed (see above), with `extra` options. */
+function serverOn(pool: LocalReplicas, extra: Partial<ReplicaServerOptions> = {}): ReplicaServer {
+  return new ReplicaServer({
+    identity: b,
+    host: "127.0.0.1",
+    port: 0,
+    logger: pino({ level: "silent" }),
+    openReplica: (volumeId) => pool.acquire(volumeId),
+    closeReplica: (volumeId) => void pool.release(volumeId),
+    createReplica: (spec) => pool.create(spec),
+    destroyReplica: (volumeId) => pool.destroy(volumeId),
+    policy: everyPeerMay,
+    ...extra,
+  });
+}
+
 let dir = "";
 let a: NodeIdentity;
 let b: NodeIdentity;
@@ -60,17 +77,7 @@ test.before(async () => {
   await mkdir(join(dir, "b"));
   const pool = new LocalReplicas([join(dir, "b")]);
   await pool.create({ volumeId: "0f01", size: 64 * MiB, blockSize: 4096 });
-  server = new ReplicaServer({
-    identity: b,
-    host: "127.0.0.1",
-    port: 0,
-    logger: pino({ level: "silent" }),
-    openReplica: (volumeId) => pool.acquire(volumeId),
-    closeReplica: (volumeId) => void pool.release(volumeId),
-    createReplica: (spec) => pool.create(spec),
-    destroyReplica: (volumeId) => pool.destroy(volumeId),
-    policy: everyPeerMay,
-  });
+  server = serverOn(pool);
   port = await server.listen();
 });
 test.after(async () => {
@@ -235,16 +242,9 @@ test("a peer past the window is not read from until it is back under; then all i
       },
     },
   );
-  const slow = new ReplicaServer({
-    identity: b,
-    host: "127.0.0.1",
-    port: 0,
+  const slow = serverOn(pool, {
     logger,
     openReplica: async (volumeId) => gated(await pool.acquire(volumeId)),
-    closeReplica: (volumeId) => void pool.release(volumeId),
-    createReplica: (spec) => pool.create(spec),
-    destroyReplica: (volumeId) => pool.destroy(volumeId),
-    policy: everyPeerMay,
   });
   const slowPort = await slow.listen();
   const raw = connect({ host: "127.0.0.1", port: slowPort, ...clientTlsOptions(a, "node-b") });
@@ -303,19 +303,7 @@ test("connections that never finish the handshake or never ask are closed; past 
   await mkdir(join(dir, "d"));
   const pool = new LocalReplicas([join(dir, "d")]);
   await pool.create({ volumeId: "0f03", size: 64 * MiB, blockSize: 4096 });
-  const bounded = new ReplicaServer({
-    identity: b,
-    host: "127.0.0.1",
-    port: 0,
-    logger: pino({ level: "silent" }),
-    openReplica: (volumeId) => pool.acquire(volumeId),
-    closeReplica: (volumeId) => void pool.release(volumeId),
-    createReplica: (spec) => pool.create(spec),
-    destroyReplica: (volumeId) => pool.destroy(volumeId),
-    policy: everyPeerMay,
-    handshakeTimeoutMs: 300,
-    maxConnections: 2,
-  });
+  const bounded = serverOn(pool, { handshakeTimeoutMs: 300, maxConnections: 2 });
   const boundedPort = await bounded.listen();
   const closed = (socket: NetSocket) => new Promise<void>((resolve) => socket.once("close", () => resolve()));
   try {
