@@ -43,14 +43,18 @@ const hash = (secret: string) => createHash("sha256").update(secret).digest("hex
  * token is the first admin token, so a cluster is never without one.
  */
 export class ApiTokens {
+  private readonly bootstrapHash: string;
+
   constructor(
     private readonly store: MetaStore,
     /** The cluster's key prefix (`/holdfast/<cluster>`). */
     private readonly root: string,
     /** The node's own token: role admin. */
-    private readonly bootstrap: string,
+    bootstrap: string,
     private readonly report: (err: BadRecordError) => void,
-  ) {}
+  ) {
+    this.bootstrapHash = hash(bootstrap);
+  }
 
   private key(id: string): string {
     return `${this.root}/tokens/${id}`;
@@ -100,7 +104,7 @@ export class ApiTokens {
   async authenticate(header: string | undefined): Promise<Principal | undefined> {
     if (!header?.startsWith("Bearer ")) return undefined;
     const presented = header.slice("Bearer ".length);
-    if (same(hash(presented), hash(this.bootstrap))) return { token: "bootstrap", role: "admin" };
+    if (same(hash(presented), this.bootstrapHash)) return { token: "bootstrap", role: "admin" };
     const [prefix, id, secret, ...rest] = presented.split(".");
     if (prefix !== PREFIX || !id || !secret || rest.length > 0 || !/^[0-9a-f]{16}$/.test(id))
       return undefined;

@@ -1,10 +1,13 @@
 import type { Logger } from "pino";
 import { z } from "zod";
-import { Name } from "../config/index.js";
-import { type BadRecordError, type MetaStore, type Registration, readRecords } from "../meta/index.js";
-
-/** HOST:PORT, the host a name or an IPv4 or bracketed IPv6 address. */
-const HostPort = z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be HOST:PORT");
+import { HostPort, Name } from "../config/index.js";
+import {
+  type BadRecordError,
+  filedUnder,
+  type MetaStore,
+  type Registration,
+  readRecords,
+} from "../meta/index.js";
 
 /** A node record read back from the store: its addresses are where the CLI sends tokens and engines dial. */
 const NodeInfoSchema = z.object({
@@ -108,10 +111,11 @@ export class Membership {
       (await store.list(`${root}/alive/`)).map((e) => e.key.slice(`${root}/alive/`.length)),
     );
     const prefix = `${root}/nodes/`;
-    const nodes = readRecords(NodeInfoSchema, await store.list(prefix), this.options.report, (info, key) =>
-      key === prefix + info.id
-        ? undefined
-        : `it says node ${info.id} but is filed as ${key.slice(prefix.length)}`,
+    const nodes = readRecords(
+      NodeInfoSchema,
+      await store.list(prefix),
+      this.options.report,
+      filedUnder(prefix, "node", (info) => info.id),
     );
     return nodes.map((info) => ({ ...info, state: alive.has(info.id) ? "up" : "down" }));
   }

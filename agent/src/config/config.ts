@@ -9,7 +9,8 @@ export const Name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '_', '-' or '.'");
 
-const HostPort = z
+/** HOST:PORT: a name, an IPv4 or a bracketed IPv6 address, and a port; node records in the store are checked by it. */
+export const HostPort = z
   .string()
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. "127.0.0.1:9001"')
   .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");

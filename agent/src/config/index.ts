@@ -2,6 +2,7 @@ export {
   type AgentConfig,
   type AgentConfigInput,
   AgentConfigSchema,
+  HostPort,
   loadAgentConfig,
   Name,
 } from "./config.js";

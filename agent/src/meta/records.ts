@@ -19,14 +19,22 @@ export class BadRecordError extends OperationError {
   }
 }
 
-/**
- * Parses the record at `key` with `schema`; `agrees` says what is wrong if the record does not match its key (a
- * record filed under another volume's or node's key). Throws BadRecordError.
- */
+/** Says what is wrong if a record does not match the key it is filed under, or undefined if it does. */
+export type Agrees<T> = (record: T, key: string) => string | undefined;
+
+/** A record of `what`s filed as `prefix` + its own id: one filed under another's id is an impostor. */
+export function filedUnder<T>(prefix: string, what: string, idOf: (record: T) => string): Agrees<T> {
+  return (record, key) => {
+    const filed = key.slice(prefix.length);
+    return filed === idOf(record) ? undefined : `it says ${what} ${idOf(record)} but is filed as ${filed}`;
+  };
+}
+
+/** Parses the record at `key` with `schema`, and checks it `agrees` with its key. Throws BadRecordError. */
 export function readRecord<T>(
   schema: z.ZodType<T, unknown>,
   entry: { key: string; value: string },
-  agrees: (record: T) => string | undefined = () => undefined,
+  agrees: Agrees<T> = () => undefined,
 ): T {
   let json: unknown;
   try {
@@ -40,7 +48,7 @@ export function readRecord<T>(
     const at = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
     throw new BadRecordError(entry.key, `${at}${issue?.message ?? "invalid"}`);
   }
-  const mismatch = agrees(parsed.data);
+  const mismatch = agrees(parsed.data, entry.key);
   if (mismatch) throw new BadRecordError(entry.key, mismatch);
   return parsed.data;
 }
@@ -50,12 +58,12 @@ export function readRecords<T>(
   schema: z.ZodType<T, unknown>,
   entries: Array<{ key: string; value: string }>,
   report: (err: BadRecordError) => void,
-  agrees?: (record: T, key: string) => string | undefined,
+  agrees?: Agrees<T>,
 ): T[] {
   const records: T[] = [];
   for (const entry of entries) {
     try {
-      records.push(readRecord(schema, entry, agrees && ((r) => agrees(r, entry.key))));
+      records.push(readRecord(schema, entry, agrees));
     } catch (err) {
       if (!(err instanceof BadRecordError)) throw err;
       report(err);

@@ -117,7 +117,6 @@ export class ReplicaServer {
     const { logger, policy } = this.options;
     this.sockets.add(socket);
     const silent = setTimeout(() => socket.destroy(), firstRequestMs).unref();
-    socket.once("data", () => clearTimeout(silent));
     // Replies are small frames an engine waits on: send each at once rather than after a delayed ACK.
     socket.setNoDelay(true);
     const send = corkedWriter(socket);
@@ -262,6 +261,7 @@ export class ReplicaServer {
       answer(request, bytes, async () => this.execute(await replica, request));
     };
     socket.on("data", (chunk: Buffer) => {
+      clearTimeout(silent);
       try {
         for (const frame of reader.push(chunk)) backlog.push(frame);
       } catch (err) {

@@ -1,9 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { ConflictError, NotFoundError, OperationError } from "../errors.js";
-import { BadRecordError, type MetaStore, type Operation, readRecord, readRecords } from "../meta/index.js";
-
-type Entry = { key: string; value: string };
-
+import {
+  BadRecordError,
+  filedUnder,
+  type MetaStore,
+  type Operation,
+  readRecord,
+  readRecords,
+  type StoredValue,
+} from "../meta/index.js";
 import type { VolumeSpec } from "../spec/index.js";
 import {
   AttachmentRecordSchema,
@@ -60,26 +65,24 @@ export class VolumeCatalog {
     }
   }
 
-  private volumeOf(entry: Entry): VolumeRecord {
-    return this.read(() =>
-      readRecord(VolumeRecordSchema, entry, (r) => this.filedAs(entry.key, this.keys.volumes, r.id)),
-    );
+  private get volumeFiled() {
+    return filedUnder<VolumeRecord>(this.keys.volumes, "volume", (r) => r.id);
   }
 
-  private attachmentOf(entry: Entry): AttachmentRecord {
+  private get tombstoneFiled() {
+    return filedUnder<TombstoneRecord>(this.keys.tombstones, "volume", (t) => t.id);
+  }
+
+  private volumeOf(entry: StoredValue): VolumeRecord {
+    return this.read(() => readRecord(VolumeRecordSchema, entry, this.volumeFiled));
+  }
+
+  private attachmentOf(entry: StoredValue): AttachmentRecord {
     return this.read(() => readRecord(AttachmentRecordSchema, entry));
   }
 
-  private tombstoneOf(entry: Entry): TombstoneRecord {
-    return this.read(() =>
-      readRecord(TombstoneRecordSchema, entry, (t) => this.filedAs(entry.key, this.keys.tombstones, t.id)),
-    );
-  }
-
-  /** Why a record under `prefix` + id is not filed under its own id, if it is not. */
-  private filedAs(key: string, prefix: string, id: string): string | undefined {
-    const filed = key.slice(prefix.length);
-    return filed === id ? undefined : `it says volume ${id} but is filed as ${filed}`;
+  private tombstoneOf(entry: StoredValue): TombstoneRecord {
+    return this.read(() => readRecord(TombstoneRecordSchema, entry, this.tombstoneFiled));
   }
 
   /** A fresh volume id (its replicas are created under it before the record is). */
@@ -120,9 +123,9 @@ export class VolumeCatalog {
   async find(nameOrId: string): Promise<VolumeRecord | undefined> {
     const byName = await this.store.get(this.keys.name(nameOrId));
     if (byName && !VolumeId.safeParse(byName.value).success) {
-      this.read(() => {
-        throw new BadRecordError(byName.key, "a name must map to a volume id");
-      });
+      const err = new BadRecordError(byName.key, "a name must map to a volume id");
+      this.report(err);
+      throw err;
     }
     const id = byName?.value ?? nameOrId;
     const entry = await this.store.get(this.keys.volume(id));
@@ -138,9 +141,9 @@ export class VolumeCatalog {
   /** Every valid volume record, by name; one that is not valid is reported and left out. */
   async list(): Promise<VolumeRecord[]> {
     const entries = await this.store.list(this.keys.volumes);
-    return readRecords(VolumeRecordSchema, entries, this.report, (r, key) =>
-      this.filedAs(key, this.keys.volumes, r.id),
-    ).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+    return readRecords(VolumeRecordSchema, entries, this.report, this.volumeFiled).sort((a, b) =>
+      a.spec.name.localeCompare(b.spec.name),
+    );
   }
 
   /** Replaces a volume's record, if nobody changed it since `read`. */
@@ -241,9 +244,9 @@ export class VolumeCatalog {
   /** Every tombstone that names `node`. */
   async tombstonesOf(node: string): Promise<TombstoneRecord[]> {
     const entries = await this.store.list(this.keys.tombstones);
-    return readRecords(TombstoneRecordSchema, entries, this.report, (t, key) =>
-      this.filedAs(key, this.keys.tombstones, t.id),
-    ).filter((t) => t.nodes.includes(node));
+    return readRecords(TombstoneRecordSchema, entries, this.report, this.tombstoneFiled).filter((t) =>
+      t.nodes.includes(node),
+    );
   }
 
   /** Takes `node` off the tombstone of volume `id` (its replica is gone); the last node off removes the tombstone. */
