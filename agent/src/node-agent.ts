@@ -8,7 +8,7 @@ import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.
 import { ApiTokens, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
-import { badRecordReporter, EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
+import { badRecordReporter, EtcdStore, LocalStore, type MetaStore, readEtcdTls } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
 import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
@@ -45,13 +45,14 @@ async function loadToken(config: AgentConfig): Promise<string> {
   return token;
 }
 
-async function openStore(config: AgentConfig): Promise<MetaStore> {
+async function openStore(config: AgentConfig, prefix: string): Promise<MetaStore> {
   if (config.store === "local") return LocalStore.open(join(config.dataDir, "meta.json"));
   const endpoints = config.store
-    .slice("etcd://".length)
+    .slice(config.store.indexOf("://") + 3)
     .split(",")
-    .map((hostPort) => `http://${hostPort}`);
-  return EtcdStore.open({ endpoints });
+    .map((hostPort) => `${config.etcdTls ? "https" : "http"}://${hostPort}`);
+  const tls = config.etcdTls && (await readEtcdTls(config.etcdTls));
+  return EtcdStore.open({ endpoints, prefix, tls });
 }
 
 /**
@@ -87,8 +88,8 @@ export async function startAgent(
 
   inlineIo.configure(config.inlineIo);
   const token = await loadToken(config);
-  const store = await openStore(config);
   const keys = storeKeys(config.cluster);
+  const store = await openStore(config, `${keys.root}/`);
   // Records that are not valid are reported once each and never acted on (meta/records.ts).
   const report = badRecordReporter(logger);
   const catalog = new VolumeCatalog(store, keys, report);

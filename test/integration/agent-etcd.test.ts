@@ -12,33 +12,19 @@ let agent: AgentProcess;
 
 test.before(async () => {
   etcd = await EtcdProcess.start();
-  agent = await AgentProcess.start([
-    ...["--store", `etcd://127.0.0.1:${etcd.clientPort}`, "--cluster", "t1", "--lease-ttl", "60"],
-  ]);
+  agent = await AgentProcess.start([...(await etcd.clusterAccess("t1")).agentArgs, ...["--lease-ttl", "60"]]);
 });
 test.after(async () => {
   await agent?.destroy();
   await etcd?.destroy();
 });
 
-/** Keys under `prefix`, read through etcd's own JSON gateway rather than through Holdfast's client. */
-async function keysUnder(prefix: string): Promise<string> {
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const res = await fetch(`${etcd.endpoint}/v3/kv/range`, {
-    method: "POST",
-    body: JSON.stringify({ key: b64(prefix), range_end: b64(end), keys_only: true }),
-  });
-  const body = (await res.json()) as { kvs?: Array<{ key: string }> };
-  return (body.kvs ?? []).map((kv) => Buffer.from(kv.key, "base64").toString()).join("\n");
-}
-
 const qemuIo = (uri: string, ...commands: string[]) =>
   sh("qemu-io", ["-f", "raw", ...commands.flatMap((c) => ["-c", c]), uri]);
 
 test("volumes live in etcd under the cluster's prefix and outlive a SIGKILLed agent", async () => {
   const created = await agent.json<{ id: string }>("volume", "create", "name=etcdvol,size=256M");
-  const keys = await keysUnder("/holdfast/t1/");
+  const keys = (await etcd.keys("/holdfast/t1/")).join("\n");
   assert.match(keys, new RegExp(`/holdfast/t1/volumes/${created.id}`));
   assert.match(keys, /\/holdfast\/t1\/names\/etcdvol/);
   const { nbd } = await agent.json<{ nbd: string }>("volume", "attach", "etcdvol");
@@ -59,7 +45,7 @@ test("with etcd down, control operations fail at once naming etcd; attached I/O 
   const started = Date.now();
   const create = await agent.cli("volume", "create", "name=during-outage,size=1G");
   assert.is(create.code, 1);
-  assert.match(create.stderr, /metadata store \(etcd at http:\/\/127\.0\.0\.1:\d+\) is unavailable/);
+  assert.match(create.stderr, /metadata store \(etcd at https:\/\/127\.0\.0\.1:\d+\) is unavailable/);
   assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
   // The data path does not touch etcd: reads and writes on the attached volume keep working.
   await qemuIo(nbd, "write -P 0x62 2M 1M", "flush", "read -P 0x61 0 1M", "read -P 0x62 2M 1M");

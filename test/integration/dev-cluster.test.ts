@@ -21,7 +21,7 @@ test("dev up starts etcd and three agents on their own addresses and zones, and 
   const r = await hf(["dev", "up", "--dir", dir, "--nodes", "3", "--lease-ttl", "2", "--output", "json"]);
   assert.is(r.code, 0, r.stderr);
   up = JSON.parse(r.stdout);
-  assert.match(up.etcd, /^http:\/\/127\.0\.0\.10:2379$/);
+  assert.match(up.etcd, /^https:\/\/127\.0\.0\.10:2379$/, "etcd is served over TLS");
   assert.equal(
     up.nodes.map((n) => [n.id, n.api, n.zone]),
     [

@@ -18,7 +18,7 @@ interface Node {
 
 test.before(async () => {
   etcd = await EtcdProcess.start();
-  const common = ["--store", `etcd://127.0.0.1:${etcd.clientPort}`, "--cluster", "m1", "--lease-ttl", "2"];
+  const common = [...(await etcd.clusterAccess("m1")).agentArgs, "--lease-ttl", "2"];
   a = await AgentProcess.start([...common, "--node-id", "alpha", "--zone", "zone-a"]);
   b = await AgentProcess.start([...common, "--node-id", "beta", "--zone", "zone-b"]);
 });

@@ -5,19 +5,25 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { EtcdStore, LocalStore, type MetaStore, StoreUnavailableError } from "../../agent/src/meta/index.js";
-import { EtcdProcess } from "../support/etcd-process.js";
+import { type ClusterEtcd, EtcdProcess } from "../support/etcd-process.js";
 import { reportHookErrors } from "../support/hook-errors.js";
 
 // One contract, two stores: the local file store and a real etcd process must answer the same way, so the
 // code above them cannot tell which one it runs on.
 
 let etcd: EtcdProcess;
+let access: ClusterEtcd;
 let dir = "";
 let prefix = 0;
+/** The cluster prefix the etcd client's role is limited to: every key of the contract lives under it. */
+const CLUSTER = "/holdfast/meta/";
 
 const stores: Array<[string, () => Promise<MetaStore>]> = [
   ["local", () => LocalStore.open(join(dir, `meta-${++prefix}.json`))],
-  ["etcd", () => EtcdStore.open({ endpoints: [etcd.endpoint], timeoutMs: 2000 })],
+  [
+    "etcd",
+    () => EtcdStore.open({ endpoints: [etcd.endpoint], prefix: CLUSTER, tls: access.tls, timeoutMs: 2000 }),
+  ],
 ];
 
 for (const [name, open] of stores) {
@@ -27,11 +33,14 @@ for (const [name, open] of stores) {
 
   contract.before(async () => {
     dir ||= await mkdtemp(join(tmpdir(), "hf-meta-"));
-    etcd ??= await EtcdProcess.start();
+    if (!etcd) {
+      etcd = await EtcdProcess.start();
+      access = await etcd.clusterAccess("meta");
+    }
   });
   contract.before.each(async () => {
     store = await open();
-    root = `/t${Date.now()}-${++prefix}`;
+    root = `${CLUSTER}t${Date.now()}-${++prefix}`;
   });
   contract.after.each(async () => {
     await store.close();
@@ -94,8 +103,10 @@ for (const [name, open] of stores) {
 
 const outage = reportHookErrors(suite("etcd outage"));
 let down: EtcdProcess;
+let downAccess: ClusterEtcd;
 outage.before(async () => {
   down = await EtcdProcess.start();
+  downAccess = await down.clusterAccess("meta");
 });
 outage.after(async () => {
   await down.destroy();
@@ -104,20 +115,26 @@ outage.after(async () => {
 outage(
   "a stopped etcd makes requests fail with a clear error within the timeout, and they work again after",
   async () => {
-    const store = await EtcdStore.open({ endpoints: [down.endpoint], timeoutMs: 1000 });
-    await store.commit([], [{ put: "/x", value: "1" }]);
+    const store = await EtcdStore.open({
+      endpoints: [down.endpoint],
+      prefix: CLUSTER,
+      tls: downAccess.tls,
+      timeoutMs: 1000,
+    });
+    const key = `${CLUSTER}x`;
+    await store.commit([], [{ put: key, value: "1" }]);
     await down.stop("SIGKILL");
     const started = Date.now();
     await rejects(
-      () => store.get("/x"),
+      () => store.get(key),
       (err: unknown) =>
-        err instanceof StoreUnavailableError && /etcd at http:\/\/127\.0\.0\.1:\d+/.test(err.message),
+        err instanceof StoreUnavailableError && /etcd at https:\/\/127\.0\.0\.1:\d+/.test(err.message),
     );
     assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
     await down.resume();
     let value: string | undefined;
     for (let i = 0; i < 50 && value === undefined; i++) {
-      value = await store.get("/x").then(
+      value = await store.get(key).then(
         (v) => v?.value,
         () => undefined,
       );

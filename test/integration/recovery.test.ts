@@ -6,7 +6,6 @@ import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { Etcd3 } from "etcd3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { HOLDFAST, sh, stopChild } from "../support/agent-process.js";
@@ -199,14 +198,15 @@ identity("against an empty etcd: refuses to start; adopted, it quarantines every
   const first = await EtcdProcess.start();
   const empty = await EtcdProcess.start();
   etcds.push(first, empty);
-  const store = (e: EtcdProcess) => `--store=etcd://${new URL(e.endpoint).host}`;
-  const { agent, ids, intact } = await agentWithVolumes(["--node-id=n1", store(first)]);
-  assert.is(await agent.start(["--node-id=n1", store(empty)]), 2, agent.log);
+  const firstStore = (await first.clusterAccess("default")).agentArgs;
+  const emptyStore = (await empty.clusterAccess("default")).agentArgs;
+  const { agent, ids, intact } = await agentWithVolumes(["--node-id=n1", ...firstStore]);
+  assert.is(await agent.start(["--node-id=n1", ...emptyStore]), 2, agent.log);
   assert.match(agent.log, /no record of cluster "default"/);
   assert.match(agent.log, /--adopt-identity/);
   await intact();
 
-  assert.is(await agent.start(["--node-id=n1", store(empty), "--adopt-identity"]), null, agent.log);
+  assert.is(await agent.start(["--node-id=n1", ...emptyStore, "--adopt-identity"]), null, agent.log);
   const status = await agent.json<{ quarantine: Quarantined[] }>("cluster", "status");
   assert.equal(status.quarantine.map((q) => q.volumeId).sort(), [...ids].sort());
   await agent.stop();
@@ -287,7 +287,7 @@ fabric(
     const shrunk = await cluster.json<{ replicas: Array<{ node: string }> }>(["volume", "inspect", "shrunk"]);
     assert.equal(shrunk.replicas.map((r) => r.node).sort(), ["node1", "node2"]);
 
-    const etcd = new Etcd3({ hosts: cluster.up.etcd });
+    const etcd = await cluster.etcdRoot();
     try {
       const tombstone = await etcd.get(`/holdfast/dev/tombstones/${goneId}`).json();
       assert.equal((tombstone as { nodes: string[] }).nodes, ["node3"]);
@@ -356,7 +356,7 @@ fabric(
         },
       ],
     ];
-    const etcd = new Etcd3({ hosts: cluster.up.etcd });
+    const etcd = await cluster.etcdRoot();
     try {
       for (const [key, value] of planted) {
         await etcd.put(key).value(typeof value === "string" ? value : JSON.stringify(value));

@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Etcd3 } from "etcd3";
 import { HOLDFAST } from "./agent-process.js";
 import { NBD, RawNbdClient } from "./nbd-client.js";
 
@@ -108,6 +109,19 @@ export class DevCluster {
       },
       boundMs,
     );
+  }
+
+  /** An etcd client as root (etcd's root certificate from the dev cluster's PKI), to read and plant records. */
+  async etcdRoot(): Promise<Etcd3> {
+    const pki = join(this.dir, "etcd", "pki");
+    return new Etcd3({
+      hosts: this.up.etcd,
+      credentials: {
+        rootCertificate: await readFile(join(pki, "ca.crt")),
+        certChain: await readFile(join(pki, "root.crt")),
+        privateKey: await readFile(join(pki, "root.key")),
+      },
+    });
   }
 
   /** `node`'s agent log, as written so far. */

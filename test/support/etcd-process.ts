@@ -2,9 +2,29 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Etcd3 } from "etcd3";
+import {
+  createEtcdPki,
+  etcdHealthy,
+  etcdServerTlsArgs,
+  issueEtcdClient,
+  rootTls,
+} from "../../agent/src/dev/etcd-pki.js";
+import { type EtcdTls, grantClusterAccess, readEtcdTls } from "../../agent/src/meta/index.js";
 import { freePort, stopChild } from "./agent-process.js";
 
-/** A real etcd (Debian's etcd-server) on 127.0.0.1 with its own data dir, for tests. */
+/** One cluster's access to the test etcd: its agents' client certificate, as files, PEM and agent flags. */
+export interface ClusterEtcd {
+  /** etcd's CA, the client certificate (CN `holdfast-<cluster>`) and its key, as PEM. */
+  tls: EtcdTls;
+  /** `--store etcds://... --etcd-ca ... --etcd-cert ... --etcd-key ... --cluster <cluster>` */
+  agentArgs: string[];
+}
+
+/**
+ * A real etcd (Debian's etcd-server) on 127.0.0.1 with its own data dir, for tests: clients over mutual TLS with
+ * etcd's own CA, authentication on once a cluster is granted its role, as `holdfast dev up` runs it.
+ */
 export class EtcdProcess {
   private child?: ChildProcess;
 
@@ -20,12 +40,56 @@ export class EtcdProcess {
       await freePort(),
       await freePort(),
     );
+    await createEtcdPki(etcd.pki, "127.0.0.1");
     await etcd.resume();
     return etcd;
   }
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `https://127.0.0.1:${this.clientPort}`;
+  }
+
+  private get pki(): string {
+    return join(this.dir, "pki");
+  }
+
+  /** root's credentials (CN root). */
+  root(): Promise<EtcdTls> {
+    return rootTls(this.pki);
+  }
+
+  /**
+   * Grants `cluster` its role (readwrite on `/holdfast/<cluster>/` only; authentication goes on with the first) and
+   * issues its agents' client certificate.
+   */
+  async clusterAccess(cluster: string): Promise<ClusterEtcd> {
+    await grantClusterAccess({ endpoints: [this.endpoint], tls: await this.root() }, cluster);
+    const files = await issueEtcdClient(this.pki, cluster, join(this.dir, `client-${cluster}`));
+    return {
+      tls: await readEtcdTls(files),
+      agentArgs: [
+        ...["--store", `etcds://127.0.0.1:${this.clientPort}`, "--cluster", cluster],
+        ...["--etcd-ca", files.etcdCa, "--etcd-cert", files.etcdCert, "--etcd-key", files.etcdKey],
+      ],
+    };
+  }
+
+  /** The keys under `prefix`, read as root through etcd's own client rather than through Holdfast's. */
+  async keys(prefix: string): Promise<string[]> {
+    const tls = await this.root();
+    const client = new Etcd3({
+      hosts: [this.endpoint],
+      credentials: {
+        rootCertificate: Buffer.from(tls.caPem),
+        certChain: Buffer.from(tls.certPem),
+        privateKey: Buffer.from(tls.keyPem),
+      },
+    });
+    try {
+      return await client.getAll().prefix(prefix).keys();
+    } finally {
+      client.close();
+    }
   }
 
   /** Starts etcd (again, with the same data) and waits until it reports healthy. */
@@ -41,17 +105,15 @@ export class EtcdProcess {
         `--listen-peer-urls=${peer}`,
         `--initial-advertise-peer-urls=${peer}`,
         `--initial-cluster=test=${peer}`,
+        ...etcdServerTlsArgs(this.pki),
         "--log-level=error",
       ],
       { stdio: "ignore" },
     );
+    const root = await this.root();
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      const healthy = await fetch(`${this.endpoint}/health`)
-        .then((r) => r.json() as Promise<{ health: string }>)
-        .then((h) => h.health === "true")
-        .catch(() => false);
-      if (healthy) return;
+      if (await etcdHealthy(this.endpoint, root)) return;
       if (this.child.exitCode !== null) throw new Error(`etcd exited with ${this.child.exitCode}`);
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -88,6 +88,8 @@ export class NetnsNode {
   async start(): Promise<void> {
     const { id, zone, leaseTtl = 2 } = this.options;
     const log = await open(join(this.dir, "agent.log"), "a");
+    // The dev cluster's etcd client certificate (CN holdfast-dev), as its own nodes use.
+    const etcdClient = join(this.cluster.dir, "etcd", "client");
     this.child = spawn(
       "ip",
       [
@@ -96,9 +98,9 @@ export class NetnsNode {
           "--data-dir",
           join(this.dir, "data"),
           "--store",
-          `etcd://${this.net}.10:2379`,
-          "--cluster",
-          "dev",
+          `etcds://${this.net}.10:2379`,
+          ...["--etcd-ca", join(etcdClient, "ca.crt"), "--etcd-cert", join(etcdClient, "client.crt")],
+          ...["--etcd-key", join(etcdClient, "client.key"), "--cluster", "dev"],
         ],
         ...["--node-id", id, "--api", `${this.address}:9001`, "--zone", zone],
         ...["--lease-ttl", String(leaseTtl), "--mount-dir", join(this.dir, "mounts")],

@@ -36,7 +36,14 @@ export function buildProgram(): Command {
     .description("run the node agent in the foreground")
     .option("--config <file>", "JSON file with the same settings as the flags (flags win)")
     .option("--data-dir <dir>", "directory for the agent's state")
-    .option("--store <store>", 'metadata store: "local" or etcd://HOST:PORT[,HOST:PORT]')
+    .option(
+      "--store <store>",
+      'metadata store: "local" or etcds://HOST:PORT[,HOST:PORT] (etcd over mutual TLS)',
+    )
+    .option("--etcd-ca <file>", "PEM file of the CA that signed etcd's certificates")
+    .option("--etcd-cert <file>", "PEM file of the etcd client certificate (its CN is the etcd user)")
+    .option("--etcd-key <file>", "PEM file of the etcd client certificate's key")
+    .option("--etcd-plain-http", "allow etcd:// (plain HTTP, no client certificate): a lab only")
     .option("--cluster <name>", "the cluster's name in the store (default: default)")
     .option("--node-id <id>", "this node's id (default: the host name)")
     .option("--api <host:port>", "REST API address (default 127.0.0.1:9001)")
@@ -80,6 +87,10 @@ export function buildProgram(): Command {
       const flags: Partial<AgentConfigInput> = {
         dataDir: opts.dataDir,
         store: opts.store,
+        etcdCa: opts.etcdCa,
+        etcdCert: opts.etcdCert,
+        etcdKey: opts.etcdKey,
+        etcdPlainHttp: opts.etcdPlainHttp,
         cluster: opts.cluster,
         nodeId: opts.nodeId,
         api: opts.api,

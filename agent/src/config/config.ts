@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { SpecError } from "../errors.js";
+import type { EtcdTlsFiles } from "../meta/index.js";
 
 /** A cluster, node, zone or rack name; node ids in store records are checked against the same. */
 export const Name = z
@@ -29,11 +30,27 @@ export const AgentConfigSchema = z.object({
       error: (i) => (i.input === undefined ? "is required: the directory for the agent's state" : undefined),
     })
     .min(1),
-  /** Metadata store: `local` (single node) or `etcd://HOST:PORT[,HOST:PORT]`. @default "local" */
+  /**
+   * Metadata store: `local` (single node), `etcds://HOST:PORT[,HOST:PORT]` (etcd over mutual TLS, with `etcdCa`,
+   * `etcdCert` and `etcdKey`), or `etcd://...` (plain HTTP: only with `etcdPlainHttp`).
+   * @default "local"
+   */
   store: z
     .string()
-    .regex(/^(local|etcd:\/\/.+)$/, 'must be "local" or "etcd://HOST:PORT[,HOST:PORT...]"')
+    .regex(/^(local|etcds?:\/\/[^,]+(,[^,]+)*)$/, 'must be "local" or "etcds://HOST:PORT[,HOST:PORT...]"')
     .default("local"),
+  /** PEM file of the CA that signed etcd's server certificates. @default - none: required with etcds:// */
+  etcdCa: z.string().min(1).optional(),
+  /** PEM file of this node's etcd client certificate; its CN is the etcd user (`holdfast-<cluster>`). @default - none: required with etcds:// */
+  etcdCert: z.string().min(1).optional(),
+  /** PEM file of the etcd client certificate's key (keep it 0600). @default - none: required with etcds:// */
+  etcdKey: z.string().min(1).optional(),
+  /**
+   * Allow `etcd://`: plain HTTP to etcd, where anyone on the path reads every record and anyone who reaches etcd
+   * writes them. For a lab, never for a cluster that holds data that matters.
+   * @default false
+   */
+  etcdPlainHttp: z.boolean().default(false),
   /** The cluster's name: its keys live under `/holdfast/<cluster>/` in the store. @default "default" */
   cluster: Name.default("default"),
   /** This node's id in the cluster. @default the host name */
@@ -115,6 +132,8 @@ export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
 /** The agent's settings after validation, with every default filled in and paths made absolute. */
 export interface AgentConfig
   extends Omit<z.output<typeof AgentConfigSchema>, "nodeId" | "replication" | "tlsDir"> {
+  /** etcd's TLS files, made absolute: set exactly when the store is etcds://. */
+  etcdTls?: EtcdTlsFiles;
   nodeId: string;
   replication: string;
   tlsDir: string;
@@ -155,10 +174,12 @@ export async function loadAgentConfig(options: {
     throw new SpecError(field, issue?.message ?? "invalid");
   }
   const config = parsed.data;
+  const etcdTls = checkStoreSecurity(config);
   const dataDir = resolve(config.dataDir);
   const apiPort = Number(config.api.slice(config.api.lastIndexOf(":") + 1));
   return {
     ...config,
+    etcdTls,
     dataDir,
     replication: config.replication ?? `${config.api.slice(0, config.api.lastIndexOf(":"))}:${apiPort + 1}`,
     tlsDir: resolve(config.tlsDir ?? join(dataDir, "tls")),
@@ -166,4 +187,29 @@ export async function loadAgentConfig(options: {
     pools: (config.pools.length > 0 ? config.pools : [join(dataDir, "pool")]).map((p) => resolve(p)),
     mountDir: resolve(config.mountDir),
   };
+}
+
+const ETCD_TLS_FILES = ["etcdCa", "etcdCert", "etcdKey"] as const;
+
+/** etcd over mutual TLS, or plain HTTP only when the config says it is a lab. */
+function checkStoreSecurity(config: z.output<typeof AgentConfigSchema>): EtcdTlsFiles | undefined {
+  const given = ETCD_TLS_FILES.filter((f) => config[f] !== undefined);
+  if (config.store.startsWith("etcds://")) {
+    const { etcdCa, etcdCert, etcdKey } = config;
+    if (etcdCa && etcdCert && etcdKey)
+      return { etcdCa: resolve(etcdCa), etcdCert: resolve(etcdCert), etcdKey: resolve(etcdKey) };
+    throw new SpecError(
+      ETCD_TLS_FILES.find((f) => config[f] === undefined),
+      "is required with an etcds:// store: etcd's CA (etcdCa), and the client certificate (etcdCert) and key (etcdKey) that etcd authenticates this node's cluster by",
+    );
+  }
+  const first = given[0];
+  if (first)
+    throw new SpecError(first, `is for etcd over TLS, and the store is ${config.store}: use etcds://`);
+  if (config.store.startsWith("etcd://") && !config.etcdPlainHttp)
+    throw new SpecError(
+      "store",
+      "etcd:// is plain HTTP: every record crosses the network in clear and etcd cannot tell this cluster's agents from anyone else. Use etcds:// with etcdCa, etcdCert and etcdKey (flags --etcd-ca, --etcd-cert, --etcd-key), or set etcdPlainHttp (--etcd-plain-http) for a lab",
+    );
+  return undefined;
 }

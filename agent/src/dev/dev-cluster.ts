@@ -3,7 +3,9 @@ import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
+import { grantClusterAccess } from "../meta/index.js";
 import { createClusterCa, issueNodeIdentity, saveCa, saveIdentity } from "../transport/index.js";
+import { createEtcdPki, etcdHealthy, etcdServerTlsArgs, issueEtcdClient, rootTls } from "./etcd-pki.js";
 
 /** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
 const DevState = z.object({
@@ -47,6 +49,7 @@ export interface DevUpOptions {
 }
 
 const statePath = (dir: string) => join(dir, "dev.json");
+const DEV_CLUSTER = "dev";
 
 /** Whether process `pid` is alive. */
 function alive(pid: number): boolean {
@@ -88,15 +91,25 @@ async function readState(dir: string): Promise<DevState> {
   }
 }
 
+/** etcd's PKI (its CA, server and root certificates) in a dev cluster's directory. */
+const etcdPkiDir = (dir: string) => join(dir, "etcd", "pki");
+
+/** The etcd client certificate every dev node uses (CN `holdfast-dev`, the cluster's etcd user), with etcd's CA. */
+export const devEtcdClientDir = (dir: string) => join(dir, "etcd", "client");
+
 /** The agent command line of one dev node: this same program, run by this same Node. */
 function agentArgs(dir: string, state: DevState, node: DevState["nodes"][number]) {
   const nodeDir = join(dir, node.id);
+  const client = devEtcdClientDir(dir);
   return [
     ...process.execArgv,
     process.argv[1] as string,
     "agent",
     `--data-dir=${join(nodeDir, "data")}`,
-    `--store=etcd://${new URL(state.etcd.url).host}`,
+    `--store=etcds://${new URL(state.etcd.url).host}`,
+    `--etcd-ca=${join(client, "ca.crt")}`,
+    `--etcd-cert=${join(client, "client.crt")}`,
+    `--etcd-key=${join(client, "client.key")}`,
     `--cluster=${state.cluster}`,
     `--node-id=${node.id}`,
     `--api=${node.host}:${new URL(node.api).port}`,
@@ -126,7 +139,10 @@ async function startNode(dir: string, state: DevState, node: DevState["nodes"][n
   return pid;
 }
 
-/** Starts a real etcd and `nodes` agents on loopback addresses, each with its own data dir and zone. */
+/**
+ * Starts a real etcd and `nodes` agents on loopback addresses, each with its own data dir and zone. etcd serves
+ * clients over mutual TLS with authentication on, and the cluster's agents have a role limited to its prefix.
+ */
 export async function devUp(options: DevUpOptions): Promise<DevState> {
   const dir = resolve(options.dir);
   const count = options.nodes ?? 3;
@@ -146,11 +162,15 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
     );
   }
   await mkdir(join(dir, "etcd"), { recursive: true, mode: 0o700 });
-  const etcdUrl = `http://${net}.10:2379`;
+  const etcdUrl = `https://${net}.10:2379`;
+  // Peers are one member on loopback here; a real cluster's peer URLs take TLS as well (etcd's --peer-* flags).
   const peer = `http://${net}.10:2380`;
+  await createEtcdPki(etcdPkiDir(dir), `${net}.10`);
+  const root = await rootTls(etcdPkiDir(dir));
   const etcdPid = await launch(
     "etcd",
     [
+      ...etcdServerTlsArgs(etcdPkiDir(dir)),
       "--name=dev",
       `--data-dir=${join(dir, "etcd", "data")}`,
       `--listen-client-urls=${etcdUrl}`,
@@ -171,12 +191,12 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   await waitFor(`etcd at ${etcdUrl}`, async () => {
     if (!alive(etcdPid))
       throw new OperationError("dev.etcd", `etcd exited: see ${join(dir, "etcd", "etcd.log")}`);
-    return ((await (await fetch(`${etcdUrl}/health`)).json()) as { health: string }).health === "true";
+    return etcdHealthy(etcdUrl, root);
   });
   const state: DevState = {
     etcd: { url: etcdUrl, peer, pid: etcdPid },
     token: Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"),
-    cluster: "dev",
+    cluster: DEV_CLUSTER,
     settings: { leaseTtl: options.leaseTtl ?? 5, replicaTimeout: options.replicaTimeout ?? 600 },
     nodes: Array.from({ length: count }, (_, i) => {
       const host = `${net}.${11 + i}`;
@@ -192,6 +212,8 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
     }),
   };
   await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
+  await grantClusterAccess({ endpoints: [etcdUrl], tls: root }, state.cluster);
+  await issueEtcdClient(etcdPkiDir(dir), state.cluster, devEtcdClientDir(dir));
   // One CA for the cluster; each node gets its certificate (for its own address) in its data dir.
   const ca = await createClusterCa({ cluster: state.cluster });
   await saveCa(join(dir, "ca"), ca);

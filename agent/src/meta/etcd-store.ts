@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions } from "etcd3";
+import { Etcd3, EtcdPermissionDeniedError, type IOptions } from "etcd3";
 import { HoldfastError } from "../errors.js";
 import type {
   Compare,
@@ -20,12 +20,40 @@ export class StoreUnavailableError extends HoldfastError {
   }
 }
 
-/** Every key's mod_revision is above -1: a compare that always holds. */
-const ALWAYS: Compare = { key: "/holdfast/.always", revision: -1 };
+/**
+ * etcd answered, and refused: the client certificate's user has no role for the key (etcd RBAC). A configuration
+ * fault, not an outage: it says whose certificate and which prefix to grant.
+ */
+export class StoreForbiddenError extends HoldfastError {
+  constructor(prefix: string, cause: unknown) {
+    super(
+      "meta.forbidden",
+      `the metadata store (etcd) refused access to ${prefix}: the client certificate's user (its CN) needs a role with readwrite on that prefix (holdfast etcd grant)`,
+      { status: 503, cause },
+    );
+  }
+}
+
+/** PEM material for etcd's mutual TLS: etcd's CA, and the client certificate whose CN is the etcd user. */
+export interface EtcdTls {
+  /** The CA that signed etcd's server certificates. */
+  caPem: string;
+  /** The client certificate; with etcd's `--client-cert-auth` and auth on, its CN is the user. */
+  certPem: string;
+  /** The client certificate's private key. */
+  keyPem: string;
+}
 
 export interface EtcdStoreOptions {
-  /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
+  /** etcd client URLs, e.g. `https://127.0.0.1:2379`. */
   endpoints: string[];
+  /** Mutual TLS to etcd. @default - plain HTTP (a lab only: records and leases cross the network in clear) */
+  tls?: EtcdTls;
+  /**
+   * The only prefix this client touches, ending in "/" (a cluster's `/holdfast/<cluster>/`): its probe and its
+   * always-true compare stay inside it, so a role limited to the prefix is enough.
+   */
+  prefix: string;
   /** Deadline for one request, ms: a store that does not answer must not hang a control operation. @default 5000 */
   timeoutMs?: number;
 }
@@ -36,10 +64,15 @@ export interface EtcdStoreOptions {
  * attachment, an epoch is decided once) are etcd's own. Holdfast does no consensus of its own.
  */
 export class EtcdStore implements MetaStore {
+  /** Every key's mod_revision is above -1: a compare that always holds, on a key inside the prefix. */
+  private readonly always: Compare;
+
   private constructor(
     private readonly client: Etcd3,
-    private readonly endpoints: string[],
-  ) {}
+    private readonly options: EtcdStoreOptions,
+  ) {
+    this.always = { key: `${options.prefix}.always`, revision: -1 };
+  }
 
   static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
     const timeout = options.timeoutMs ?? 5000;
@@ -47,9 +80,23 @@ export class EtcdStore implements MetaStore {
       hosts: options.endpoints,
       dialTimeout: timeout,
       defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeout) }),
+      ...(options.tls
+        ? {
+            credentials: {
+              rootCertificate: Buffer.from(options.tls.caPem),
+              certChain: Buffer.from(options.tls.certPem),
+              privateKey: Buffer.from(options.tls.keyPem),
+            },
+          }
+        : {}),
     };
-    const store = new EtcdStore(new Etcd3(config), options.endpoints);
-    await store.guard(() => store.client.get("/holdfast/.probe").exec());
+    const store = new EtcdStore(new Etcd3(config), options);
+    try {
+      await store.guard(() => store.client.get(`${options.prefix}.probe`).exec());
+    } catch (err) {
+      store.client.close();
+      throw err;
+    }
     return store;
   }
 
@@ -77,8 +124,8 @@ export class EtcdStore implements MetaStore {
       // etcd reports an absent key's mod_revision as 0, so "absent" is `revision == 0` as in the local store.
       // etcd needs at least one compare; with none, one that always holds stands in.
       const [first, ...rest]: [Compare, ...Compare[]] =
-        compares.length > 0 ? [compares[0] as Compare, ...compares.slice(1)] : [ALWAYS];
-      let txn = this.client.if(first.key, "Mod", first === ALWAYS ? ">" : "==", first.revision);
+        compares.length > 0 ? [compares[0] as Compare, ...compares.slice(1)] : [this.always];
+      let txn = this.client.if(first.key, "Mod", first === this.always ? ">" : "==", first.revision);
       for (const c of rest) txn = txn.and(c.key, "Mod", "==", c.revision);
       const result = await txn
         .then(
@@ -139,7 +186,8 @@ export class EtcdStore implements MetaStore {
     try {
       return await fn();
     } catch (err) {
-      throw new StoreUnavailableError(this.endpoints, err);
+      if (err instanceof EtcdPermissionDeniedError) throw new StoreForbiddenError(this.options.prefix, err);
+      throw new StoreUnavailableError(this.options.endpoints, err);
     }
   }
 }

@@ -1,4 +1,12 @@
-export { EtcdStore, type EtcdStoreOptions, StoreUnavailableError } from "./etcd-store.js";
+export { clusterEtcdUser, grantClusterAccess } from "./etcd-roles.js";
+export {
+  EtcdStore,
+  type EtcdStoreOptions,
+  type EtcdTls,
+  StoreForbiddenError,
+  StoreUnavailableError,
+} from "./etcd-store.js";
+export { type EtcdTlsFiles, readEtcdTls } from "./etcd-tls.js";
 export { LocalStore } from "./local-store.js";
 export {
   type Agrees,
