@@ -28,6 +28,10 @@ for (const [flags, field] of [
   [{ dataDir: "/d", api: "localhost" }, "api"],
   [{ dataDir: "/d", api: "127.0.0.1:70000" }, "api"],
   [{ dataDir: "/d", store: "zookeeper://x" }, "store"],
+  [{ dataDir: "/d", store: "etcd://10.0.0.5:2379" }, "store"],
+  [{ dataDir: "/d", store: "etcds://10.0.0.5:2379", etcdCert: "/c", etcdKey: "/k" }, "etcdCa"],
+  [{ dataDir: "/d", store: "etcds://10.0.0.5:2379", etcdCa: "/a", etcdKey: "/k" }, "etcdCert"],
+  [{ dataDir: "/d", store: "etcd://10.0.0.5:2379", etcdPlainHttp: true, etcdCa: "/a" }, "etcdCa"],
   [{ dataDir: "/d", nodeId: "bad id!" }, "nodeId"],
   [{ dataDir: "/d", token: "short" }, "token"],
   [{}, "dataDir"],
@@ -40,6 +44,23 @@ for (const [flags, field] of [
     );
   });
 }
+
+test("etcd: etcds:// takes the three TLS files (made absolute); plain etcd:// only when the config says it is a lab", async () => {
+  const tls = await loadAgentConfig({
+    flags: { dataDir: "/d", store: "etcds://a:2379,b:2379", etcdCa: "ca", etcdCert: "c", etcdKey: "k" },
+  });
+  assert.equal(tls.etcdTls, {
+    etcdCa: join(process.cwd(), "ca"),
+    etcdCert: join(process.cwd(), "c"),
+    etcdKey: join(process.cwd(), "k"),
+  });
+  const lab = await loadAgentConfig({ flags: { dataDir: "/d", store: "etcd://a:2379", etcdPlainHttp: true } });
+  assert.is(lab.etcdTls, undefined);
+  await rejects(
+    () => loadAgentConfig({ flags: { dataDir: "/d", store: "etcd://a:2379" } }),
+    /store: etcd:\/\/ is plain HTTP.*--etcd-plain-http/,
+  );
+});
 
 test("a config file that is not JSON names the file", async () => {
   const dir = await mkdtemp(join(tmpdir(), "hf-config-"));
