@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { EtcdStore, StoreForbiddenError } from "../../agent/src/meta/index.js";
+import {
+  EtcdStore,
+  type EtcdTlsFiles,
+  readEtcdTls,
+  StoreForbiddenError,
+} from "../../agent/src/meta/index.js";
 import { createClusterCa, issueNodeIdentity } from "../../agent/src/transport/index.js";
 import { AgentProcess, HOLDFAST } from "../support/agent-process.js";
 import { type ClusterEtcd, EtcdProcess } from "../support/etcd-process.js";
@@ -129,6 +134,43 @@ test("an agent given plain etcd:// is refused, naming the setting, unless it say
   assert.is(run.status, 2, run.stderr);
   assert.match(run.stderr, /store: etcd:\/\/ is plain HTTP/);
   assert.match(run.stderr, /--etcd-plain-http/);
+});
+
+test("the operator's commands: etcd client and etcd grant give a new cluster its prefix; bad input exits 2", async () => {
+  const out = join(scratch, "client-c");
+  const hf = (...args: string[]) => spawnSync(HOLDFAST, args, { encoding: "utf8", timeout: 60_000 });
+  const issued = hf("etcd", "client", "--dir", etcd.pki, "--cluster", "c", "--out", out, "--output", "json");
+  assert.is(issued.status, 0, issued.stderr);
+  const files = JSON.parse(issued.stdout) as EtcdTlsFiles;
+  const granted = hf("etcd", "grant", "--dir", etcd.pki, "--endpoint", etcd.endpoint, "--cluster", "c");
+  assert.is(granted.status, 0, granted.stderr);
+  assert.match(granted.stdout, /holdfast-c .*readwrite on \/holdfast\/c\/ only/);
+  const store = await EtcdStore.open({
+    endpoints: [etcd.endpoint],
+    prefix: "/holdfast/c/",
+    tls: await readEtcdTls(files),
+  });
+  try {
+    assert.ok(await store.commit([], [{ put: "/holdfast/c/probe", value: "1" }]));
+    await rejects(() => store.get(clusterRecord("a")), StoreForbiddenError);
+  } finally {
+    await store.close();
+  }
+  const plain = hf(
+    "etcd",
+    "grant",
+    "--dir",
+    etcd.pki,
+    "--endpoint",
+    "http://127.0.0.1:2379",
+    "--cluster",
+    "c",
+  );
+  assert.is(plain.status, 2, plain.stderr);
+  assert.match(plain.stderr, /endpoint: "http:\/\/127\.0\.0\.1:2379" is not https:\/\/HOST:PORT/);
+  const badName = hf("etcd", "client", "--dir", etcd.pki, "--cluster", "../x", "--out", out);
+  assert.is(badName.status, 2, badName.stderr);
+  assert.match(badName.stderr, /cluster: must be 1-63/);
 });
 
 test("each cluster's client certificate names its own etcd user", async () => {

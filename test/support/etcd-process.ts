@@ -3,14 +3,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
+import { type EtcdTls, grantClusterAccess, readEtcdTls } from "../../agent/src/meta/index.js";
 import {
   createEtcdPki,
   etcdHealthy,
   etcdServerTlsArgs,
   issueEtcdClient,
   rootTls,
-} from "../../agent/src/dev/etcd-pki.js";
-import { type EtcdTls, grantClusterAccess, readEtcdTls } from "../../agent/src/meta/index.js";
+} from "../../agent/src/transport/etcd-pki.js";
 import { freePort, stopChild } from "./agent-process.js";
 
 /** One cluster's access to the test etcd: its agents' client certificate, as files, PEM and agent flags. */
@@ -40,7 +40,7 @@ export class EtcdProcess {
       await freePort(),
       await freePort(),
     );
-    await createEtcdPki(etcd.pki, "127.0.0.1");
+    await createEtcdPki(etcd.pki, ["127.0.0.1"]);
     await etcd.resume();
     return etcd;
   }
@@ -49,7 +49,8 @@ export class EtcdProcess {
     return `https://127.0.0.1:${this.clientPort}`;
   }
 
-  private get pki(): string {
+  /** etcd's PKI directory, as `holdfast etcd init` makes it. */
+  get pki(): string {
     return join(this.dir, "pki");
   }
 

@@ -54,7 +54,9 @@ test("etcd: etcds:// takes the three TLS files (made absolute); plain etcd:// on
     etcdCert: join(process.cwd(), "c"),
     etcdKey: join(process.cwd(), "k"),
   });
-  const lab = await loadAgentConfig({ flags: { dataDir: "/d", store: "etcd://a:2379", etcdPlainHttp: true } });
+  const lab = await loadAgentConfig({
+    flags: { dataDir: "/d", store: "etcd://a:2379", etcdPlainHttp: true },
+  });
   assert.is(lab.etcdTls, undefined);
   await rejects(
     () => loadAgentConfig({ flags: { dataDir: "/d", store: "etcd://a:2379" } }),

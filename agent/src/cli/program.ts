@@ -10,6 +10,7 @@ import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from
 import type { QuarantineRecord } from "../volumes/records.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
+import { registerEtcdCommands } from "./etcd-commands.js";
 import { collect } from "./options.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
@@ -128,6 +129,7 @@ export function buildProgram(): Command {
 
   registerVolumeCommands(program, { client, format });
   registerDevCommands(program, { format });
+  registerEtcdCommands(program, { format });
 
   const nodesTable = (nodes: NodeRow[]) =>
     table(

@@ -4,8 +4,17 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import { grantClusterAccess } from "../meta/index.js";
-import { createClusterCa, issueNodeIdentity, saveCa, saveIdentity } from "../transport/index.js";
-import { createEtcdPki, etcdHealthy, etcdServerTlsArgs, issueEtcdClient, rootTls } from "./etcd-pki.js";
+import {
+  createClusterCa,
+  createEtcdPki,
+  etcdHealthy,
+  etcdServerTlsArgs,
+  issueEtcdClient,
+  issueNodeIdentity,
+  rootTls,
+  saveCa,
+  saveIdentity,
+} from "../transport/index.js";
 
 /** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
 const DevState = z.object({
@@ -165,7 +174,7 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   const etcdUrl = `https://${net}.10:2379`;
   // Peers are one member on loopback here; a real cluster's peer URLs take TLS as well (etcd's --peer-* flags).
   const peer = `http://${net}.10:2380`;
-  await createEtcdPki(etcdPkiDir(dir), `${net}.10`);
+  await createEtcdPki(etcdPkiDir(dir), [`${net}.10`]);
   const root = await rootTls(etcdPkiDir(dir));
   const etcdPid = await launch(
     "etcd",

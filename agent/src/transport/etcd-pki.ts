@@ -2,12 +2,13 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { join } from "node:path";
 import { clusterEtcdUser, type EtcdTls, type EtcdTlsFiles } from "../meta/index.js";
-import { createClusterCa, issueNodeIdentity, saveCa } from "../transport/index.js";
+import { createClusterCa, issueNodeIdentity, saveCa } from "./cluster-ca.js";
 
 /**
- * etcd's own PKI for a dev cluster or a test: a CA of its own (not the cluster CA: a node certificate must not be
- * an etcd credential, nor the other way round), etcd's server certificate, root's client certificate, and one
- * client certificate per Holdfast cluster whose CN is that cluster's etcd user.
+ * etcd's own PKI (`holdfast etcd init`, `holdfast dev up`, tests): a CA of its own, not the cluster CA, so that a
+ * node certificate is no etcd credential nor the other way round; the members' certificate (server and peer); root's
+ * client certificate, to set up roles with; and one client certificate per Holdfast cluster, whose CN is that
+ * cluster's etcd user. The CA key stays with whoever runs etcd: no Holdfast node needs it.
  */
 const VALID_DAYS = 365;
 
@@ -16,15 +17,18 @@ async function writePair(dir: string, name: string, pair: { certPem: string; key
   await writeFile(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
 }
 
-/** Creates etcd's CA, its server certificate for `host`, and root's client certificate, in `dir`. */
-export async function createEtcdPki(dir: string, host: string): Promise<void> {
+/**
+ * Creates etcd's CA, the members' certificate (for every address in `hosts`: clients and peers reach members by
+ * them), and root's client certificate, in `dir`.
+ */
+export async function createEtcdPki(dir: string, hosts: string[]): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = await createClusterCa({ cluster: "etcd" });
   await saveCa(dir, ca);
   await writePair(
     dir,
     "server",
-    await issueNodeIdentity(ca, { nodeId: "etcd", addresses: [host], validDays: VALID_DAYS }),
+    await issueNodeIdentity(ca, { nodeId: "etcd", addresses: hosts, validDays: VALID_DAYS }),
   );
   await writePair(
     dir,
@@ -33,7 +37,7 @@ export async function createEtcdPki(dir: string, host: string): Promise<void> {
   );
 }
 
-/** The flags that make etcd serve clients over mutual TLS with the PKI in `dir`. */
+/** The flags that make etcd serve clients over mutual TLS with the PKI in `dir` (peers: the `--peer-*` twins). */
 export function etcdServerTlsArgs(dir: string): string[] {
   return [
     `--cert-file=${join(dir, "server.crt")}`,
