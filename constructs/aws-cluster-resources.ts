@@ -37,6 +37,8 @@ export class AwsClusterResources extends Construct {
   /** ARN (Secrets Manager) or parameter name (SSM). */
   readonly tokenSecret: string;
   readonly caSecret: string;
+  /** The secret with the cluster's etcd client certificate; none when agents speak plain HTTP to etcd (a lab). */
+  readonly etcdSecret?: string;
   /** ARNs for the nodes' IAM policy. */
   readonly secretArns: string[];
   readonly artifactBucket: S3Bucket;
@@ -73,9 +75,20 @@ export class AwsClusterResources extends Construct {
         kmsKeyId: this.kmsKeyArn,
         tags,
       }).arn;
+    const etcd = !cluster.etcdTls
+      ? undefined
+      : (cluster.props.secrets?.etcdClient ??
+        new SecretsmanagerSecret(this, "etcd-client", {
+          name: `holdfast/${name}/etcd-client`,
+          description: `Holdfast ${name}'s etcd client certificate: {"ca": PEM, "crt": PEM, "key": PEM}, put once by the operator (holdfast etcd client)`,
+          kmsKeyId: this.kmsKeyArn,
+          tags,
+        }).arn);
     this.tokenSecret = token;
     this.caSecret = ca;
-    this.secretArns = this.secretStore === "ssm" ? [token, ca].map((p) => this.parameterArn(p)) : [token, ca];
+    this.etcdSecret = etcd;
+    const secrets = [token, ca, ...(etcd ? [etcd] : [])];
+    this.secretArns = this.secretStore === "ssm" ? secrets.map((p) => this.parameterArn(p)) : secrets;
 
     this.artifactBucket = new S3Bucket(this, "artifacts", { bucketPrefix: "holdfast-artifacts-", tags });
     new S3BucketPublicAccessBlock(this, "artifacts-private", {

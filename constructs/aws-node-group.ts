@@ -116,7 +116,14 @@ export class AwsNodeGroup extends Construct {
     this.devices = drives.map((d, i) => d.deviceName ?? (DEVICE_NAMES[i] as string));
     // With sample instance values, the config must pass the agent's own schema before any node boots with it
     // (the store is checked by the cluster, and may not be known until every group is declared).
-    checkedAgentConfig(this, { ...this.agentConfig(SAMPLE_INSTANCE), store: "etcd://sample:2379" });
+    checkedAgentConfig(this, {
+      ...this.agentConfig(SAMPLE_INSTANCE),
+      store: "etcd://sample:2379",
+      etcdPlainHttp: true,
+      etcdCa: undefined,
+      etcdCert: undefined,
+      etcdKey: undefined,
+    });
 
     this.role = this.createRole(id, tags);
     const profile = new IamInstanceProfile(this, "profile", {
@@ -163,6 +170,7 @@ export class AwsNodeGroup extends Construct {
           [BOOT_TAGS.key]: aws.artifactObject.key,
           [BOOT_TAGS.tokenSecret]: aws.tokenSecret,
           [BOOT_TAGS.caSecret]: aws.caSecret,
+          ...(aws.etcdSecret ? { [BOOT_TAGS.etcdSecret]: aws.etcdSecret } : {}),
         },
       })),
       updateDefaultVersion: true,
@@ -238,7 +246,7 @@ export class AwsNodeGroup extends Construct {
     return {
       ...cluster.agent,
       dataDir,
-      store: cluster.store,
+      ...cluster.storeSettings(dataDir),
       cluster: cluster.clusterName,
       nodeId: values.instanceId,
       api: `${values.localIpv4}:${cluster.ports.api}`,

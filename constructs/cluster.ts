@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
+import type { AgentConfigInput } from "../agent/src/config/index.js";
 import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/spec/index.js";
 import { type AgentSettings, invalid } from "./agent-settings.js";
 import { AwsClusterResources } from "./aws-cluster-resources.js";
@@ -16,11 +17,19 @@ export interface IHoldfastCluster {
   readonly apiEndpoints: string[];
 }
 
-/** Where the cluster keeps its metadata. Exactly one of the two. */
+/**
+ * Where the cluster keeps its metadata. Exactly one of the two. Agents reach etcd over mutual TLS with the cluster's
+ * etcd client certificate (`holdfast etcd client`; AWS nodes fetch it from `secrets.etcdClient`, on-prem hosts from
+ * the data bag's `etcd`), whose etcd user has a role limited to the cluster's prefix (`holdfast etcd grant`).
+ */
 export type MetadataStore =
   /** An etcd v3 cluster you run: `HOST:PORT` of each member's client URL. */
-  | { readonly etcdEndpoints: readonly string[] }
-  /** An etcd of 3 or 5 members run by the cookbook on the first on-prem hosts (they have fixed addresses). */
+  | {
+      readonly etcdEndpoints: readonly string[];
+      /** Plain HTTP to etcd, no client certificate: a lab only (records cross the network in clear). @default false */
+      readonly plainHttp?: boolean;
+    }
+  /** An etcd of 3 or 5 members run by the cookbook on the first on-prem hosts (they have fixed addresses), over TLS. */
   | { readonly embeddedEtcd: { readonly members: 3 | 5 } };
 
 /** The TCP ports of the fabric. */
@@ -41,6 +50,13 @@ export interface ClusterSecretsProps {
   readonly store?: "secretsmanager" | "ssm";
   /** An existing secret ARN (Secrets Manager) or SecureString parameter name (SSM) holding the API token. @default - a new secret with a random 48-character token */
   readonly token?: string;
+  /**
+   * An existing secret ARN or SecureString parameter name holding the cluster's etcd client certificate as JSON
+   * `{"ca": PEM, "crt": PEM, "key": PEM}` (`holdfast etcd client` writes the three files). Required with
+   * `store: "ssm"`, as `ca` is.
+   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
+   */
+  readonly etcdClient?: string;
   /**
    * An existing secret ARN or SecureString parameter name holding the cluster CA as JSON `{"crt": PEM, "key": PEM}`
    * (`holdfast cluster init` writes the two files). SSM cannot create an empty parameter, so with `store: "ssm"`
@@ -144,11 +160,23 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
         );
       }
     }
+    if (plainEtcd(props.metadata)) {
+      Annotations.of(this).addWarning(
+        "metadata.plainHttp: agents speak plain HTTP to etcd, without a client certificate: a lab only",
+      );
+    }
     if (props.secrets?.store === "ssm" && !props.secrets.ca) {
       throw invalid(
         this,
         "secrets.ca",
         'with store "ssm" give the name of an existing SecureString parameter holding the cluster CA',
+      );
+    }
+    if (props.secrets?.store === "ssm" && !props.secrets.etcdClient && !plainEtcd(props.metadata)) {
+      throw invalid(
+        this,
+        "secrets.etcdClient",
+        'with store "ssm" give the name of an existing SecureString parameter holding the cluster\'s etcd client certificate',
       );
     }
     this.agent = props.agent ?? {};
@@ -170,14 +198,31 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     this.node.addValidation({ validate: () => this.validateLayout() });
   }
 
-  /** The agent's `store` setting: `etcd://HOST:PORT,...`, from the endpoints or the embedded members. */
+  /** The agent's `store` setting: `etcds://HOST:PORT,...` (or `etcd://` in a lab), from the endpoints or the embedded members. */
   get store(): string {
     const m = this.props.metadata;
     const endpoints =
       "etcdEndpoints" in m
         ? m.etcdEndpoints
         : this.etcdMembers().map((h) => `${h.address}:${this.ports.etcdClient}`);
-    return `etcd://${endpoints.join(",")}`;
+    return `${plainEtcd(m) ? "etcd" : "etcds"}://${endpoints.join(",")}`;
+  }
+
+  /** Whether agents reach etcd over TLS (with the client certificate in `<dataDir>/etcd/`). */
+  get etcdTls(): boolean {
+    return !plainEtcd(this.props.metadata);
+  }
+
+  /** The agent settings that say how to reach the store: its URL, and etcd's TLS files in the data dir or the lab flag. */
+  storeSettings(dataDir: string): Partial<AgentConfigInput> {
+    if (!this.etcdTls) return { store: this.store, etcdPlainHttp: true };
+    const dir = etcdClientDir(dataDir);
+    return {
+      store: this.store,
+      etcdCa: `${dir}/ca.crt`,
+      etcdCert: `${dir}/client.crt`,
+      etcdKey: `${dir}/client.key`,
+    };
   }
 
   /** The on-prem hosts that run the embedded etcd: the first 3 or 5 declared. Empty with external etcd. */
@@ -233,6 +278,15 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     }
     return errors;
   }
+}
+
+/** Where a node keeps the cluster's etcd client certificate: `<dataDir>/etcd/` (ca.crt, client.crt, client.key). */
+export function etcdClientDir(dataDir: string): string {
+  return `${dataDir}/etcd`;
+}
+
+function plainEtcd(m: MetadataStore): boolean {
+  return "etcdEndpoints" in m && m.plainHttp === true;
 }
 
 function checkMetadata(scope: Construct, m: MetadataStore): void {

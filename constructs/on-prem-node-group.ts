@@ -104,7 +104,7 @@ export class OnPremNodeGroup extends Construct {
     const config = checkedAgentConfig(this, {
       ...cluster.agent,
       dataDir,
-      store: cluster.store,
+      ...cluster.storeSettings(dataDir),
       cluster: cluster.clusterName,
       nodeId: host.name,
       api: hostPort(host.address, cluster.ports.api),
@@ -134,7 +134,7 @@ export class OnPremNodeGroup extends Construct {
                 client_port: etcdClient,
                 peer_port: etcdPeer,
                 initial_cluster: members
-                  .map((m) => `${m.name}=http://${hostPort(m.address, etcdPeer)}`)
+                  .map((m) => `${m.name}=https://${hostPort(m.address, etcdPeer)}`)
                   .join(","),
               },
             }

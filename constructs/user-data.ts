@@ -15,6 +15,7 @@ export const BOOT_TAGS = {
   key: "holdfast:artifact-key",
   tokenSecret: "holdfast:token-secret",
   caSecret: "holdfast:ca-secret",
+  etcdSecret: "holdfast:etcd-secret",
 } as const;
 
 export interface BootScriptOptions {
@@ -89,6 +90,7 @@ BUCKET=$(imds tags/instance/${BOOT_TAGS.bucket}) || fail "tag ${BOOT_TAGS.bucket
 KEY=$(imds tags/instance/${BOOT_TAGS.key})
 TOKEN_SECRET=$(imds tags/instance/${BOOT_TAGS.tokenSecret})
 CA_SECRET=$(imds tags/instance/${BOOT_TAGS.caSecret})
+ETCD_SECRET=$(imds tags/instance/${BOOT_TAGS.etcdSecret} 2>/dev/null || true)
 ROLE=$(imds iam/security-credentials/ | head -n1)
 CREDENTIALS=$(imds "iam/security-credentials/$ROLE")
 ACCESS_KEY=$(json AccessKeyId <<<"$CREDENTIALS")
@@ -140,6 +142,7 @@ done
 "$ROOT/opt/holdfast/current/bin/holdfast" cluster issue --ca-dir "$work/ca" --node "$INSTANCE_ID" \
   --address "$LOCAL_IPV4" --out "$TLS_DIR" >/dev/null
 
+${etcdClientFetch(o.config)}
 for i in "\${!DEVICES[@]}"; do
   device=\${DEVICES[$i]} pool=\${POOLS[$i]}
   for _ in $(seq 60); do [ -b "$device" ] && break; sleep 2; done
@@ -175,3 +178,24 @@ systemctl enable --now holdfast-agent.service
 log "holdfast-agent started"
 `;
 }
+
+/**
+ * The boot step that fetches the cluster's etcd client certificate (JSON `{"ca", "crt", "key"}`) into the files the
+ * agent config names, keys mode 0600; nothing when the config speaks plain HTTP to etcd (a lab).
+ */
+function etcdClientFetch(config: AgentConfigInput): string {
+  if (!config.etcdCa || !config.etcdCert || !config.etcdKey) return "";
+  return `log "fetching the cluster's etcd client certificate"
+[ -n "$ETCD_SECRET" ] || fail "tag ${BOOT_TAGS.etcdSecret} missing: the store is etcds:// and needs a client certificate"
+for attempt in $(seq 60); do
+  if etcd=$(secret "$ETCD_SECRET" 2>/dev/null) && [ -n "$etcd" ]; then break; fi
+  [ "$attempt" = 60 ] && fail "the etcd client secret $ETCD_SECRET has no value"
+  log "waiting for the etcd client certificate in $ETCD_SECRET"; sleep 10
+done
+(umask 077; mkdir -p ${quote(dirOf(config.etcdKey))}
+  json ca <<<"$etcd" > ${quote(config.etcdCa)}; json crt <<<"$etcd" > ${quote(config.etcdCert)}
+  json key <<<"$etcd" > ${quote(config.etcdKey)})
+`;
+}
+
+const dirOf = (file: string) => file.slice(0, file.lastIndexOf("/"));

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -100,6 +100,18 @@ test("each resource is unified_mode with described properties, and has its docum
 test("the rendered JSON, as is, configures a real agent that joins the cluster", async () => {
   const dataDir = join(work, "onprem1");
   const { json } = render(dataDir);
+  // What holdfast_config does with the data bag's `etcd`: the cluster's etcd client certificate (here the dev
+  // cluster's), written where the rendered config says.
+  for (const [setting, name] of [
+    ["etcdCa", "ca.crt"],
+    ["etcdCert", "client.crt"],
+    ["etcdKey", "client.key"],
+  ] as const) {
+    const path = json.holdfast[setting] ?? "";
+    assert.ok(path.startsWith(`${dataDir}/etcd/`), `${setting}: ${path}`);
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await copyFile(join(devDir, "etcd", "client", name), path);
+  }
   const file = join(work, "onprem1.json");
   await writeFile(file, JSON.stringify(json, null, 2));
   agent = spawn(HOLDFAST, ["agent", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });

@@ -23,6 +23,7 @@ const BUCKET = "holdfast-artifacts-test";
 const KEY = "holdfast/0.1.0/artifact.tar.gz";
 const TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/api-token";
 const CA_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/cluster-ca";
+const ETCD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/etcd-client";
 
 let artifact: AgentArtifact;
 let work = "";
@@ -58,7 +59,7 @@ function synthesizeUserData(dataDir: string, device: string): string {
     clusterName: "dev",
     metadata: { etcdEndpoints: [`${NET}.10:2379`] },
     artifactPath: artifact.path,
-    secrets: { token: TOKEN_ARN, ca: CA_ARN },
+    secrets: { token: TOKEN_ARN, ca: CA_ARN, etcdClient: ETCD_ARN },
     agent: { dataDir, mountDir: join(dataDir, "mnt"), pluginSocket: "none", csiSocket: "none" },
   });
   new AwsNodeGroup(stack, "storage", {
@@ -131,6 +132,7 @@ test.before(async () => {
       "holdfast:artifact-key": KEY,
       "holdfast:token-secret": TOKEN_ARN,
       "holdfast:ca-secret": CA_ARN,
+      "holdfast:etcd-secret": ETCD_ARN,
     },
     secrets: {
       [TOKEN_ARN]: devToken,
@@ -138,6 +140,12 @@ test.before(async () => {
       [CA_ARN]: JSON.stringify({
         crt: await readFile(join(devDir, "ca/ca.crt"), "utf8"),
         key: await readFile(join(devDir, "ca/ca.key"), "utf8"),
+      }),
+      // The dev cluster's etcd client certificate (CN holdfast-dev), as `holdfast etcd client` wrote it.
+      [ETCD_ARN]: JSON.stringify({
+        ca: await readFile(join(devDir, "etcd/client/ca.crt"), "utf8"),
+        crt: await readFile(join(devDir, "etcd/client/client.crt"), "utf8"),
+        key: await readFile(join(devDir, "etcd/client/client.key"), "utf8"),
       }),
     },
   });
@@ -197,6 +205,8 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
   // Secrets fetched with IMDSv2 credentials, written 0600; every metadata read carried a session token.
   assert.is((await readFile(join(dataDir, "token"), "utf8")).trim(), devToken);
   assert.is((await stat(join(dataDir, "token"))).mode & 0o777, 0o600);
+  assert.is((await stat(join(dataDir, "etcd/client.key"))).mode & 0o777, 0o600);
+  assert.is((await stat(join(dataDir, "etcd"))).mode & 0o777, 0o700);
   // Its own certificate from the cluster CA; the CA key is not left on the node.
   assert.is((await stat(join(dataDir, "tls/node.key"))).mode & 0o777, 0o600);
   assert.is(
@@ -227,7 +237,7 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
       `${NODE_IP}:9002`,
       "us-east-1a",
       "use1-az1",
-      `etcd://${NET}.10:2379`,
+      `etcds://${NET}.10:2379`,
     ],
   );
   assert.match(

@@ -112,7 +112,11 @@ test("user data installs the checksummed artifact and holds no secret", () => {
   assert.match(script, /sha256sum -c/);
   assert.match(script, /X-aws-ec2-metadata-token-ttl-seconds/);
   assert.match(script, /systemctl enable --now holdfast-agent.service/);
-  assert.match(script, /"store": "etcd:\/\/10.0.0.5:2379,10.0.1.5:2379"/);
+  assert.match(script, /"store": "etcds:\/\/10.0.0.5:2379,10.0.1.5:2379"/);
+  // etcd's client certificate is fetched at boot, like the token, into the files the config names.
+  assert.match(script, /"etcdKey": "\/var\/lib\/holdfast\/etcd\/client.key"/);
+  assert.match(script, /ETCD_SECRET=\$\(imds tags\/instance\/holdfast:etcd-secret/);
+  assert.not.match(script, /BEGIN [A-Z ]*PRIVATE KEY/);
   assert.match(script, /"zone": "@AVAILABILITY_ZONE@"/);
   // The token lives in Secrets Manager; neither it nor the data source's value is in the script.
   assert.not.match(script, /random_password|secret_string|aws_secretsmanager/);
@@ -168,14 +172,14 @@ test("the nodes' policy is an explicit list of actions on this cluster's resourc
   assert.match(String(role?.assume_role_policy), /ec2\.amazonaws\.com/);
 });
 
-test("with SSM, the policy grants ssm:GetParameter on the two parameters", () => {
+test("with SSM, the policy grants ssm:GetParameter on the parameters (token, CA, etcd client)", () => {
   const stack = testStack();
   new AwsProvider(stack, "aws", { region: "us-east-1" });
   const cluster = new HoldfastCluster(stack, "cluster", {
     clusterName: "prod",
     metadata: { etcdEndpoints: ["10.0.0.5:2379"] },
     artifactPath,
-    secrets: { store: "ssm", ca: "/holdfast/prod/ca" },
+    secrets: { store: "ssm", ca: "/holdfast/prod/ca", etcdClient: "/holdfast/prod/etcd-client" },
   });
   new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS });
   const json = synth(stack);

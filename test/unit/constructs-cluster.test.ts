@@ -32,7 +32,7 @@ test("an on-prem-only cluster creates no AWS resource and outputs the hosts' API
     "http://192.168.10.1:9100",
     "http://192.168.10.2:9100",
   ]);
-  assert.is(cluster.store, "etcd://10.0.0.5:2379");
+  assert.is(cluster.store, "etcds://10.0.0.5:2379");
 });
 
 test("the cluster id is stable for a name and store, and differs on another store", () => {
@@ -57,7 +57,7 @@ test("embedded etcd: the store lists the first three on-prem hosts' client URLs"
   });
   new OnPremNodeGroup(stack, "dc1", { cluster, hosts: hosts(["a", "b", "c", "a"]) });
   synth(stack);
-  assert.is(cluster.store, "etcd://192.168.10.1:2379,192.168.10.2:2379,192.168.10.3:2379");
+  assert.is(cluster.store, "etcds://192.168.10.1:2379,192.168.10.2:2379,192.168.10.3:2379");
 });
 
 test("on-prem hosts reach AWS nodes on the API and replication ports, from their own address only", () => {

@@ -30,9 +30,9 @@ test("the hybrid example writes Chef JSON the agent reads as is, with the embedd
   // The previous test synthesized it.
   const file = join(ROOT, "examples/hybrid/cdktf.out/chef/dc1-stor1.json");
   const json = JSON.parse(await readFile(file, "utf8"));
-  assert.match(json.holdfast_cookbook.etcd.initial_cluster, /^dc1-stor1=http:\/\/192\.168\.50\.11:2380,/);
+  assert.match(json.holdfast_cookbook.etcd.initial_cluster, /^dc1-stor1=https:\/\/192\.168\.50\.11:2380,/);
   const config = await loadAgentConfig({ file, flags: {} });
-  assert.is(config.store, "etcd://192.168.50.11:2379,192.168.50.12:2379,192.168.50.13:2379");
+  assert.is(config.store, "etcds://192.168.50.11:2379,192.168.50.12:2379,192.168.50.13:2379");
   assert.equal([config.nodeId, config.zone, config.rack, config.leaseTtl], ["dc1-stor1", "dc1", "r1", 10]);
 });
 

@@ -41,7 +41,10 @@ test("each host's JSON holds its agent config under holdfast, and the cookbook's
   assert.equal(db1.holdfast, {
     leaseTtl: 10,
     dataDir: "/var/lib/holdfast",
-    store: "etcd://10.1.0.5:2379",
+    store: "etcds://10.1.0.5:2379",
+    etcdCa: "/var/lib/holdfast/etcd/ca.crt",
+    etcdCert: "/var/lib/holdfast/etcd/client.crt",
+    etcdKey: "/var/lib/holdfast/etcd/client.key",
     cluster: "onprem",
     nodeId: "db1",
     api: "10.1.0.11:9001",
@@ -96,10 +99,10 @@ test("with embedded etcd, the first three hosts get an etcd member and one initi
     address: "10.1.0.11",
     client_port: 2379,
     peer_port: 2380,
-    initial_cluster: "db1=http://10.1.0.11:2380,db2=http://10.1.0.12:2380,db3=http://10.1.0.13:2380",
+    initial_cluster: "db1=https://10.1.0.11:2380,db2=https://10.1.0.12:2380,db3=https://10.1.0.13:2380",
   });
   assert.is(etcd[2]?.initial_cluster, etcd[0]?.initial_cluster);
-  assert.is(group.chefJson("db2").holdfast.store, "etcd://10.1.0.11:2379,10.1.0.12:2379,10.1.0.13:2379");
+  assert.is(group.chefJson("db2").holdfast.store, "etcds://10.1.0.11:2379,10.1.0.12:2379,10.1.0.13:2379");
 });
 
 for (const [name, hosts, message] of [

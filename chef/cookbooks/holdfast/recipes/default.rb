@@ -2,7 +2,8 @@
 
 # Joins this host to its Holdfast cluster from the JSON OnPremNodeGroup rendered for it (`chef-client -z -j`):
 # node['holdfast'] is the agent config, written unchanged; node['holdfast_cookbook'] says what to install and where
-# the secrets are (an encrypted data bag item named after the cluster, with `token` and `ca`).
+# the secrets are (an encrypted data bag item named after the cluster, with `token`, `ca` and `etcd`, the cluster's
+# etcd client certificate; on the etcd members also `etcd_member`, the members' certificate).
 settings = node['holdfast_cookbook']
 secrets = data_bag_item(settings['secrets_data_bag'], settings['secrets_data_bag_item'])
 
@@ -20,6 +21,7 @@ holdfast_config 'holdfast' do
   config Holdfast::Helpers.agent_config(node['holdfast'], node)
   token secrets['token']
   ca secrets['ca']
+  etcd_client secrets['etcd']
   devices settings['devices']
   install_dir settings['install_dir']
   config_path settings['config_path']

@@ -20,6 +20,11 @@ property :ca, Hash,
          description: 'The cluster CA, `{"crt" => PEM, "key" => PEM}`: issues the node certificate once; ' \
                       'the key is not kept.'
 
+property :etcd_client, Hash,
+         sensitive: true,
+         description: "The cluster's etcd client certificate, `{\"ca\" => PEM, \"crt\" => PEM, \"key\" => PEM}` " \
+                      '(`holdfast etcd client`), written where the config\'s etcdCa, etcdCert and etcdKey say.'
+
 property :devices, Array,
          default: [],
          description: 'Block devices to format once (ext4) and mount as pools: `[{"device" => ..., "pool" => ...}]`.'
@@ -60,6 +65,26 @@ action :create do
       content "#{new_resource.token}\n"
       mode '0600'
       sensitive true
+    end
+  end
+
+  etcd_files = { 'ca' => 'etcdCa', 'crt' => 'etcdCert', 'key' => 'etcdKey' }
+  if new_resource.config['etcdCert']
+    unless new_resource.etcd_client
+      raise "holdfast: the store is #{new_resource.config['store']}: the data bag item needs `etcd` (ca, crt, key)"
+    end
+
+    etcd_files.each do |part, setting|
+      path = new_resource.config.fetch(setting)
+      directory(::File.dirname(path)) do
+        recursive true
+        mode '0700'
+      end
+      file path do
+        content new_resource.etcd_client.fetch(part)
+        mode part == 'key' ? '0600' : '0644'
+        sensitive true
+      end
     end
   end
 
