@@ -49,6 +49,10 @@ export function buildProgram(): Command {
     .option(
       "--replica-timeout <seconds>",
       "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
+    .option(
+      "--api-plain-http",
+      "without a cluster certificate, serve plain HTTP beyond loopback (a lab: tokens in clear)",
+    )
       Number,
     )
     .option(
@@ -92,6 +96,7 @@ export function buildProgram(): Command {
         leaseTtl: opts.leaseTtl,
         replication: opts.replication,
         tlsDir: opts.tlsDir,
+        apiPlainHttp: opts.apiPlainHttp,
         replicaTimeout: opts.replicaTimeout,
         quarantineTtl: opts.quarantineTtl,
         adoptIdentity: opts.adoptIdentity,
