@@ -4,7 +4,10 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
+import { HoldfastProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
+import { HoldfastCluster, HoldfastVolume, OnPremNodeGroup } from "../../constructs/index.js";
 import { AgentProcess } from "../support/agent-process.js";
+import { fakeArtifact } from "../support/constructs.js";
 import { buildProvider, providerBlock, TerraformDir, volume } from "./terraform-support.js";
 
 // The provider against an agent that serves its API over TLS with a cluster certificate (the API's default when a
@@ -120,6 +123,34 @@ test("a wrong CA fails the plan with a diagnostic on the attribute that gave it"
   const both = await plan(`  ca_file = "${caFile()}"\n  ca_certificate = "x"\n`);
   assert.is(both.code, 1, both.stdout);
   assert.match(both.stderr, /Error: Conflicting CA settings/);
+});
+
+test("a CDKTF stack whose provider is HoldfastCluster.providerConfig() applies through https with the cluster CA", async () => {
+  const stack = new TerraformStack(Testing.app(), "tls");
+  const cluster = new HoldfastCluster(stack, "cluster", {
+    clusterName: "tftls",
+    metadata: { etcdEndpoints: ["127.0.0.1:2379"] },
+    ports: { api: agent.port },
+    artifactPath: fakeArtifact(),
+    caCertificate: await readFile(caFile(), "utf8"),
+  });
+  new OnPremNodeGroup(stack, "dc1", { cluster, hosts: [{ name: "node1", address: HOST, zone: "z" }] });
+  new HoldfastProvider(stack, "holdfast", { ...cluster.providerConfig(), maxRetries: 1 });
+  new HoldfastVolume(stack, "v", { volume: { name: "cdk-tls", size: "16M", repl: 1 } });
+  // Only the token from the environment: endpoint and CA are in the synthesized JSON.
+  const tf = await TerraformDir.create({ HOLDFAST_API: "", HOLDFAST_CA: "", HOLDFAST_TOKEN: agent.token });
+  try {
+    await writeFile(join(tf.dir, "main.tf.json"), Testing.synth(stack));
+    await tf.apply();
+    const listed = (await agent.api("GET", "/v1/volumes")).body as Array<{ name: string }>;
+    assert.equal(
+      listed.map((v) => v.name),
+      ["cdk-tls"],
+    );
+    await tf.ok("destroy", "-no-color", "-input=false", "-auto-approve");
+  } finally {
+    await tf.remove();
+  }
 });
 
 test("an http endpoint to the TLS port fails with a hint to use https", async () => {
