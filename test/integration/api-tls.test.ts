@@ -133,7 +133,7 @@ test("an untrusted certificate is a clear error, exit 1, no stack trace", async 
   assert.is(system.code, 1, system.stderr);
   assert.match(
     system.stderr,
-    /certificate the system does not trust .*set HOLDFAST_CA \(or --ca\) to the cluster's ca\.crt/,
+    /a certificate no CA this CLI trusts has signed .*set HOLDFAST_CA \(or --ca\) to the cluster's ca\.crt/,
   );
   assert.not.match(system.stderr, /\n\s+at /);
 

@@ -9,7 +9,7 @@ export interface ClientOptions {
   url?: string;
   /** Bearer token. @default - none: requests are refused with a message saying so */
   token?: string;
-  /** PEM file of the CA an https agent's certificate must be signed by: the cluster's ca.crt. @default - the system's trust store */
+  /** PEM file of the CA an https agent's certificate must be signed by: the cluster's ca.crt. @default - Node's trusted roots (its bundled list, NODE_EXTRA_CA_CERTS) */
   caFile?: string;
 }
 
@@ -35,7 +35,7 @@ export class ApiClient {
     this.url = url;
     this.http = got.extend({
       prefixUrl: `${url}/v1`,
-      // Node's rule: a CA given replaces the system's trust store, so only the cluster's certificates pass.
+      // Node's rule: a CA given replaces its trusted roots, so only the cluster's certificates pass.
       https: options.caFile ? { certificateAuthority: readCa(options.caFile) } : {},
       headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
       responseType: "json",
@@ -90,7 +90,7 @@ function toHoldfastError(err: unknown, url: string, caFile: string | undefined):
         "api.untrusted",
         caFile
           ? `the agent at ${url} has a certificate not signed by the CA in ${caFile} (${err.code}): set HOLDFAST_CA (or --ca) to the cluster's ca.crt`
-          : `the agent at ${url} has a certificate the system does not trust (${err.code}): set HOLDFAST_CA (or --ca) to the cluster's ca.crt`,
+          : `the agent at ${url} has a certificate no CA this CLI trusts has signed (${err.code}; no HOLDFAST_CA given, so Node's own roots): set HOLDFAST_CA (or --ca) to the cluster's ca.crt`,
       );
     if (problem)
       return new OperationError(
