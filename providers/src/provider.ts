@@ -159,11 +159,11 @@ function certificateDiagnostic(endpoint: string, e: ApiError, trust: TrustedCa |
           `The agent's certificate at ${endpoint} is not signed by a CA this provider trusts (${e.code}): set ca_certificate, ca_file or HOLDFAST_CA to the cluster's ca.crt.`,
           ["endpoint"],
         );
-  return error(
-    "Invalid agent certificate",
-    `${e.message}: reissue the node's certificate (holdfast cluster issue --address HOST) for the endpoint's host, or use an endpoint it names.`,
-    ["endpoint"],
-  );
+  const fix =
+    e.tls === "name"
+      ? "reissue the node's certificate for the endpoint's host (holdfast cluster issue --address HOST), or use an endpoint it names"
+      : "it has expired or is not valid yet: reissue the node's certificate (holdfast cluster issue)";
+  return error("Invalid agent certificate", `${e.message}: ${fix}.`, ["endpoint"]);
 }
 
 /** The configured provider: the API client, and the signal StopProvider fires. */
