@@ -171,6 +171,9 @@ export class AwsNodeGroup extends Construct {
           [BOOT_TAGS.tokenSecret]: aws.tokenSecret,
           [BOOT_TAGS.caSecret]: aws.caSecret,
           ...(aws.etcdSecret ? { [BOOT_TAGS.etcdSecret]: aws.etcdSecret } : {}),
+          ...(props.apiLoadBalancer !== false
+            ? { [BOOT_TAGS.apiName]: Lazy.stringValue({ produce: () => this.loadBalancer?.dnsName }) }
+            : {}),
         },
       })),
       updateDefaultVersion: true,
@@ -231,7 +234,8 @@ export class AwsNodeGroup extends Construct {
       zones,
       racks: zones,
       nodeCount: nodesPerZone * zones.length,
-      apiEndpoints: this.loadBalancer ? [`http://${this.loadBalancer.dnsName}:${cluster.ports.api}`] : [],
+      // The load balancer passes TCP through: TLS ends at the nodes, whose certificates name it (BOOT_TAGS.apiName).
+      apiEndpoints: this.loadBalancer ? [`https://${this.loadBalancer.dnsName}:${cluster.ports.api}`] : [],
       hosts: [],
     });
   }

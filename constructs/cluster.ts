@@ -13,7 +13,7 @@ export interface IHoldfastCluster {
   readonly clusterName: string;
   /** A stable id for this cluster on its metadata store. @attribute */
   readonly clusterId: string;
-  /** Every node API address clients can use (`http://HOST:PORT`). @attribute */
+  /** Every node API address clients can use (`https://HOST:PORT`: nodes serve the API with their cluster certificate). @attribute */
   readonly apiEndpoints: string[];
 }
 
@@ -85,6 +85,13 @@ export interface HoldfastClusterProps {
   readonly clientCidrs?: readonly string[];
   /** API token and cluster CA handling on AWS. @default - both in Secrets Manager, created by the construct */
   readonly secrets?: ClusterSecretsProps;
+  /**
+   * The cluster CA's certificate (PEM: the ca.crt of `holdfast cluster init`; public, unlike its key), which clients
+   * verify the nodes' HTTPS API by: {@link HoldfastCluster.providerConfig} passes it to the holdfast provider, and
+   * the `<name>_ca_certificate` output carries it to other clients (HOLDFAST_CA).
+   * @default - none: clients get the CA some other way (the provider's ca_file, HOLDFAST_CA)
+   */
+  readonly caCertificate?: string;
   /** The replication the layout must hold. @default - the volume spec's default repl, spread over zones */
   readonly replication?: ReplicationPolicy;
   /** Agent settings shared by every node. @default - the agent's own defaults, data in /var/lib/holdfast */
@@ -179,6 +186,9 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
         'with store "ssm" give the name of an existing SecureString parameter holding the cluster\'s etcd client certificate',
       );
     }
+    if (props.caCertificate !== undefined && !props.caCertificate.includes("-----BEGIN CERTIFICATE-----")) {
+      throw invalid(this, "caCertificate", "must be a PEM certificate (the ca.crt of holdfast cluster init)");
+    }
     this.agent = props.agent ?? {};
     this.tags = { ...props.tags, "holdfast:cluster": props.clusterName };
     this.artifact = readArtifact(this, props.artifactPath);
@@ -190,12 +200,30 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
       value: this.apiEndpoints,
       description: `Holdfast API endpoints of cluster ${props.clusterName}`,
     }).overrideLogicalId(`${prefix}_api_endpoints`);
+    if (props.caCertificate !== undefined) {
+      new TerraformOutput(this, "ca-certificate", {
+        value: props.caCertificate,
+        description: `The CA that signed the API certificates of cluster ${props.clusterName} (HOLDFAST_CA)`,
+      }).overrideLogicalId(`${prefix}_ca_certificate`);
+    }
     new TerraformOutput(this, "cluster-id", {
       value: this.clusterId,
       description: `Holdfast cluster id of ${props.clusterName}`,
     }).overrideLogicalId(`${prefix}_cluster_id`);
 
     this.node.addValidation({ validate: () => this.validateLayout() });
+  }
+
+  /**
+   * The holdfast provider's settings for this cluster: its first API endpoint (https) and the CA to verify it by,
+   * for `new HoldfastProvider(stack, "holdfast", cluster.providerConfig())`. Not the token: it is a secret, give it
+   * by HOLDFAST_TOKEN, so that it stays out of the synthesized JSON.
+   */
+  providerConfig(): { endpoint: string; caCertificate?: string } {
+    return {
+      endpoint: Lazy.stringValue({ produce: () => this.groups.flatMap((g) => g.apiEndpoints)[0] }),
+      ...(this.props.caCertificate === undefined ? {} : { caCertificate: this.props.caCertificate }),
+    };
   }
 
   /** The agent's `store` setting: `etcds://HOST:PORT,...` (or `etcd://` in a lab), from the endpoints or the embedded members. */

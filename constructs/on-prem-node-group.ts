@@ -79,7 +79,8 @@ export class OnPremNodeGroup extends Construct {
       zones: this.hosts.map((h) => h.zone),
       racks: this.hosts.map((h) => `${h.zone}/${h.rack ?? "default"}`),
       nodeCount: this.hosts.length,
-      apiEndpoints: this.hosts.map((h) => `http://${hostPort(h.address, cluster.ports.api)}`),
+      // The cookbook issues each node's certificate for its address, and the agent serves HTTPS with it.
+      apiEndpoints: this.hosts.map((h) => `https://${hostPort(h.address, cluster.ports.api)}`),
       hosts: this.hosts.map((h) => ({ name: h.name, address: h.address })),
     });
     new TerraformOutput(this, "chef-attributes", {

@@ -16,6 +16,8 @@ export const BOOT_TAGS = {
   tokenSecret: "holdfast:token-secret",
   caSecret: "holdfast:ca-secret",
   etcdSecret: "holdfast:etcd-secret",
+  /** The API load balancer's DNS name, when there is one: the node certificate names it, as clients reach the API by it. */
+  apiName: "holdfast:api-name",
 } as const;
 
 export interface BootScriptOptions {
@@ -91,6 +93,7 @@ KEY=$(imds tags/instance/${BOOT_TAGS.key})
 TOKEN_SECRET=$(imds tags/instance/${BOOT_TAGS.tokenSecret})
 CA_SECRET=$(imds tags/instance/${BOOT_TAGS.caSecret})
 ETCD_SECRET=$(imds tags/instance/${BOOT_TAGS.etcdSecret} 2>/dev/null || true)
+API_NAME=$(imds tags/instance/${BOOT_TAGS.apiName} 2>/dev/null) || API_NAME=""
 ROLE=$(imds iam/security-credentials/ | head -n1)
 CREDENTIALS=$(imds "iam/security-credentials/$ROLE")
 ACCESS_KEY=$(json AccessKeyId <<<"$CREDENTIALS")
@@ -137,10 +140,11 @@ for attempt in $(seq 60); do
   [ "$attempt" = 60 ] && fail "the cluster CA secret $CA_SECRET has no value"
   log "waiting for the cluster CA in $CA_SECRET"; sleep 10
 done
-# The node's own certificate for the replication port; the CA key stays in $work, removed on exit.
+# The node's own certificate for the replication port and the API (HTTPS), also naming the API load balancer the
+# clients reach it by; the CA key stays in $work, removed on exit.
 (umask 077; mkdir -p "$work/ca"; json crt <<<"$ca" > "$work/ca/ca.crt"; json key <<<"$ca" > "$work/ca/ca.key")
 "$ROOT/opt/holdfast/current/bin/holdfast" cluster issue --ca-dir "$work/ca" --node "$INSTANCE_ID" \
-  --address "$LOCAL_IPV4" --out "$TLS_DIR" >/dev/null
+  --address "$LOCAL_IPV4" \${API_NAME:+--address "$API_NAME"} --out "$TLS_DIR" >/dev/null
 
 ${etcdClientFetch(o.config)}
 for i in "\${!DEVICES[@]}"; do

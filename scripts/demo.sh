@@ -28,7 +28,8 @@ trap cleanup EXIT
 step "holdfast dev up --nodes 3   (a real etcd on 127.0.0.10, agents on 127.0.0.11-13, one zone each)"
 up="$(hf dev up --dir "$dir" --nodes 3 --lease-ttl 3 --output json)"
 HOLDFAST_TOKEN="$(node -e 'console.log(JSON.parse(process.argv[1]).token)' "$up")"
-export HOLDFAST_API=http://127.0.0.11:9001 HOLDFAST_TOKEN
+# The agents have certificates from the dev cluster's CA: the API is HTTPS, trusted by that CA.
+export HOLDFAST_API=https://127.0.0.11:9001 HOLDFAST_TOKEN HOLDFAST_CA="$dir/ca/ca.crt"
 hf cluster status
 
 step "holdfast volume create 'name=pgdata,size=1G,repl=3,io_profile=db,labels=app:pg'"

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { type CsiServer, serveCsi } from "./api/csi/index.js";
 import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.js";
-import { ApiTokens, createApiServer } from "./api/index.js";
+import { ApiTokens, type ApiTransport, apiTransport, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
 import { badRecordReporter, EtcdStore, LocalStore, type MetaStore, readEtcdTls } from "./meta/index.js";
@@ -101,6 +101,13 @@ export async function startAgent(
     throw err;
   }
   const identity = await loadNodeIdentity(config, logger);
+  let transport: ApiTransport;
+  try {
+    transport = await apiTransport(config, identity, logger);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const membership = new Membership({
     store,
     root: keys.root,
@@ -155,7 +162,7 @@ export async function startAgent(
     await replication.listen();
   }
 
-  const apiUrl = `http://${config.api}`;
+  const apiUrl = transport.url;
   const capacity = await replicas.capacity();
   await membership.join({
     id: config.nodeId,
@@ -193,16 +200,13 @@ export async function startAgent(
     version: VERSION,
     requestTimeoutMs: config.apiRequestTimeout * 1000,
     maxConnections: config.apiMaxConnections,
+    https: transport.https,
     cluster: {
       cluster: async () => ({ id: config.cluster, store: config.store, nodes: await membership.list() }),
       quarantine: recovery,
     },
   });
-  const separator = config.api.lastIndexOf(":");
-  await app.listen({
-    host: config.api.slice(0, separator).replace(/^\[|\]$/g, ""),
-    port: Number(config.api.slice(separator + 1)),
-  });
+  await app.listen({ host: transport.host, port: transport.port });
   // The container runtimes' doors: Docker's volume plugin and CSI, each turned off by "none".
   let plugin: DockerPlugin | undefined;
   let csi: CsiServer | undefined;

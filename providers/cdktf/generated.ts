@@ -4,9 +4,11 @@ import * as cdktf from "cdktf";
 import type { Construct } from "constructs";
 
 export interface HoldfastProviderConfig {
-  /** PEM file of the CA that signed an `https` endpoint's certificate. Default: Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS. */
+  /** The cluster CA's certificate (PEM, the `ca.crt` of `holdfast cluster init`) that an `https` endpoint's certificate must be signed by. Not secret. Conflicts with `ca_file`. Default: `ca_file`. */
+  readonly caCertificate?: string;
+  /** PEM file of the CA that an `https` endpoint's certificate must be signed by: the cluster's `ca.crt`. Default: `HOLDFAST_CA`; with neither, Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS. */
   readonly caFile?: string;
-  /** URL of a Holdfast agent's REST API, e.g. `http://127.0.0.11:9001`. Default: `HOLDFAST_API`. */
+  /** URL of a Holdfast agent's REST API, e.g. `https://10.0.0.11:9001`: an agent with a cluster certificate serves only `https`. An `http` URL is accepted for any host; the agent serves plain HTTP only on loopback or when told to (`apiPlainHttp`, a lab where the token crosses the network in clear). Default: `HOLDFAST_API`. */
   readonly endpoint?: string;
   /** Retries, with backoff, of a request that failed for a transient reason (agent unreachable, 502, 503, 504). 0 to 10. Default: `3`. */
   readonly maxRetries?: number;
@@ -46,6 +48,7 @@ export class HoldfastProvider extends cdktf.TerraformProvider {
 
   protected override synthesizeAttributes(): Record<string, unknown> {
     return {
+      ca_certificate: cdktf.stringToTerraform(this.input.caCertificate),
       ca_file: cdktf.stringToTerraform(this.input.caFile),
       endpoint: cdktf.stringToTerraform(this.input.endpoint),
       max_retries: cdktf.numberToTerraform(this.input.maxRetries),

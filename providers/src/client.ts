@@ -3,6 +3,7 @@ import { Agent } from "node:https";
 import { createSecureContext, rootCertificates } from "node:tls";
 import got, { type Agents, type Got, HTTPError, type RequestError } from "got";
 import type { NodeStatus } from "../../agent/src/cluster/index.js";
+import { schemeHint, type TlsProblem, tlsProblem } from "../../agent/src/transport/tls-trust.js";
 import type { VolumeView } from "../../agent/src/volumes/index.js";
 import type { Logger } from "./plugin/log.js";
 import { type Diagnostic, error } from "./protocol/index.js";
@@ -40,6 +41,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly status?: number,
     readonly field?: string,
+    /** Set when the connection failed on the agent's certificate: not trusted, not for this host, or expired. */
+    readonly tls?: TlsProblem,
   ) {
     super(message);
     this.name = "ApiError";
@@ -90,7 +93,14 @@ function apiErrorOf(err: unknown, endpoint: string): ApiError {
       "the request was cancelled (Terraform is stopping, or the operation timed out)",
       "aborted",
     );
-  return new ApiError(`cannot reach the Holdfast agent at ${endpoint}: ${e.message}`, e.code ?? "network");
+  const tls = tlsProblem(e.code);
+  return new ApiError(
+    `cannot reach the Holdfast agent at ${endpoint}: ${e.message}${schemeHint(endpoint, e.code)}`,
+    e.code ?? "network",
+    undefined,
+    undefined,
+    tls,
+  );
 }
 
 /**
@@ -128,7 +138,7 @@ export class HoldfastClient {
       responseType: "json",
       timeout: { request: options.requestTimeoutMs },
       https: options.ca ? { certificateAuthority: options.ca } : {},
-      // Node's rule: an explicit CA (ca_file) replaces the roots and NODE_EXTRA_CA_CERTS alike.
+      // Node's rule: an explicit CA (ca_certificate, ca_file) replaces the roots and NODE_EXTRA_CA_CERTS alike.
       agent: !options.ca && options.endpoint.startsWith("https:") ? extraCaAgents(logger) : undefined,
       retry: {
         limit: options.maxRetries,

@@ -32,7 +32,7 @@ export const providerSchema = {
       type: "string",
       optional: true,
       description:
-        "URL of a Holdfast agent's REST API, e.g. `http://127.0.0.11:9001`. Default: `HOLDFAST_API`.",
+        "URL of a Holdfast agent's REST API, e.g. `https://10.0.0.11:9001`: an agent with a cluster certificate serves only `https`. An `http` URL is accepted for any host; the agent serves plain HTTP only on loopback or when told to (`apiPlainHttp`, a lab where the token crosses the network in clear). Default: `HOLDFAST_API`.",
     },
     {
       name: "token",
@@ -42,11 +42,18 @@ export const providerSchema = {
       description: "The API's bearer token (the agent's `data-dir/token`). Default: `HOLDFAST_TOKEN`.",
     },
     {
+      name: "ca_certificate",
+      type: "string",
+      optional: true,
+      description:
+        "The cluster CA's certificate (PEM, the `ca.crt` of `holdfast cluster init`) that an `https` endpoint's certificate must be signed by. Not secret. Conflicts with `ca_file`. Default: `ca_file`.",
+    },
+    {
       name: "ca_file",
       type: "string",
       optional: true,
       description:
-        "PEM file of the CA that signed an `https` endpoint's certificate. Default: Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS.",
+        "PEM file of the CA that an `https` endpoint's certificate must be signed by: the cluster's `ca.crt`. Default: `HOLDFAST_CA`; with neither, Node's bundled CA list and the certificates in NODE_EXTRA_CA_CERTS.",
     },
     {
       name: "request_timeout",
@@ -87,6 +94,17 @@ export function validateProviderConfig(config: ObjectValue): Diagnostic[] {
         ]),
       );
   }
+  const caCertificate = config.ca_certificate ?? null;
+  if (typeof caCertificate === "string" && typeof (config.ca_file ?? null) === "string")
+    diagnostics.push(
+      error("Conflicting CA settings", "Set ca_certificate or ca_file, not both.", ["ca_certificate"]),
+    );
+  else if (typeof caCertificate === "string" && !caCertificate.includes("-----BEGIN CERTIFICATE-----"))
+    diagnostics.push(
+      error("Invalid ca_certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE-----).", [
+        "ca_certificate",
+      ]),
+    );
   const timeout = config.request_timeout ?? null;
   if (typeof timeout === "string" && parseDuration(timeout) === undefined)
     diagnostics.push(
@@ -102,6 +120,50 @@ export function validateProviderConfig(config: ObjectValue): Diagnostic[] {
       ]),
     );
   return diagnostics;
+}
+
+/** The CA the API client trusts, and the attribute it came from, for diagnostics to point at. */
+interface TrustedCa {
+  pem: string;
+  /** `ca_certificate`, `ca_file` or `HOLDFAST_CA` (a file, like ca_file). */
+  from: string;
+  attribute: "ca_certificate" | "ca_file";
+}
+
+/** The CA from ca_certificate, ca_file or HOLDFAST_CA, in that order; a file that cannot be read is a diagnostic. */
+async function trustedCa(config: ObjectValue, diagnostics: Diagnostic[]): Promise<TrustedCa | undefined> {
+  const pem = setting(config, "ca_certificate");
+  if (pem) return { pem, from: "ca_certificate", attribute: "ca_certificate" };
+  const file = setting(config, "ca_file", "HOLDFAST_CA");
+  if (!file) return undefined;
+  const from = setting(config, "ca_file") ? "ca_file" : "HOLDFAST_CA";
+  try {
+    return { pem: await readFile(file, "utf8"), from, attribute: "ca_file" };
+  } catch (err) {
+    diagnostics.push(error(`Cannot read ${from}`, (err as Error).message, ["ca_file"]));
+    return undefined;
+  }
+}
+
+/** A certificate the client refused, said as what to change: the CA setting, or the agent's certificate. */
+function certificateDiagnostic(endpoint: string, e: ApiError, trust: TrustedCa | undefined): Diagnostic {
+  if (e.tls === "untrusted")
+    return trust
+      ? error(
+          "Untrusted agent certificate",
+          `The agent's certificate at ${endpoint} is not signed by the CA given in ${trust.from} (${e.code}): set it to the cluster's ca.crt.`,
+          [trust.attribute],
+        )
+      : error(
+          "Untrusted agent certificate",
+          `The agent's certificate at ${endpoint} is not signed by a CA this provider trusts (${e.code}): set ca_certificate, ca_file or HOLDFAST_CA to the cluster's ca.crt.`,
+          ["endpoint"],
+        );
+  const fix =
+    e.tls === "name"
+      ? "reissue the node's certificate for the endpoint's host (holdfast cluster issue --address HOST), or use an endpoint it names"
+      : "it has expired or is not valid yet: reissue the node's certificate (holdfast cluster issue)";
+  return error("Invalid agent certificate", `${e.message}: ${fix}.`, ["endpoint"]);
 }
 
 /** The configured provider: the API client, and the signal StopProvider fires. */
@@ -155,27 +217,19 @@ export class HoldfastProvider implements ProviderContext {
       diagnostics.push(
         error("Missing token", "Set token in the provider block, or HOLDFAST_TOKEN.", ["token"]),
       );
-    const caFile = setting(config, "ca_file");
-    let ca: string | undefined;
-    if (caFile) {
-      try {
-        ca = await readFile(caFile, "utf8");
-      } catch (err) {
-        diagnostics.push(error("Cannot read ca_file", (err as Error).message, ["ca_file"]));
-      }
-    }
+    const trust = await trustedCa(config, diagnostics);
     if (hasErrors(diagnostics) || !endpoint || !token) return diagnostics;
     const requestTimeoutMs = parseDuration(setting(config, "request_timeout") ?? DEFAULT_TIMEOUT) ?? 30_000;
     const maxRetries = typeof config.max_retries === "number" ? config.max_retries : DEFAULT_RETRIES;
     const client = new HoldfastClient({
       endpoint,
       token,
-      ca,
+      ca: trust?.pem,
       requestTimeoutMs,
       maxRetries,
       logger: this.logger,
     });
-    this.logger.debug("configuring", { endpoint, requestTimeoutMs, maxRetries, ca_file: caFile ?? null });
+    this.logger.debug("configuring", { endpoint, requestTimeoutMs, maxRetries, ca: trust?.from ?? null });
     try {
       await client.cluster(this.stop.signal);
     } catch (err) {
@@ -184,6 +238,7 @@ export class HoldfastProvider implements ProviderContext {
         return [
           error("Token refused", `The agent at ${endpoint} refused the token: ${e.message}`, ["token"]),
         ];
+      if (e instanceof ApiError && e.tls) return [certificateDiagnostic(endpoint, e, trust)];
       if (e instanceof ApiError && e.status === undefined)
         return [error("Cannot reach the Holdfast agent", e.message, ["endpoint"])];
       return [error("The Holdfast agent failed", e.message, ["endpoint"])];

@@ -87,13 +87,13 @@ test("an https agent trusted only through NODE_EXTRA_CA_CERTS: the API client tr
 
   const untrusted = await planThroughFront({ NODE_EXTRA_CA_CERTS: undefined });
   assert.is(untrusted.code, 1, untrusted.stdout);
-  assert.match(untrusted.stderr, /Error: Cannot reach the Holdfast agent[\s\S]*certificate/);
+  assert.match(untrusted.stderr, /Error: Untrusted agent certificate/);
 
   // Node's rule for an explicit CA: ca_file replaces the roots and NODE_EXTRA_CA_CERTS alike.
   const other = join(dir, "api/node.crt");
   const replaced = await planThroughFront({ NODE_EXTRA_CA_CERTS: ca() }, `  ca_file = "${other}"\n`);
   assert.is(replaced.code, 1, replaced.stdout);
-  assert.match(replaced.stderr, /Error: Cannot reach the Holdfast agent/);
+  assert.match(replaced.stderr, /Error: Untrusted agent certificate/);
   const byCaFile = await planThroughFront({ NODE_EXTRA_CA_CERTS: undefined }, `  ca_file = "${ca()}"\n`);
   assert.is(byCaFile.code, 0, byCaFile.stderr);
 

@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,6 +26,7 @@ const KEY = "holdfast/0.1.0/artifact.tar.gz";
 const TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/api-token";
 const CA_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/cluster-ca";
 const ETCD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/etcd-client";
+const API_NAME = "storage-api.example";
 
 let artifact: AgentArtifact;
 let work = "";
@@ -34,6 +37,22 @@ let s3Url = "";
 let aws: AwsMock;
 let loop = "";
 let scratch = "";
+
+/** GET `url` over https with the dev cluster's token, trusting its CA only; the status, or 0 when it failed. */
+async function getOverTls(url: string): Promise<{ status: number; body: unknown }> {
+  const ca = await readFile(join(devDir, "ca/ca.crt"), "utf8");
+  return new Promise((resolve) => {
+    const req = request(url, { ca, headers: { authorization: `Bearer ${devToken}` } }, (res) => {
+      let text = "";
+      res.on("data", (d) => {
+        text += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+    });
+    req.on("error", () => resolve({ status: 0, body: null }));
+    req.end();
+  });
+}
 
 /** Uploads a file to s3rver with curl, signed like the nodes sign their download. */
 async function putObject(file: string): Promise<void> {
@@ -133,6 +152,7 @@ test.before(async () => {
       "holdfast:token-secret": TOKEN_ARN,
       "holdfast:ca-secret": CA_ARN,
       "holdfast:etcd-secret": ETCD_ARN,
+      "holdfast:api-name": API_NAME,
     },
     secrets: {
       [TOKEN_ARN]: devToken,
@@ -213,6 +233,10 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
     (await readFile(join(dataDir, "tls/ca.crt"), "utf8")).trim(),
     (await readFile(join(devDir, "ca/ca.crt"), "utf8")).trim(),
   );
+  // It names the node's address and the API load balancer, as clients reach the API (HTTPS) by either.
+  const cert = new X509Certificate(await readFile(join(dataDir, "tls/node.crt"), "utf8"));
+  assert.ok(cert.checkIP(NODE_IP), cert.subjectAltName);
+  assert.ok(cert.checkHost(API_NAME), cert.subjectAltName);
   const { stdout: keys } = await exec("find", [scratch, "-name", "ca.key"]);
   assert.is(keys, "");
   assert.ok(aws.requests.includes("PUT /latest/api/token"));
@@ -246,16 +270,13 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
   );
 
   // The agent joined: the dev cluster's node sees it, with zone and rack from its availability zone, and it
-  // serves the cluster's API with the cluster's token. Readiness waits, not timings: 60 s on a loaded machine.
-  const headers = { authorization: `Bearer ${devToken}` };
+  // serves the cluster's API over HTTPS with its certificate and the cluster's token. Readiness waits, not
+  // timings: 60 s on a loaded machine.
   let nodes: { id: string; zone: string; rack: string; state: string }[] = [];
   let ownApi = 0;
   for (let deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-    nodes = (await (await fetch(`http://${NET}.11:9001/v1/nodes`, { headers })).json()) as typeof nodes;
-    ownApi = await fetch(`http://${NODE_IP}:9001/v1/cluster`, { headers }).then(
-      (r) => r.status,
-      () => 0,
-    );
+    nodes = ((await getOverTls(`https://${NET}.11:9001/v1/nodes`)).body ?? []) as typeof nodes;
+    ownApi = (await getOverTls(`https://${NODE_IP}:9001/v1/cluster`)).status;
     if (ownApi === 200 && nodes.some((n) => n.id === "i-0a1b2c3d4e5f60718" && n.state === "up")) break;
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,11 +10,11 @@ const exec = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const HOLDFAST = join(ROOT, "bin/holdfast");
 
-/** A free TCP port on 127.0.0.1 (the kernel picks it; we release it for the agent to take). */
-export async function freePort(): Promise<number> {
+/** A free TCP port on `host` (the kernel picks it; we release it for the agent to take). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(0, host, () => {
       const address = server.address();
       server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject()));
     });
@@ -28,6 +29,17 @@ export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.
   await exited;
 }
 
+/**
+ * Where an agent's API is: its host (a loopback address), and for one serving HTTPS (started with a cluster
+ * certificate through `--tls-dir`) the CA file clients trust it by.
+ */
+export interface AgentAddress {
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** The cluster CA's ca.crt: the API is https, and the CLI gets it as HOLDFAST_CA. @default - plain http */
+  caFile?: string;
+}
+
 /** A real agent process (the built bundle through bin/holdfast) with its own data dir. */
 export class AgentProcess {
   child?: ChildProcess;
@@ -38,22 +50,25 @@ export class AgentProcess {
     readonly dir: string,
     readonly port: number,
     readonly extraArgs: string[],
+    readonly address: Required<Pick<AgentAddress, "host">> & AgentAddress,
   ) {}
 
-  static async start(extraArgs: string[] = []): Promise<AgentProcess> {
+  static async start(extraArgs: string[] = [], address: AgentAddress = {}): Promise<AgentProcess> {
     // Short paths: NBD unix socket paths must fit in 107 bytes.
     const dir = await mkdtemp(join(tmpdir(), "hf-"));
-    const agent = new AgentProcess(dir, await freePort(), extraArgs);
+    const host = address.host ?? "127.0.0.1";
+    const agent = new AgentProcess(dir, await freePort(host), extraArgs, { ...address, host });
     await agent.restart();
     return agent;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.address.caFile ? "https" : "http"}://${this.address.host}:${this.port}`;
   }
 
   get env(): NodeJS.ProcessEnv {
-    return { ...process.env, HOLDFAST_API: this.url, HOLDFAST_TOKEN: this.token };
+    const ca = this.address.caFile ? { HOLDFAST_CA: this.address.caFile } : {};
+    return { ...process.env, HOLDFAST_API: this.url, HOLDFAST_TOKEN: this.token, ...ca };
   }
 
   /** Starts (or starts again) the agent on the same data dir and port; resolves when the API answers. */
@@ -67,7 +82,7 @@ export class AgentProcess {
         "--node-id",
         "node1",
         "--api",
-        `127.0.0.1:${this.port}`,
+        `${this.address.host}:${this.port}`,
         "--mount-dir",
         join(this.dir, "mnt"),
         "--log-level",
@@ -128,6 +143,8 @@ export class AgentProcess {
 
   /** A raw API request with this agent's token (or another). */
   async api(method: string, path: string, body?: unknown, token = this.token) {
+    if (this.address.caFile)
+      return this.httpsApi(method, path, body, token, await readFile(this.address.caFile, "utf8"));
     const res = await fetch(`${this.url}${path}`, {
       method,
       headers: {
@@ -138,6 +155,36 @@ export class AgentProcess {
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  /** {@link api} over https, trusting `ca` only (fetch takes no CA of its own). */
+  private httpsApi(method: string, path: string, body: unknown, token: string, ca: string) {
+    const text = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    return new Promise<{ status: number; body: unknown }>((resolveResponse, reject) => {
+      const req = httpsRequest(
+        `${this.url}${path}`,
+        {
+          method,
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(text === undefined ? {} : { "content-type": "application/json" }),
+          },
+        },
+        (res) => {
+          let answer = "";
+          res.setEncoding("utf8");
+          res.on("data", (d) => {
+            answer += d;
+          });
+          res.on("end", () =>
+            resolveResponse({ status: res.statusCode ?? 0, body: answer ? JSON.parse(answer) : null }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end(text);
+    });
   }
 
   /** Stops the agent (SIGTERM, then SIGKILL) and removes its directory. */

@@ -27,6 +27,7 @@ export interface SynthJson {
   resource: Record<string, Record<string, Record<string, unknown>>>;
   output: Record<string, { value: unknown }>;
   data?: Record<string, Record<string, Record<string, unknown>>>;
+  provider?: Record<string, Record<string, unknown>[]>;
 }
 
 /** Synthesizes with validations (what `cdktf synth` runs) and parses the JSON. */

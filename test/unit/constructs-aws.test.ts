@@ -118,6 +118,7 @@ test("user data installs the checksummed artifact and holds no secret", () => {
   assert.match(script, /ETCD_SECRET=\$\(imds tags\/instance\/holdfast:etcd-secret/);
   assert.not.match(script, /BEGIN [A-Z ]*PRIVATE KEY/);
   assert.match(script, /"zone": "@AVAILABILITY_ZONE@"/);
+  assert.match(script, /--address "\$LOCAL_IPV4" \$\{API_NAME:\+--address "\$API_NAME"\}/);
   // The token lives in Secrets Manager; neither it nor the data source's value is in the script.
   assert.not.match(script, /random_password|secret_string|aws_secretsmanager/);
   const version = resources(json, "aws_secretsmanager_secret_version")[0];
@@ -221,9 +222,23 @@ test("an internal network load balancer fronts the API, and its DNS name is the 
   assert.is(json.output.prod_api_endpoints.value.length, 1);
   assert.match(
     json.output.prod_api_endpoints.value[0],
-    /^http:\/\/\$\{aws_lb\.storage_api-lb_\w+\.dns_name\}:9001$/,
+    /^https:\/\/\$\{aws_lb\.storage_api-lb_\w+\.dns_name\}:9001$/,
   );
+  // TLS ends at the nodes (the listener is TCP): their certificates name the load balancer, from an instance tag.
+  const [template] = resources(json, "aws_launch_template") as Json[];
+  const specs = template?.tag_specifications as { resource_type: string; tags: Json }[];
+  const instanceTags = specs.find((s) => s.resource_type === "instance")?.tags ?? {};
+  assert.match(String(instanceTags[BOOT_TAGS.apiName]), /^\$\{aws_lb\.storage_api-lb_\w+\.dns_name\}$/);
   assert.match(json.output.prod_cluster_id.value, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
+});
+
+test("without the load balancer no API name is tagged, and the cluster lists no endpoint", () => {
+  const { stack } = build({ apiLoadBalancer: false });
+  const json = synth(stack);
+  const [template] = resources(json, "aws_launch_template") as Json[];
+  const specs = template?.tag_specifications as { resource_type: string; tags: Json }[];
+  assert.is(specs.find((s) => s.resource_type === "instance")?.tags[BOOT_TAGS.apiName], undefined);
+  assert.equal(json.output.prod_api_endpoints?.value, []);
 });
 
 for (const [name, props, message] of [

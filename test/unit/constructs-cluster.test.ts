@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { AwsProvider, Testing } from "../../constructs/cdktf.js";
+import { AwsProvider, HoldfastProvider, Testing } from "../../constructs/cdktf.js";
 import {
   AwsNodeGroup,
   HoldfastCluster,
@@ -29,10 +29,35 @@ test("an on-prem-only cluster creates no AWS resource and outputs the hosts' API
   // THEN
   assert.equal(json.resource ?? {}, {});
   assert.equal(json.output.prod_api_endpoints?.value, [
-    "http://192.168.10.1:9100",
-    "http://192.168.10.2:9100",
+    "https://192.168.10.1:9100",
+    "https://192.168.10.2:9100",
   ]);
   assert.is(cluster.store, "etcds://10.0.0.5:2379");
+});
+
+const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+
+test("providerConfig: the first API endpoint over https and the cluster CA, never the token; the CA is an output", () => {
+  const stack = testStack();
+  const cluster = new HoldfastCluster(stack, "cluster", { ...base, caCertificate: CA_PEM });
+  new OnPremNodeGroup(stack, "dc1", { cluster, hosts: hosts(["a", "b"]) });
+  new HoldfastProvider(stack, "holdfast", cluster.providerConfig());
+  const json = synth(stack);
+  assert.equal(json.provider?.holdfast, [{ endpoint: "https://192.168.10.1:9001", ca_certificate: CA_PEM }]);
+  assert.is(json.output.prod_ca_certificate?.value, CA_PEM);
+
+  const without = testStack();
+  const plain = new HoldfastCluster(without, "cluster", base);
+  new OnPremNodeGroup(without, "dc1", { cluster: plain, hosts: hosts(["a"]) });
+  assert.equal(plain.providerConfig().caCertificate, undefined);
+  assert.is(synth(without).output.prod_ca_certificate, undefined);
+});
+
+test("a caCertificate that is not PEM fails synthesis naming it", () => {
+  assert.throws(
+    () => new HoldfastCluster(testStack(), "cluster", { ...base, caCertificate: "ca.crt" }),
+    /^caCertificate: must be a PEM certificate/,
+  );
 });
 
 test("the cluster id is stable for a name and store, and differs on another store", () => {

@@ -24,6 +24,11 @@ test("validate: malformed settings point at their attribute", () => {
   assert.equal(paths(validateProviderConfig(config({ request_timeout: "forever" }))), ["request_timeout"]);
   assert.equal(paths(validateProviderConfig(config({ max_retries: 11 }))), ["max_retries"]);
   assert.equal(paths(validateProviderConfig(config({ max_retries: 1.5 }))), ["max_retries"]);
+  assert.equal(paths(validateProviderConfig(config({ ca_certificate: "ca.crt" }))), ["ca_certificate"]);
+  const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  assert.equal(paths(validateProviderConfig(config({ ca_certificate: pem, ca_file: "ca.crt" }))), [
+    "ca_certificate",
+  ]);
   assert.equal(
     validateProviderConfig(config({ endpoint: "https://h:9001", request_timeout: "2m", max_retries: 0 })),
     [],
@@ -31,10 +36,15 @@ test("validate: malformed settings point at their attribute", () => {
   assert.ok(providerSchema.attributes.find((a) => a.name === "token")?.sensitive, "token is sensitive");
 });
 
-test("configure: missing endpoint and token, an unreadable ca_file", async () => {
-  const saved = { api: process.env.HOLDFAST_API, token: process.env.HOLDFAST_TOKEN };
+test("configure: missing endpoint and token, an unreadable ca_file or HOLDFAST_CA", async () => {
+  const saved = {
+    api: process.env.HOLDFAST_API,
+    token: process.env.HOLDFAST_TOKEN,
+    ca: process.env.HOLDFAST_CA,
+  };
   delete process.env.HOLDFAST_API;
   delete process.env.HOLDFAST_TOKEN;
+  delete process.env.HOLDFAST_CA;
   try {
     const provider = new HoldfastProvider(logger);
     assert.equal(paths(await provider.configure(config({}))), ["endpoint", "token"]);
@@ -42,10 +52,18 @@ test("configure: missing endpoint and token, an unreadable ca_file", async () =>
       config({ endpoint: "http://127.0.0.1:1", token: "t", ca_file: "/nonexistent" }),
     );
     assert.equal(paths(ca), ["ca_file"]);
+    process.env.HOLDFAST_CA = "/nonexistent";
+    const fromEnv = await provider.configure(config({ endpoint: "http://127.0.0.1:1", token: "t" }));
+    assert.equal(
+      fromEnv.map((d) => [d.summary, d.path?.join(".")]),
+      [["Cannot read HOLDFAST_CA", "ca_file"]],
+    );
     assert.not.instance(provider.client(), HoldfastClient, "not configured after errors");
   } finally {
     if (saved.api !== undefined) process.env.HOLDFAST_API = saved.api;
     if (saved.token !== undefined) process.env.HOLDFAST_TOKEN = saved.token;
+    if (saved.ca === undefined) delete process.env.HOLDFAST_CA;
+    else process.env.HOLDFAST_CA = saved.ca;
   }
 });
 

@@ -33,6 +33,8 @@ export interface ApiServerOptions {
   requestTimeoutMs: number;
   /** Connections open at once; past it a new one is closed at once. */
   maxConnections: number;
+  /** The server certificate and key when the API serves HTTPS (api-transport.ts). @default - plain HTTP */
+  https?: { cert: string; key: string; minVersion: "TLSv1.2" };
 }
 
 /** Validates one part of a request, turning the first zod issue into a SpecError naming the field. */
@@ -46,6 +48,12 @@ function validate<T extends z.ZodType>(schema: T | undefined, value: unknown): z
 
 /** The REST API: bearer-token auth on every route, JSON errors `{"error":{"code","message","field"}}`. */
 export function createApiServer(options: ApiServerOptions): FastifyInstance {
+  const serverOptions = {
+    headersTimeout: options.requestTimeoutMs,
+    // Node checks the request and header timeouts this often; its 30 s default would let a 1 s bound be 31 s.
+    connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs),
+  };
+  // Fastify's https instance has another type parameter; routes, hooks and listen are the same on both.
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -53,16 +61,15 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     // Node answers 408 to a request not in within this; a connection that sends nothing at all is closed below.
     requestTimeout: options.requestTimeoutMs,
     keepAliveTimeout: 5000,
-    http: {
-      headersTimeout: options.requestTimeoutMs,
-      // Node checks the request and header timeouts this often; its 30 s default would let a 1 s bound be 31 s.
-      connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs),
-    },
+    ...(options.https
+      ? // A handshake gets the same bound as a request: Node's default is 120 s.
+        { https: { ...serverOptions, ...options.https, handshakeTimeout: options.requestTimeoutMs } }
+      : { http: serverOptions }),
     // Request ids that mean something only in this agent's log, where a 500's details are.
     genReqId: () => randomBytes(6).toString("hex"),
     // One debug line per request from our own hook, instead of fastify's two info lines.
     logController: new LogController({ disableRequestLogging: true }),
-  });
+  }) as unknown as FastifyInstance;
   const routes: Route[] = volumeRoutes(options.volumes, options.cluster, options.tokens);
   const document = openApiDocument(routes, options.version);
 
@@ -164,8 +171,9 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   app.server.maxConnections = options.maxConnections;
   // Node's request timeout starts at a request's first byte: a connection that never sends one would be held for
   // ever. It gets twice the bound for its first request; after a response, keepAliveTimeout bounds it.
+  // Over TLS the request's socket is the TLS one, which exists once the handshake is done.
   const firstRequest = new WeakMap<Socket, NodeJS.Timeout>();
-  app.server.on("connection", (socket: Socket) => {
+  app.server.on(options.https ? "secureConnection" : "connection", (socket: Socket) => {
     firstRequest.set(socket, setTimeout(() => socket.destroy(), 2 * options.requestTimeoutMs).unref());
   });
   app.server.on("request", (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket)));

@@ -1,12 +1,28 @@
+import { readFileSync } from "node:fs";
 import got, { type Got, HTTPError, RequestError } from "got";
 import { HoldfastError, OperationError, SpecError } from "../errors.js";
+import { schemeHint, tlsProblem } from "../transport/tls-trust.js";
 
-/** Where the CLI finds the agent: `HOLDFAST_API` and `HOLDFAST_TOKEN`. */
+/** Where the CLI finds the agent: `HOLDFAST_API`, `HOLDFAST_TOKEN` and `HOLDFAST_CA` (or `--ca`). */
 export interface ClientOptions {
   /** Agent API URL. @default "http://127.0.0.1:9001" */
   url?: string;
   /** Bearer token. @default - none: requests are refused with a message saying so */
   token?: string;
+  /** PEM file of the CA an https agent's certificate must be signed by: the cluster's ca.crt. @default - Node's trusted roots (its bundled list, NODE_EXTRA_CA_CERTS) */
+  caFile?: string;
+}
+
+/** Reads the CA file once per client; one that cannot be read is bad input naming where it came from. */
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new SpecError(
+      "ca",
+      `cannot read the CA file ${file} (--ca or HOLDFAST_CA): ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
 }
 
 /** The REST API as the CLI uses it; API errors come back as HoldfastErrors with the API's code and field. */
@@ -19,6 +35,8 @@ export class ApiClient {
     this.url = url;
     this.http = got.extend({
       prefixUrl: `${url}/v1`,
+      // Node's rule: a CA given replaces its trusted roots, so only the cluster's certificates pass.
+      https: options.caFile ? { certificateAuthority: readCa(options.caFile) } : {},
       headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
       responseType: "json",
       retry: { limit: 0 },
@@ -26,7 +44,7 @@ export class ApiClient {
     });
   }
 
-  /** The same client, talking to another node's agent. */
+  /** The same client (token and CA), talking to another node's agent. */
   at(url: string): ApiClient {
     return new ApiClient({ ...this.options, url });
   }
@@ -49,12 +67,12 @@ export class ApiClient {
       const res = await this.http<T>(path, { method, ...(body === undefined ? {} : { json: body }) });
       return res.body;
     } catch (err) {
-      throw toHoldfastError(err, this.url);
+      throw toHoldfastError(err, this.url, this.options.caFile);
     }
   }
 }
 
-function toHoldfastError(err: unknown, url: string): HoldfastError {
+function toHoldfastError(err: unknown, url: string, caFile: string | undefined): HoldfastError {
   if (err instanceof HTTPError) {
     const body = err.response.body as
       | { error?: { code?: string; message?: string; field?: string } }
@@ -66,9 +84,22 @@ function toHoldfastError(err: unknown, url: string): HoldfastError {
     });
   }
   if (err instanceof RequestError) {
+    const problem = tlsProblem(err.code);
+    if (problem === "untrusted")
+      return new OperationError(
+        "api.untrusted",
+        caFile
+          ? `the agent at ${url} has a certificate not signed by the CA in ${caFile} (${err.code}): set HOLDFAST_CA (or --ca) to the cluster's ca.crt`
+          : `the agent at ${url} has a certificate no CA this CLI trusts has signed (${err.code}; no HOLDFAST_CA given, so Node's own roots): set HOLDFAST_CA (or --ca) to the cluster's ca.crt`,
+      );
+    if (problem)
+      return new OperationError(
+        "api.untrusted",
+        `the agent's certificate at ${url} is not valid: ${err.message} (${problem === "name" ? "reissue it with 'holdfast cluster issue --address' for this host" : "reissue it with 'holdfast cluster issue'"})`,
+      );
     return new OperationError(
       "api.unreachable",
-      `cannot reach the agent at ${url}: ${err.code} (is it running? set HOLDFAST_API)`,
+      `cannot reach the agent at ${url}: ${err.code}${schemeHint(url, err.code)} (is it running? set HOLDFAST_API)`,
     );
   }
   return new OperationError("client", String(err), err);

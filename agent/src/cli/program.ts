@@ -26,11 +26,20 @@ export function buildProgram(): Command {
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"),
     )
+    .option(
+      "--ca <file>",
+      "the cluster CA (ca.crt) an https agent's certificate must be signed by (or HOLDFAST_CA)",
+    )
     .showHelpAfterError()
     .exitOverride();
 
   const format = (cmd: Command): OutputFormat => cmd.optsWithGlobals().output as OutputFormat;
-  const client = () => new ApiClient({ url: process.env.HOLDFAST_API, token: process.env.HOLDFAST_TOKEN });
+  const client = () =>
+    new ApiClient({
+      url: process.env.HOLDFAST_API,
+      token: process.env.HOLDFAST_TOKEN,
+      caFile: program.opts().ca ?? (process.env.HOLDFAST_CA || undefined),
+    });
 
   program
     .command("agent")
@@ -48,6 +57,10 @@ export function buildProgram(): Command {
     .option("--cluster <name>", "the cluster's name in the store (default: default)")
     .option("--node-id <id>", "this node's id (default: the host name)")
     .option("--api <host:port>", "REST API address (default 127.0.0.1:9001)")
+    .option(
+      "--api-plain-http",
+      "without a cluster certificate, serve plain HTTP beyond loopback (a lab: tokens in clear)",
+    )
     .option("--pool <dir>", "storage pool directory (repeatable; default <data-dir>/pool)", collect)
     .option("--zone <zone>", "failure domain: zone")
     .option("--rack <rack>", "failure domain: rack")
@@ -95,6 +108,7 @@ export function buildProgram(): Command {
         cluster: opts.cluster,
         nodeId: opts.nodeId,
         api: opts.api,
+        apiPlainHttp: opts.apiPlainHttp,
         pools: opts.pool,
         zone: opts.zone,
         rack: opts.rack,

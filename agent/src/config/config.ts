@@ -57,6 +57,11 @@ export const AgentConfigSchema = z.object({
   nodeId: Name.optional(),
   /** Address the REST API listens on. @default "127.0.0.1:9001" */
   api: HostPort.default("127.0.0.1:9001"),
+  /**
+   * Serve the API over plain HTTP on a non-loopback address when the node has no cluster certificate: a lab, where
+   * tokens may cross the network in clear. With a certificate the API is HTTPS whatever this says. @default false
+   */
+  apiPlainHttp: z.boolean().default(false),
   /** Address of the replication port, where other nodes' engines reach this node's replicas over mutual TLS. @default - the API's host, the API's port + 1 */
   replication: HostPort.optional(),
   /** Directory with this node's cluster certificate: ca.crt, node.crt, node.key (from `holdfast cluster issue`). @default - `<dataDir>/tls` */

@@ -44,6 +44,13 @@ module Holdfast
       UNIT
     end
 
+    # The CLI's environment for one agent: its API, token and, for an https API, the CA its certificate is signed by.
+    def cli_env(api, token, ca_file)
+      env = { 'HOLDFAST_API' => api, 'HOLDFAST_TOKEN' => token }
+      env['HOLDFAST_CA'] = ca_file if ca_file
+      env
+    end
+
     # The `holdfast` launcher of the installed version.
     def cli(install_dir)
       ::File.join(install_dir, 'current/bin/holdfast')

@@ -21,7 +21,11 @@ property :options, String,
 
 property :api, String,
          default: 'http://127.0.0.1:9001',
-         description: "The agent's API."
+         description: "The agent's API: `https://ADDRESS:9001` on a node with a cluster certificate."
+
+property :ca_file, String,
+         description: "The cluster CA (`ca.crt`) an https API's certificate must be signed by, e.g. the node's own " \
+                      '`<dataDir>/tls/ca.crt`.'
 
 property :token, String,
          required: true,
@@ -31,14 +35,14 @@ property :token, String,
 action_class do
   def holdfast(*args)
     shell_out!(Holdfast::Helpers.cli(new_resource.install_dir), *args,
-               environment: { 'HOLDFAST_API' => new_resource.api, 'HOLDFAST_TOKEN' => new_resource.token })
+               environment: Holdfast::Helpers.cli_env(new_resource.api, new_resource.token, new_resource.ca_file))
   end
 end
 
 load_current_value do |new_resource|
   out = shell_out(Holdfast::Helpers.cli(new_resource.install_dir), 'volume', 'inspect', new_resource.volume_name,
                   '--output', 'json',
-                  environment: { 'HOLDFAST_API' => new_resource.api, 'HOLDFAST_TOKEN' => new_resource.token })
+                  environment: Holdfast::Helpers.cli_env(new_resource.api, new_resource.token, new_resource.ca_file))
   current_value_does_not_exist! unless out.exitstatus.zero?
   size "#{JSON.parse(out.stdout).fetch('size')}B"
 end
