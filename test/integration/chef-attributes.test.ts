@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { loadAgentConfig } from "../../agent/src/config/index.js";
 import { AwsProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
 import { AwsNodeGroup, type ChefNodeJson, HoldfastCluster, OnPremNodeGroup } from "../../constructs/index.js";
-import { HOLDFAST, ROOT, sh, stopChild } from "../support/agent-process.js";
+import { apiOverTls, HOLDFAST, ROOT, sh, stopChild } from "../support/agent-process.js";
 import { fakeArtifact } from "../support/constructs.js";
 
 // No Chef client runs here (none in Debian or npm): the cookbook is checked with ruby -wc and rubocop, its helpers run
@@ -22,6 +22,7 @@ const HOST_IP = `${NET}.60`;
 let work = "";
 let devDir = "";
 let devToken = "";
+let devCa = "";
 let agent: ChildProcess | undefined;
 
 async function rubyFiles(dir: string): Promise<string[]> {
@@ -63,8 +64,9 @@ test.before(async () => {
   devDir = join(work, "dev");
   const dev = JSON.parse(
     await sh(HOLDFAST, ["dev", "up", "--dir", devDir, "--nodes", "1", "--net", NET, "--output", "json"]),
-  ) as { token: string };
+  ) as { token: string; ca: string };
   devToken = dev.token;
+  devCa = await readFile(dev.ca, "utf8");
 });
 
 test.after(async () => {
@@ -126,10 +128,8 @@ test("the rendered JSON, as is, configures a real agent that joins the cluster",
   // A readiness wait, not a timing: 60 s on a loaded machine.
   for (let deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     if (agent.exitCode !== null) break;
-    const res = await fetch(`http://${NET}.11:9001/v1/nodes`, {
-      headers: { authorization: `Bearer ${devToken}` },
-    });
-    nodes = (await res.json()) as typeof nodes;
+    const res = await apiOverTls(`https://${NET}.11:9001/v1/nodes`, { token: devToken, ca: devCa });
+    nodes = res.body as typeof nodes;
     if (nodes.some((n) => n.id === "onprem1" && n.state === "up")) break;
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -8,7 +8,12 @@ import { run as hf } from "../support/dev-cluster.js";
 
 // `holdfast dev up|stop|start|down` as a user runs it: a real etcd and three real agents on 127.0.0.11-13.
 let dir = "";
-let up: { etcd: string; token: string; nodes: Array<{ id: string; api: string; pid: number; zone: string }> };
+let up: {
+  etcd: string;
+  token: string;
+  ca: string;
+  nodes: Array<{ id: string; api: string; pid: number; zone: string }>;
+};
 
 test.before(async () => {
   dir = join(await mkdtemp(join(tmpdir(), "hf-dev-")), "cluster");
@@ -25,12 +30,12 @@ test("dev up starts etcd and three agents on their own addresses and zones, and 
   assert.equal(
     up.nodes.map((n) => [n.id, n.api, n.zone]),
     [
-      ["node1", "http://127.0.0.11:9001", "zone-a"],
-      ["node2", "http://127.0.0.12:9001", "zone-b"],
-      ["node3", "http://127.0.0.13:9001", "zone-c"],
+      ["node1", "https://127.0.0.11:9001", "zone-a"],
+      ["node2", "https://127.0.0.12:9001", "zone-b"],
+      ["node3", "https://127.0.0.13:9001", "zone-c"],
     ],
   );
-  const env = { HOLDFAST_API: up.nodes[1]?.api, HOLDFAST_TOKEN: up.token };
+  const env = { HOLDFAST_API: up.nodes[1]?.api, HOLDFAST_TOKEN: up.token, HOLDFAST_CA: up.ca };
   const nodes = JSON.parse((await hf(["node", "list", "--output", "json"], env)).stdout) as Array<{
     state: string;
   }>;
@@ -41,10 +46,10 @@ test("dev up starts etcd and three agents on their own addresses and zones, and 
 });
 
 test("dev stop --signal SIGKILL and dev start: the node goes down and comes back with its data", async () => {
-  const env = { HOLDFAST_API: up.nodes[2]?.api, HOLDFAST_TOKEN: up.token };
+  const env = { HOLDFAST_API: up.nodes[2]?.api, HOLDFAST_TOKEN: up.token, HOLDFAST_CA: up.ca };
   assert.is((await hf(["volume", "create", "name=devvol,size=64M"], env)).code, 0);
   assert.is((await hf(["dev", "stop", "--dir", dir, "--node", "node3", "--signal", "SIGKILL"])).code, 0);
-  const first = { HOLDFAST_API: up.nodes[0]?.api, HOLDFAST_TOKEN: up.token };
+  const first = { HOLDFAST_API: up.nodes[0]?.api, HOLDFAST_TOKEN: up.token, HOLDFAST_CA: up.ca };
   let state = "";
   for (let i = 0; i < 40 && state !== "down"; i++) {
     const nodes = JSON.parse((await hf(["node", "list", "--output", "json"], first)).stdout) as Array<{

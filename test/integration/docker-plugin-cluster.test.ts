@@ -14,6 +14,7 @@ const NET = "127.0.20";
 let dir = "";
 let nodes: Array<{ id: string; api: string; plugin: string; csi: string }> = [];
 let token = "";
+let ca = "";
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hf-dpc-"));
@@ -35,6 +36,7 @@ test.before(async () => {
   );
   nodes = up.nodes;
   token = up.token;
+  ca = up.ca;
 });
 test.after(async () => {
   for (const c of csiClients.values()) c.close();
@@ -63,7 +65,7 @@ const mounted = async (path: string) => (await sh("findmnt", ["-rno", "TARGET"])
 async function nodeState(id: string): Promise<string> {
   const out = await sh("sh", [
     "-c",
-    `HOLDFAST_API=${nodes[0]?.api} HOLDFAST_TOKEN=${token} ${HOLDFAST} node list --output json`,
+    `HOLDFAST_API=${nodes[0]?.api} HOLDFAST_TOKEN=${token} HOLDFAST_CA=${ca} ${HOLDFAST} node list --output json`,
   ]);
   return (JSON.parse(out) as Array<{ id: string; state: string }>).find((n) => n.id === id)?.state ?? "";
 }

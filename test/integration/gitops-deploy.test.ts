@@ -47,7 +47,7 @@ test.before(async () => {
   devDir = join(work, "dev");
   const dev = JSON.parse(
     await sh(HOLDFAST, ["dev", "up", "--dir", devDir, "--nodes", "1", "--net", NET, "--output", "json"]),
-  ) as { token: string };
+  ) as { token: string; ca: string };
   const { stdout } = await exec("node", [
     join(ROOT, "scripts/build-provider-mirror.mjs"),
     join(work, "mirror"),
@@ -56,13 +56,15 @@ test.before(async () => {
   env = {
     ...process.env,
     TF_CLI_CONFIG_FILE: join(work, "mirror/terraformrc"),
-    HOLDFAST_API: `http://${NET}.11:9001`,
+    HOLDFAST_API: `https://${NET}.11:9001`,
     HOLDFAST_TOKEN: dev.token,
+    HOLDFAST_CA: dev.ca,
     CHECKPOINT_DISABLE: "1",
     CI: "1",
   };
   process.env.HOLDFAST_API = env.HOLDFAST_API;
   process.env.HOLDFAST_TOKEN = env.HOLDFAST_TOKEN;
+  process.env.HOLDFAST_CA = env.HOLDFAST_CA;
 });
 
 test.after(async () => {

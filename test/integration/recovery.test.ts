@@ -372,7 +372,7 @@ fabric(
       const nodes = await cluster.json<Array<{ id: string; api: string }>>(["node", "list"]);
       assert.equal(
         nodes.filter((n) => n.id === "node1").map((n) => n.api),
-        [`http://${NET}.11:9001`],
+        [`https://${NET}.11:9001`],
         "the impostor record does not redirect node1",
       );
       const evil = await cluster.hf(["volume", "inspect", "evil"]);

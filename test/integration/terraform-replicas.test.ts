@@ -10,7 +10,7 @@ import { buildProvider, providerBlock, TerraformDir, volume } from "./terraform-
 // 127.0.30.11-13): the update is in place, and the cluster then holds 3 replicas on 3 nodes, with the same volume id.
 
 let dir = "";
-let up: { token: string; nodes: Array<{ id: string; api: string }> };
+let up: { token: string; ca: string; nodes: Array<{ id: string; api: string }> };
 let tf: TerraformDir;
 
 const inspect = async (name: string) =>
@@ -18,6 +18,7 @@ const inspect = async (name: string) =>
     await sh("env", [
       `HOLDFAST_API=${up.nodes[0]?.api}`,
       `HOLDFAST_TOKEN=${up.token}`,
+      `HOLDFAST_CA=${up.ca}`,
       HOLDFAST,
       "volume",
       "inspect",
@@ -33,7 +34,11 @@ test.before(async () => {
   up = JSON.parse(
     await sh(HOLDFAST, ["dev", "up", "--dir", dir, "--net", "127.0.30", "--nodes", "3", "--output", "json"]),
   );
-  tf = await TerraformDir.create({ HOLDFAST_API: up.nodes[0]?.api, HOLDFAST_TOKEN: up.token });
+  tf = await TerraformDir.create({
+    HOLDFAST_API: up.nodes[0]?.api,
+    HOLDFAST_TOKEN: up.token,
+    HOLDFAST_CA: up.ca,
+  });
 });
 
 test.after(async () => {

@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -11,7 +10,7 @@ import * as assert from "uvu/assert";
 import { AwsProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
 import { AwsNodeGroup, HoldfastCluster } from "../../constructs/index.js";
 import { type AgentArtifact, agentArtifact } from "../support/agent-artifact.js";
-import { HOLDFAST, sh } from "../support/agent-process.js";
+import { apiOverTls, HOLDFAST, sh } from "../support/agent-process.js";
 import { AwsMock } from "../support/aws-mock.js";
 
 // AWS cannot run here: an IMDSv2 + Secrets Manager mock stands in for EC2, s3rver for S3, and a systemctl shim for
@@ -38,20 +37,10 @@ let aws: AwsMock;
 let loop = "";
 let scratch = "";
 
-/** GET `url` over https with the dev cluster's token, trusting its CA only; the status, or 0 when it failed. */
+/** GET `url` from a dev cluster's node (or the booted one) over https with the cluster CA; status 0 if unreachable. */
 async function getOverTls(url: string): Promise<{ status: number; body: unknown }> {
   const ca = await readFile(join(devDir, "ca/ca.crt"), "utf8");
-  return new Promise((resolve) => {
-    const req = request(url, { ca, headers: { authorization: `Bearer ${devToken}` } }, (res) => {
-      let text = "";
-      res.on("data", (d) => {
-        text += d;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
-    });
-    req.on("error", () => resolve({ status: 0, body: null }));
-    req.end();
-  });
+  return apiOverTls(url, { ca, token: devToken }).catch(() => ({ status: 0, body: null }));
 }
 
 /** Uploads a file to s3rver with curl, signed like the nodes sign their download. */

@@ -1,8 +1,8 @@
-import { open } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { sh } from "../support/agent-process.js";
+import { apiOverTls, sh } from "../support/agent-process.js";
 import { DevCluster, waitFor } from "../support/dev-cluster.js";
 
 // `volume check` on a real 3-node dev cluster (127.0.60.x): replicas written alike through NBD are identical, and
@@ -24,12 +24,13 @@ interface CheckJson {
 /** POST /v1/volumes/NAME/check on node1's agent, as the CLI and the provider call it. */
 async function checkByApi(name: string): Promise<CheckJson> {
   const api = cluster.up.nodes[0]?.api;
-  const res = await fetch(`${api}/v1/volumes/${name}/check`, {
+  const res = await apiOverTls(`${api}/v1/volumes/${name}/check`, {
     method: "POST",
-    headers: { authorization: `Bearer ${cluster.up.token}` },
+    token: cluster.up.token,
+    ca: await readFile(cluster.up.ca, "utf8"),
   });
-  assert.is(res.status, 200, await res.clone().text());
-  return (await res.json()) as CheckJson;
+  assert.is(res.status, 200, JSON.stringify(res.body));
+  return res.body as CheckJson;
 }
 
 test.before(async () => {

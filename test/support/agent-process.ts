@@ -144,7 +144,12 @@ export class AgentProcess {
   /** A raw API request with this agent's token (or another). */
   async api(method: string, path: string, body?: unknown, token = this.token) {
     if (this.address.caFile)
-      return this.httpsApi(method, path, body, token, await readFile(this.address.caFile, "utf8"));
+      return apiOverTls(`${this.url}${path}`, {
+        method,
+        token,
+        body,
+        ca: await readFile(this.address.caFile, "utf8"),
+      });
     const res = await fetch(`${this.url}${path}`, {
       method,
       headers: {
@@ -155,36 +160,6 @@ export class AgentProcess {
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
-  }
-
-  /** {@link api} over https, trusting `ca` only (fetch takes no CA of its own). */
-  private httpsApi(method: string, path: string, body: unknown, token: string, ca: string) {
-    const text = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-    return new Promise<{ status: number; body: unknown }>((resolveResponse, reject) => {
-      const req = httpsRequest(
-        `${this.url}${path}`,
-        {
-          method,
-          ca,
-          headers: {
-            authorization: `Bearer ${token}`,
-            ...(text === undefined ? {} : { "content-type": "application/json" }),
-          },
-        },
-        (res) => {
-          let answer = "";
-          res.setEncoding("utf8");
-          res.on("data", (d) => {
-            answer += d;
-          });
-          res.on("end", () =>
-            resolveResponse({ status: res.statusCode ?? 0, body: answer ? JSON.parse(answer) : null }),
-          );
-        },
-      );
-      req.on("error", reject);
-      req.end(text);
-    });
   }
 
   /** Stops the agent (SIGTERM, then SIGKILL) and removes its directory. */
@@ -203,4 +178,41 @@ export async function sh(cmd: string, args: string[], timeout = 300_000): Promis
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(" ")} failed: ${e.stderr || e.message}\n${e.stdout ?? ""}`);
   }
+}
+
+/**
+ * An API request over https trusting `ca` only (fetch takes no CA of its own): the status and the parsed JSON
+ * body. A connection that fails rejects.
+ */
+export function apiOverTls(
+  url: string,
+  options: { ca: string; token: string; method?: string; body?: unknown },
+): Promise<{ status: number; body: unknown }> {
+  const { body } = options;
+  const text = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  return new Promise((resolveResponse, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: options.method ?? "GET",
+        ca: options.ca,
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          ...(text === undefined ? {} : { "content-type": "application/json" }),
+        },
+      },
+      (res) => {
+        let answer = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          answer += d;
+        });
+        res.on("end", () =>
+          resolveResponse({ status: res.statusCode ?? 0, body: answer ? JSON.parse(answer) : null }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(text);
+  });
 }

@@ -10,6 +10,8 @@ import { NBD, RawNbdClient } from "./nbd-client.js";
 export interface DevUp {
   etcd: string;
   token: string;
+  /** The cluster CA's certificate (HOLDFAST_CA): the nodes' APIs are https. */
+  ca: string;
   nodes: Array<{ id: string; api: string; pid: number; zone: string }>;
 }
 
@@ -80,7 +82,7 @@ export class DevCluster {
       node && this.guests.has(node)
         ? this.guests.get(node)?.api
         : this.up.nodes.find((n) => n.id === node)?.api;
-    return { HOLDFAST_API: api, HOLDFAST_TOKEN: this.up.token };
+    return { HOLDFAST_API: api, HOLDFAST_TOKEN: this.up.token, HOLDFAST_CA: this.up.ca };
   }
 
   /** `holdfast ARGS` against `node`'s agent; never throws. */

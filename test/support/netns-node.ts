@@ -57,7 +57,7 @@ export class NetnsNode {
   }
 
   get api(): string {
-    return `http://${this.address}:9001`;
+    return `https://${this.address}:9001`;
   }
 
   /** Whether the node is cut off now. */

@@ -10,6 +10,7 @@ function summary(state: DevState) {
   return {
     etcd: state.etcd.url,
     token: state.token,
+    ca: state.ca,
     nodes: state.nodes.map((n) => ({
       id: n.id,
       api: n.api,
@@ -27,7 +28,7 @@ function describe(state: DevState): string {
     state.nodes.map((n) => [n.id, n.api, n.zone, n.pid]),
   );
   const first = state.nodes[0]?.api ?? "";
-  return `etcd ${state.etcd.url}\n\n${nodes}\n\nexport HOLDFAST_API=${first} HOLDFAST_TOKEN=${state.token}`;
+  return `etcd ${state.etcd.url}\n\n${nodes}\n\nexport HOLDFAST_API=${first} HOLDFAST_TOKEN=${state.token} HOLDFAST_CA=${state.ca}`;
 }
 
 interface DevUpFlags {

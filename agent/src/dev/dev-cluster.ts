@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
+import { ApiClient } from "../cli/client.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import { grantClusterAccess } from "../meta/index.js";
 import {
@@ -20,6 +21,8 @@ import {
 const DevState = z.object({
   etcd: z.object({ url: z.string(), peer: z.string(), pid: z.number() }),
   token: z.string(),
+  /** The cluster CA's certificate, which the nodes' https APIs are trusted by (HOLDFAST_CA). */
+  ca: z.string(),
   cluster: z.string(),
   /** Settings every agent of the cluster starts with, again on `dev start`. */
   settings: z.object({ leaseTtl: z.number(), replicaTimeout: z.number() }),
@@ -103,6 +106,9 @@ async function readState(dir: string): Promise<DevState> {
 /** etcd's PKI (its CA, server and root certificates) in a dev cluster's directory. */
 const etcdPkiDir = (dir: string) => join(dir, "etcd", "pki");
 
+/** The cluster CA's certificate: what the CLI trusts the nodes' https APIs by (HOLDFAST_CA). */
+const devCaFile = (dir: string) => join(dir, "ca", "ca.crt");
+
 /** The etcd client certificate every dev node uses (CN `holdfast-dev`, the cluster's etcd user), with etcd's CA. */
 export const devEtcdClientDir = (dir: string) => join(dir, "etcd", "client");
 
@@ -140,10 +146,8 @@ async function startNode(dir: string, state: DevState, node: DevState["nodes"][n
   await waitFor(`node ${node.id} (${node.api})`, async () => {
     if (!alive(pid))
       throw new OperationError("dev.node", `node ${node.id} exited: see ${join(dir, node.id, "agent.log")}`);
-    const res = await fetch(`${node.api}/v1/cluster`, {
-      headers: { authorization: `Bearer ${state.token}` },
-    });
-    return res.ok;
+    await new ApiClient({ url: node.api, token: state.token, caFile: state.ca }).request("GET", "cluster");
+    return true;
   });
   return pid;
 }
@@ -205,6 +209,7 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   const state: DevState = {
     etcd: { url: etcdUrl, peer, pid: etcdPid },
     token: Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"),
+    ca: devCaFile(dir),
     cluster: DEV_CLUSTER,
     settings: { leaseTtl: options.leaseTtl ?? 5, replicaTimeout: options.replicaTimeout ?? 600 },
     nodes: Array.from({ length: count }, (_, i) => {
@@ -212,7 +217,7 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
       return {
         id: `node${i + 1}`,
         host,
-        api: `http://${host}:${options.apiPort ?? 9001}`,
+        api: `https://${host}:${options.apiPort ?? 9001}`,
         zone: `zone-${String.fromCharCode(97 + i)}`,
         plugin: join(dir, `node${i + 1}`, "plugin.sock"),
         csi: join(dir, `node${i + 1}`, "csi.sock"),
@@ -225,7 +230,7 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   await issueEtcdClient(etcdPkiDir(dir), state.cluster, devEtcdClientDir(dir));
   // One CA for the cluster; each node gets its certificate (for its own address) in its data dir.
   const ca = await createClusterCa({ cluster: state.cluster });
-  await saveCa(join(dir, "ca"), ca);
+  await saveCa(dirname(state.ca), ca);
   for (const node of state.nodes) {
     const identity = await issueNodeIdentity(ca, { nodeId: node.id, addresses: [node.host] });
     await saveIdentity(join(dir, node.id, "data", "tls"), identity);
