@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { Etcd3 } from "etcd3";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
@@ -26,12 +25,13 @@ test.before(async () => {
   const ca = await createClusterCa({ cluster: "tlsc" });
   const caFile = join(dir, "ca.crt");
   await writeFile(caFile, ca.certPem);
+  const store = (await etcd.clusterAccess("tlsc")).agentArgs;
   for (const [id, host] of Object.entries(HOSTS) as [keyof typeof HOSTS, string][]) {
     const tls = join(dir, id);
     await saveIdentity(tls, await issueNodeIdentity(ca, { nodeId: id, addresses: [host] }));
     agents[id] = await AgentProcess.start(
       [
-        ...["--store", `etcd://127.0.0.1:${etcd.clientPort}`, "--cluster", "tlsc", "--node-id", id],
+        ...[...store, "--node-id", id],
         ...["--tls-dir", tls, "--replication", `${host}:${await freePort(host)}`],
       ],
       { host, caFile },
@@ -69,19 +69,15 @@ async function auditedDetach(agent: AgentProcess): Promise<void> {
 
 test("the node records in etcd advertise https, and the CLI follows them with the cluster CA", async () => {
   const { alpha, beta } = agents as Record<keyof typeof HOSTS, AgentProcess>;
-  const client = new Etcd3({ hosts: `http://127.0.0.1:${etcd.clientPort}` });
-  try {
-    const records = await client.getAll().prefix("/holdfast/tlsc/nodes/").json();
-    const apis = Object.values(records as Record<string, { id: string; api: string }>)
-      .map((n) => [n.id, n.api])
-      .sort();
-    assert.equal(apis, [
-      ["alpha", alpha.url],
-      ["beta", beta.url],
-    ]);
-  } finally {
-    client.close();
-  }
+  const records = await etcd.values("/holdfast/tlsc/nodes/");
+  const apis = Object.values(records)
+    .map((text) => JSON.parse(text) as { id: string; api: string })
+    .map((n) => [n.id, n.api])
+    .sort();
+  assert.equal(apis, [
+    ["alpha", alpha.url],
+    ["beta", beta.url],
+  ]);
   assert.match(beta.url, /^https:\/\/127\.0\.100\.22:\d+$/);
 
   const made = await alpha.cli("volume", "create", "name=tlsc1,size=16M,repl=1");

@@ -77,6 +77,11 @@ export class EtcdProcess {
 
   /** The keys under `prefix`, read as root through etcd's own client rather than through Holdfast's. */
   async keys(prefix: string): Promise<string[]> {
+    return Object.keys(await this.values(prefix));
+  }
+
+  /** The keys under `prefix` and their values, read as root through etcd's own client. */
+  async values(prefix: string): Promise<Record<string, string>> {
     const tls = await this.root();
     const client = new Etcd3({
       hosts: [this.endpoint],
@@ -87,7 +92,7 @@ export class EtcdProcess {
       },
     });
     try {
-      return await client.getAll().prefix(prefix).keys();
+      return await client.getAll().prefix(prefix).strings();
     } finally {
       client.close();
     }
