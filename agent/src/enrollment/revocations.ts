@@ -1,0 +1,126 @@
+import type { Logger } from "pino";
+import { NotFoundError, SpecError } from "../errors.js";
+import { type BadRecordError, type MetaStore, readRecord, readRecords } from "../meta/index.js";
+import { CertRecordSchema, enrollmentKeys, type RevokedRecord, RevokedRecordSchema } from "./records.js";
+
+/** What the replication port asks of the revoked-serial list. */
+export interface RevocationCheck {
+  /** Whether `serial` is revoked, read from the store now (the last list read if the store does not answer). */
+  isRevoked(serial: string): Promise<boolean>;
+  /** Whether `serial` was revoked when the list was last read: for checks that cannot wait (a TLS client's). */
+  has(serial: string): boolean;
+  /** Calls `listener` each time a refresh finds serials it had not seen. */
+  onRevoked(listener: (serials: Set<string>) => void): void;
+}
+
+/**
+ * The revoked serials (`revoked/<serial>`), as every node honours them: read from the store at each handshake
+ * (revocations are rare and handshakes are too: engines hold their connections), and refreshed every few seconds so
+ * that open connections of a serial revoked since are cut.
+ */
+export class RevocationList implements RevocationCheck {
+  private serials = new Set<string>();
+  private readonly listeners: Array<(serials: Set<string>) => void> = [];
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly options: {
+      store: MetaStore;
+      root: string;
+      report: (err: BadRecordError) => void;
+      logger: Logger;
+      /** @default 5000 */
+      refreshMs?: number;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(
+      () =>
+        void this.refresh().catch((err) =>
+          this.options.logger.warn({ err: String(err) }, "revocations: refresh failed"),
+        ),
+      this.options.refreshMs ?? 5000,
+    ).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  async refresh(): Promise<void> {
+    const { store, root, report } = this.options;
+    const records = readRecords(
+      RevokedRecordSchema,
+      await store.list(enrollmentKeys(root).revokedAll),
+      report,
+    );
+    const next = new Set(records.map((r) => r.serial));
+    const added = new Set([...next].filter((s) => !this.serials.has(s)));
+    this.serials = next;
+    if (added.size > 0) for (const listener of this.listeners) listener(added);
+  }
+
+  has(serial: string): boolean {
+    return this.serials.has(serial);
+  }
+
+  async isRevoked(serial: string): Promise<boolean> {
+    try {
+      const found =
+        (await this.options.store.get(enrollmentKeys(this.options.root).revoked(serial))) !== undefined;
+      if (found) this.serials.add(serial);
+      return found;
+    } catch {
+      // The store is out: a handshake during an outage is judged by the list as last read, not refused outright
+      // (engines reconnect through etcd outages) nor waved through.
+      return this.serials.has(serial);
+    }
+  }
+
+  onRevoked(listener: (serials: Set<string>) => void): void {
+    this.listeners.push(listener);
+  }
+}
+
+/**
+ * Revokes a node's certificates (every unexpired one the signer issued it), or one serial. The records stay until the
+ * certificates expire; the signer refuses renewals of a revoked certificate, so a revoked node must join again with a
+ * new token.
+ */
+export async function revoke(
+  store: MetaStore,
+  root: string,
+  target: { node?: string; serial?: string },
+): Promise<RevokedRecord[]> {
+  const keys = enrollmentKeys(root);
+  if ((target.node === undefined) === (target.serial === undefined))
+    throw new SpecError("node", "give --node ID or --serial HEX, one of them");
+  const now = new Date().toISOString();
+  let records: RevokedRecord[];
+  if (target.node !== undefined) {
+    const entry = await store.get(keys.cert(target.node));
+    if (!entry) throw new NotFoundError("certificate", target.node);
+    const cert = readRecord(CertRecordSchema, entry);
+    records = cert.issued.map((c) => ({
+      serial: c.serial,
+      node: cert.node,
+      notAfter: c.notAfter,
+      revokedAt: now,
+    }));
+  } else {
+    const serial = (target.serial as string).toLowerCase().replace(/:/g, "");
+    if (!/^[0-9a-f]{2,64}$/.test(serial))
+      throw new SpecError("serial", "must be the certificate's serial in hex");
+    const certs = readRecords(CertRecordSchema, await store.list(keys.certs), () => undefined);
+    const owner = certs.find((c) => c.issued.some((i) => i.serial === serial));
+    const issued = owner?.issued.find((i) => i.serial === serial);
+    records = [{ serial, node: owner?.node, notAfter: issued?.notAfter, revokedAt: now }];
+  }
+  await store.commit(
+    [],
+    records.map((r) => ({ put: keys.revoked(r.serial), value: JSON.stringify(r) })),
+  );
+  return records;
+}

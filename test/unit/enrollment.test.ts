@@ -1,0 +1,226 @@
+import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  createJoinToken,
+  createNodeCsr,
+  enrollmentKeys,
+  IdentityDocumentVerifier,
+  renewalDue,
+  requestCertificate,
+  revoke,
+  signNodeCsr,
+  signPending,
+  withCurrentIdentity,
+  withJoinToken,
+} from "../../agent/src/enrollment/index.js";
+import { HoldfastError, SpecError } from "../../agent/src/errors.js";
+import { LocalStore } from "../../agent/src/meta/index.js";
+import {
+  type ClusterCa,
+  certificateFacts,
+  createClusterCa,
+  type NodeIdentity,
+  peerNodeId,
+} from "../../agent/src/transport/index.js";
+
+// Enrollment against the local store (the same MetaStore contract as etcd): a node asks with a CSR and a proof, the
+// signer answers; orderings are driven step by step, the node's wait polling every 10 ms.
+const ROOT = "/holdfast/test";
+let dir = "";
+let store: LocalStore;
+let ca: ClusterCa;
+const report = (err: unknown) => {
+  throw err;
+};
+
+test.before(async () => {
+  ca = await createClusterCa({ cluster: "test" });
+});
+test.before.each(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hf-enroll-"));
+  store = await LocalStore.open(join(dir, "meta.json"));
+});
+test.after.each(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts the node's request and resolves once it is in the store, with the request's outcome to come. */
+async function enroll(node: string, proof: Parameters<typeof requestCertificate>[0]["proof"]) {
+  const before = (await store.get(enrollmentKeys(ROOT).csr(node)))?.revision;
+  const asked = requestCertificate({
+    store,
+    root: ROOT,
+    nodeId: node,
+    addresses: ["127.0.80.1"],
+    proof,
+    pollMs: 10,
+  });
+  const outcome = asked.then(
+    (identity) => ({ identity, error: undefined }),
+    (error: unknown) => ({ identity: undefined, error: error as Error }),
+  );
+  await until(async () => {
+    const now = await store.get(enrollmentKeys(ROOT).csr(node));
+    return now !== undefined && now.revision !== before;
+  });
+  // Wrapped: an async function returning the promise itself would wait for it.
+  return { outcome };
+}
+
+async function until(condition: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const san = (identity: NodeIdentity) => new X509Certificate(identity.certPem).subjectAltName;
+
+test("signNodeCsr issues for the node the CSR names, and refuses a CSR naming another node or another address", async () => {
+  const { csrPem } = await createNodeCsr({ nodeId: "node1", addresses: ["127.0.80.1"] });
+  const cert = new X509Certificate(
+    await signNodeCsr(ca, csrPem, { nodeId: "node1", addresses: ["127.0.80.1"] }),
+  );
+  assert.ok(cert.verify(new X509Certificate(ca.certPem).publicKey));
+  assert.is(peerNodeId({ subjectaltname: cert.subjectAltName } as never), "node1");
+  const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
+  assert.ok(days > 6.9 && days < 7.1, `7 days by default, got ${days}`);
+  const err = await signNodeCsr(ca, csrPem, { nodeId: "node2", addresses: ["127.0.80.1"] }).catch((e) => e);
+  assert.instance(err, SpecError);
+  assert.is((err as SpecError).field, "csr");
+  assert.match((err as Error).message, "must name node node2");
+  const wider = await signNodeCsr(ca, csrPem, { nodeId: "node1", addresses: [] }).catch((e) => e);
+  assert.instance(wider, SpecError, "a CSR asking for an address the signer did not grant is refused");
+  const junk = await signNodeCsr(ca, "not a csr", { nodeId: "node1", addresses: [] }).catch((e) => e);
+  assert.instance(junk, SpecError);
+});
+
+test("a node joins with a CSR and a join token; the same token a second time is refused", async () => {
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 3600 });
+  assert.match(made.token, /^hfj1\.[0-9a-f]{16}\./);
+  const first = (await enroll("node1", withJoinToken(made.token))).outcome;
+  const [signed] = await signPending({ store, root: ROOT, ca, report });
+  const { identity } = await first;
+  assert.ok(identity, "the node got its certificate");
+  assert.ok(signed && "signed" in signed && signed.proof === "join-token");
+  assert.match(san(identity) ?? "", "URI:holdfast://node/node1");
+  assert.ok(new X509Certificate(identity.certPem).checkPrivateKey(createPrivateKey(identity.keyPem)));
+  assert.is(await store.get(`${ROOT}/join-tokens/${made.id}`), undefined, "the token is consumed");
+
+  const again = (await enroll("node1", withJoinToken(made.token))).outcome;
+  const [refused] = await signPending({ store, root: ROOT, ca, report });
+  assert.ok(refused && "refused" in refused);
+  const second = await again;
+  assert.is(second.identity, undefined);
+  assert.instance(second.error, HoldfastError);
+  assert.is((second.error as HoldfastError).code, "enrollment.refused");
+  assert.match(second.error?.message ?? "", `join token ${made.id} is unknown or already used`);
+});
+
+test("the store holds neither the token's secret nor anything that enrolls without it", async () => {
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 3600 });
+  const secret = made.token.split(".")[2] as string;
+  const pending = (await enroll("node1", withJoinToken(made.token))).outcome;
+  for (const entry of await store.list("/"))
+    assert.not.ok(entry.value.includes(secret), `${entry.key} holds the secret`);
+  await signPending({ store, root: ROOT, ca, report });
+  assert.ok((await pending).identity);
+  // A forged proof: a token with the right id and another secret.
+  const other = await createJoinToken(store, ROOT, { node: "node2", ttlSeconds: 3600 });
+  const forged = `hfj1.${other.id}.${"A".repeat(43)}`;
+  const attempt = (await enroll("node2", withJoinToken(forged))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  assert.match((await attempt).error?.message ?? "", "is not signed with join token");
+  assert.ok(
+    await store.get(`${ROOT}/join-tokens/${other.id}`),
+    "a refused attempt does not consume the token",
+  );
+});
+
+test("a token for another node, or an expired one, is refused", async () => {
+  const forNode2 = await createJoinToken(store, ROOT, { node: "node2", ttlSeconds: 3600 });
+  const wrong = (await enroll("node1", withJoinToken(forNode2.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  assert.match((await wrong).error?.message ?? "", `join token ${forNode2.id} is for node node2, not node1`);
+  const old = await createJoinToken(store, ROOT, {
+    node: "node1",
+    ttlSeconds: 60,
+    now: Date.now() - 120_000,
+  });
+  const late = (await enroll("node1", withJoinToken(old.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  assert.match((await late).error?.message ?? "", "expired");
+});
+
+test("a node renews with its current key; a revoked certificate cannot renew", async () => {
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 3600 });
+  const joining = (await enroll("node1", withJoinToken(made.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  const current = (await joining).identity as NodeIdentity;
+  const renewing = (await enroll("node1", withCurrentIdentity(current))).outcome;
+  const [renewed] = await signPending({ store, root: ROOT, ca, report });
+  const next = (await renewing).identity as NodeIdentity;
+  assert.ok(renewed && "signed" in renewed && renewed.proof === "renewal");
+  assert.is.not(certificateFacts(next.certPem).serial, certificateFacts(current.certPem).serial);
+  assert.is.not(next.keyPem, current.keyPem, "a renewal makes a new key");
+
+  const revoked = await revoke(store, ROOT, { node: "node1" });
+  assert.equal(
+    revoked.map((r) => r.serial).sort(),
+    [certificateFacts(current.certPem).serial, certificateFacts(next.certPem).serial].sort(),
+  );
+  const again = (await enroll("node1", withCurrentIdentity(next))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  const outcome = await again;
+  assert.is(outcome.identity, undefined);
+  assert.match(
+    outcome.error?.message ?? "",
+    `certificate ${certificateFacts(next.certPem).serial} is revoked`,
+  );
+});
+
+test("stand-in for AWS: an identity document signed by the key the signer trusts enrolls its instance once; one signed by another key is refused", async () => {
+  const aws = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const impostor = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const verifiers = [
+    new IdentityDocumentVerifier(aws.publicKey.export({ type: "spki", format: "pem" }).toString()),
+  ];
+  const document = JSON.stringify({ instanceId: "i-0abc", region: "eu-west-1", accountId: "123456789012" });
+  const signedBy = (key: typeof aws.privateKey) => () => ({
+    kind: "identity-document" as const,
+    document,
+    signature: sign("sha256", Buffer.from(document), key).toString("base64"),
+  });
+  const forged = (await enroll("i-0abc", signedBy(impostor.privateKey))).outcome;
+  await signPending({ store, root: ROOT, ca, report, verifiers });
+  assert.match((await forged).error?.message ?? "", "not signed by the key this signer trusts");
+  const real = (await enroll("i-0abc", signedBy(aws.privateKey))).outcome;
+  await signPending({ store, root: ROOT, ca, report, verifiers });
+  assert.match(san((await real).identity as NodeIdentity) ?? "", "URI:holdfast://node/i-0abc");
+  const replay = (await enroll("i-0abc", signedBy(aws.privateKey))).outcome;
+  await signPending({ store, root: ROOT, ca, report, verifiers });
+  assert.match((await replay).error?.message ?? "", "already enrolled with its identity document");
+  const elsewhere = (await enroll("i-0def", signedBy(aws.privateKey))).outcome;
+  await signPending({ store, root: ROOT, ca, report, verifiers });
+  assert.match((await elsewhere).error?.message ?? "", "is instance i-0abc's, not node i-0def's");
+  // A signer that takes only identity documents refuses join tokens.
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 3600 });
+  const token = (await enroll("node1", withJoinToken(made.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report, verifiers: [...verifiers] });
+  assert.match((await token).error?.message ?? "", "takes no join-token proofs");
+});
+
+test("renewal is due when less than a third of a certificate's life is left", () => {
+  const notBefore = new Date(0);
+  const notAfter = new Date(3_000_000);
+  assert.not.ok(renewalDue({ notBefore, notAfter }, 1_999_000));
+  assert.ok(renewalDue({ notBefore, notAfter }, 2_001_000));
+});
+
+test.run();
