@@ -8,10 +8,11 @@ import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.
 import { ApiTokens, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
+import { CertificateRenewer, joinCluster, RevocationList } from "./enrollment/index.js";
 import { badRecordReporter, EtcdStore, LocalStore, type MetaStore } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
-import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
+import { certificateFacts, loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
 import {
   LocalReplicas,
   ReplicaAccess,
@@ -58,16 +59,38 @@ async function openStore(config: AgentConfig): Promise<MetaStore> {
  * This node's cluster certificate, if it has one. A single-node install (local store) needs none; a node of an
  * etcd cluster without one still serves its own replicas' volumes but cannot replicate, and says so.
  */
-async function loadNodeIdentity(config: AgentConfig, logger: Logger): Promise<NodeIdentity | undefined> {
+async function loadNodeIdentity(
+  config: AgentConfig,
+  store: MetaStore,
+  root: string,
+  logger: Logger,
+): Promise<NodeIdentity | undefined> {
   if (config.store === "local") return undefined;
+  if (!existsSync(join(config.tlsDir, "node.crt")) && config.joinToken) {
+    const { joinToken, nodeId, tlsDir } = config;
+    return joinCluster({
+      store,
+      root,
+      nodeId,
+      addresses: [replicationHost(config)],
+      tlsDir,
+      joinToken,
+      logger,
+    });
+  }
   if (!existsSync(join(config.tlsDir, "node.crt"))) {
     logger.warn(
       { tlsDir: config.tlsDir },
-      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; issue one with 'holdfast cluster issue'",
+      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; join with --join-token",
     );
     return undefined;
   }
   return loadIdentity(config.tlsDir);
+}
+
+/** The host of the replication address: what the node's certificate names. */
+function replicationHost(config: AgentConfig): string {
+  return config.replication.slice(0, config.replication.lastIndexOf(":")).replace(/^\[|\]$/g, "");
 }
 
 /** Starts the agent: store, replication port, volume service, stale-state recovery, REST API, repair loop. */
@@ -99,7 +122,10 @@ export async function startAgent(
     await store.close();
     throw err;
   }
-  const identity = await loadNodeIdentity(config, logger);
+  const identity = await loadNodeIdentity(config, store, keys.root, logger);
+  // Revoked serials are refused on every handshake, both ways (enrollment/revocations.ts).
+  const revocations = identity ? new RevocationList({ store, root: keys.root, report, logger }) : undefined;
+  await revocations?.start();
   const membership = new Membership({
     store,
     root: keys.root,
@@ -107,7 +133,13 @@ export async function startAgent(
     logger,
     report,
   });
-  const access = new ReplicaAccess({ nodeId: config.nodeId, local: replicas, membership, identity });
+  const access = new ReplicaAccess({
+    nodeId: config.nodeId,
+    local: replicas,
+    membership,
+    identity,
+    revoked: (serial) => revocations?.has(serial) ?? false,
+  });
   const volumes = new VolumeService({
     nodeId: config.nodeId,
     replicas,
@@ -149,10 +181,30 @@ export async function startAgent(
         await recovery.destroyed(id);
       },
       policy: new ReplicaAuthority({ nodeId: config.nodeId, catalog }),
+      revocations,
       logger,
     });
     await replication.listen();
   }
+  const certNotAfter = () =>
+    identity ? certificateFacts(identity.certPem).notAfter.toISOString() : undefined;
+  // Renewed before expiry, swapped in place: open connections keep theirs (enrollment/renewal.ts).
+  const renewer = identity
+    ? new CertificateRenewer({
+        store,
+        root: keys.root,
+        nodeId: config.nodeId,
+        addresses: [replicationHost(config)],
+        tlsDir: config.tlsDir,
+        identity,
+        onRenewed: (renewed) => {
+          replication?.setIdentity(renewed);
+          void membership.update({ certNotAfter: certNotAfter() }).catch(() => undefined);
+        },
+        logger,
+      })
+    : undefined;
+  renewer?.start();
 
   const apiUrl = `http://${config.api}`;
   const capacity = await replicas.capacity();
@@ -165,6 +217,7 @@ export async function startAgent(
     capacity: capacity.total,
     free: capacity.free,
     joinedAt: new Date().toISOString(),
+    certNotAfter: certNotAfter(),
   });
   // Repair (resync, rebuild, replication factor) runs from the node where a volume is attached; free space is
   // refreshed for placement.
@@ -209,6 +262,8 @@ export async function startAgent(
   const stop = () => {
     stopping ??= (async () => {
       clearInterval(repairLoop);
+      await renewer?.stop();
+      revocations?.stop();
       await plugin?.close();
       await csi?.close();
       await app.close();

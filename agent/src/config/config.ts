@@ -44,6 +44,11 @@ export const AgentConfigSchema = z.object({
   replication: HostPort.optional(),
   /** Directory with this node's cluster certificate: ca.crt, node.crt, node.key (from `holdfast cluster issue`). @default - `<dataDir>/tls` */
   tlsDir: z.string().min(1).optional(),
+  /**
+   * A one-time join token (`hfj1.…`, from `holdfast cluster join-token create`), or the path of a file holding one:
+   * a node without a certificate in `tlsDir` asks the signer for one with it. Never logged.
+   */
+  joinToken: z.string().min(1).optional(),
   /** Seconds a replica's node may stay down before the replica is rebuilt on another node. @default 600 */
   replicaTimeout: z.number().int().min(1, "must be at least 1 second").default(600),
   /**

@@ -1,4 +1,5 @@
 export { createNodeCsr, type NodeCsr, signNodeCsr } from "./csr.js";
+export { joinCluster, readJoinToken } from "./join.js";
 export {
   createJoinToken,
   JOIN_TOKEN_PREFIX,

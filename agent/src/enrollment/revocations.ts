@@ -1,17 +1,11 @@
 import type { Logger } from "pino";
+
+export type { RevocationCheck };
+
 import { NotFoundError, SpecError } from "../errors.js";
 import { type BadRecordError, type MetaStore, readRecord, readRecords } from "../meta/index.js";
+import type { RevocationCheck } from "../transport/replica-server.js";
 import { CertRecordSchema, enrollmentKeys, type RevokedRecord, RevokedRecordSchema } from "./records.js";
-
-/** What the replication port asks of the revoked-serial list. */
-export interface RevocationCheck {
-  /** Whether `serial` is revoked, read from the store now (the last list read if the store does not answer). */
-  isRevoked(serial: string): Promise<boolean>;
-  /** Whether `serial` was revoked when the list was last read: for checks that cannot wait (a TLS client's). */
-  has(serial: string): boolean;
-  /** Calls `listener` each time a refresh finds serials it had not seen. */
-  onRevoked(listener: (serials: Set<string>) => void): void;
-}
 
 /**
  * The revoked serials (`revoked/<serial>`), as every node honours them: read from the store at each handshake

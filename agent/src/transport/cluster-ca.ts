@@ -268,7 +268,12 @@ export function serverTlsOptions(identity: NodeIdentity): TlsOptions {
  * against the cluster CA, and requires it to name `expectedNodeId` (instead of the host name: peers are
  * reached by IP as often as by name, and the node id is what we mean to reach).
  */
-export function clientTlsOptions(identity: NodeIdentity, expectedNodeId: string): ConnectionOptions {
+export function clientTlsOptions(
+  identity: NodeIdentity,
+  expectedNodeId: string,
+  /** Whether a serial is revoked (the list as last read): a server presenting one is refused. */
+  revoked: (serial: string) => boolean = () => false,
+): ConnectionOptions {
   checkName("expectedNodeId", expectedNodeId);
   return {
     cert: identity.certPem,
@@ -278,6 +283,12 @@ export function clientTlsOptions(identity: NodeIdentity, expectedNodeId: string)
     minVersion: "TLSv1.3",
     checkServerIdentity: (_host, cert) => {
       const found = peerNodeId(cert);
+      if (found === expectedNodeId && revoked(serialOf(cert))) {
+        return new OperationError(
+          "transport.peer_revoked",
+          `node "${found}" presents certificate ${serialOf(cert)}, which is revoked`,
+        );
+      }
       if (found === expectedNodeId) return undefined;
       return new OperationError(
         "transport.peer_mismatch",
