@@ -132,7 +132,10 @@ export class ReplicaServer {
   /** Serves a connection whose certificate the CA issued, once its serial is known not to be revoked. */
   private admit(socket: TLSSocket, firstRequestMs: number): void {
     const { revocations, logger } = this.options;
-    if (!revocations) return this.serve(socket, firstRequestMs);
+    if (!revocations) {
+      this.serve(socket, firstRequestMs);
+      return;
+    }
     const serial = serialOf(socket.getPeerCertificate());
     // Until it is served the socket has no data listener, so what the peer sends waits in it.
     this.sockets.add(socket);
@@ -140,7 +143,10 @@ export class ReplicaServer {
       (revoked) => {
         this.sockets.delete(socket);
         if (socket.destroyed) return;
-        if (!revoked) return this.serve(socket, firstRequestMs);
+        if (!revoked) {
+          this.serve(socket, firstRequestMs);
+          return;
+        }
         logger.warn(
           { peer: verifiedPeerNodeId(socket), serial },
           "replication: peer refused, its certificate is revoked",
