@@ -66,22 +66,15 @@ async function loadNodeIdentity(
   logger: Logger,
 ): Promise<NodeIdentity | undefined> {
   if (config.store === "local") return undefined;
-  if (!existsSync(join(config.tlsDir, "node.crt")) && config.joinToken) {
-    const { joinToken, nodeId, tlsDir } = config;
-    return joinCluster({
-      store,
-      root,
-      nodeId,
-      addresses: [replicationHost(config)],
-      tlsDir,
-      joinToken,
-      logger,
-    });
+  if (!existsSync(join(config.tlsDir, "node.crt")) && (config.joinToken || config.identityDocument)) {
+    const { joinToken, identityDocument, nodeId, tlsDir } = config;
+    const addresses = [replicationHost(config)];
+    return joinCluster({ store, root, nodeId, addresses, tlsDir, joinToken, identityDocument, logger });
   }
   if (!existsSync(join(config.tlsDir, "node.crt"))) {
     logger.warn(
       { tlsDir: config.tlsDir },
-      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; join with --join-token",
+      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; join with --join-token (or --identity-document)",
     );
     return undefined;
   }

@@ -52,6 +52,10 @@ export function buildProgram(): Command {
       "a one-time join token, or a file holding one: without a certificate, the node asks the signer with it",
     )
     .option(
+      "--identity-document <file>",
+      'a cloud identity document, {"document", "signature"}: without a certificate or join token, the node asks with it',
+    )
+    .option(
       "--replica-timeout <seconds>",
       "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
       Number,
@@ -98,6 +102,7 @@ export function buildProgram(): Command {
         replication: opts.replication,
         tlsDir: opts.tlsDir,
         joinToken: opts.joinToken,
+        identityDocument: opts.identityDocument,
         replicaTimeout: opts.replicaTimeout,
         quarantineTtl: opts.quarantineTtl,
         adoptIdentity: opts.adoptIdentity,

@@ -49,6 +49,12 @@ export const AgentConfigSchema = z.object({
    * a node without a certificate in `tlsDir` asks the signer for one with it. Never logged.
    */
   joinToken: z.string().min(1).optional(),
+  /**
+   * A file holding this instance's cloud identity document as `{"document": ..., "signature": ...}` (on AWS, IMDS's
+   * instance-identity document and signature, written by the user data): without a certificate, and without a
+   * join token, the node asks the signer with it.
+   */
+  identityDocument: z.string().min(1).optional(),
   /** Seconds a replica's node may stay down before the replica is rebuilt on another node. @default 600 */
   replicaTimeout: z.number().int().min(1, "must be at least 1 second").default(600),
   /**
