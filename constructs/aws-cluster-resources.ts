@@ -26,7 +26,7 @@ export interface AwsClusterResourcesProps {
 }
 
 /**
- * What every AWS node group of one cluster shares: the KMS key, the API token and CA secrets, the private bucket
+ * What every AWS node group of one cluster shares: the KMS key, the API token secret (no CA: nodes enroll), the private bucket
  * holding the agent artifact, and the security groups of the nodes and of their API load balancers. Made once, by
  * the first AwsNodeGroup (HoldfastCluster.awsResources), so an on-prem-only cluster creates no AWS resources.
  */
@@ -36,7 +36,6 @@ export class AwsClusterResources extends Construct {
   readonly secretStore: "secretsmanager" | "ssm";
   /** ARN (Secrets Manager) or parameter name (SSM). */
   readonly tokenSecret: string;
-  readonly caSecret: string;
   /** ARNs for the nodes' IAM policy. */
   readonly secretArns: string[];
   readonly artifactBucket: S3Bucket;
@@ -65,17 +64,9 @@ export class AwsClusterResources extends Construct {
 
     this.secretStore = cluster.props.secrets?.store ?? "secretsmanager";
     const token = cluster.props.secrets?.token ?? this.createToken(name, tags);
-    const ca =
-      cluster.props.secrets?.ca ??
-      new SecretsmanagerSecret(this, "ca", {
-        name: `holdfast/${name}/cluster-ca`,
-        description: `Holdfast cluster CA of ${name}: {"crt": PEM, "key": PEM}, put once by the operator`,
-        kmsKeyId: this.kmsKeyArn,
-        tags,
-      }).arn;
     this.tokenSecret = token;
-    this.caSecret = ca;
-    this.secretArns = this.secretStore === "ssm" ? [token, ca].map((p) => this.parameterArn(p)) : [token, ca];
+    // The token only: the CA key stays with the signer (`holdfast cluster sign`), never granted to the node role.
+    this.secretArns = this.secretStore === "ssm" ? [this.parameterArn(token)] : [token];
 
     this.artifactBucket = new S3Bucket(this, "artifacts", { bucketPrefix: "holdfast-artifacts-", tags });
     new S3BucketPublicAccessBlock(this, "artifacts-private", {

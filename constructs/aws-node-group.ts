@@ -162,7 +162,6 @@ export class AwsNodeGroup extends Construct {
           [BOOT_TAGS.bucket]: aws.artifactBucket.id,
           [BOOT_TAGS.key]: aws.artifactObject.key,
           [BOOT_TAGS.tokenSecret]: aws.tokenSecret,
-          [BOOT_TAGS.caSecret]: aws.caSecret,
         },
       })),
       updateDefaultVersion: true,
@@ -246,6 +245,8 @@ export class AwsNodeGroup extends Construct {
       pools: this.devices.map((_, i) => `${dataDir}/pools/${i}`),
       zone: values.zone,
       rack: values.rack,
+      // The user data writes it from IMDS; the agent enrolls with it (the signer trusts AWS's key).
+      identityDocument: `${dataDir}/identity-document.json`,
     };
   }
 

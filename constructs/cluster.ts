@@ -35,19 +35,16 @@ export interface HoldfastPorts {
   readonly etcdPeer?: number;
 }
 
-/** How the API token and the cluster CA reach AWS nodes: fetched at boot, never written into user data. */
+/**
+ * How the API token reaches AWS nodes: fetched at boot, never written into user data. The cluster CA's key never
+ * reaches them: a node enrolls with its instance identity document, answered by `holdfast cluster sign` where the
+ * operator keeps the CA (docs/decisions/0010-trust-boundary.md).
+ */
 export interface ClusterSecretsProps {
   /** The AWS service that keeps them. @default "secretsmanager" */
   readonly store?: "secretsmanager" | "ssm";
   /** An existing secret ARN (Secrets Manager) or SecureString parameter name (SSM) holding the API token. @default - a new secret with a random 48-character token */
   readonly token?: string;
-  /**
-   * An existing secret ARN or SecureString parameter name holding the cluster CA as JSON `{"crt": PEM, "key": PEM}`
-   * (`holdfast cluster init` writes the two files). SSM cannot create an empty parameter, so with `store: "ssm"`
-   * this is required.
-   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
-   */
-  readonly ca?: string;
 }
 
 /** The replication the cluster's layout must be able to place: checked at synthesis against the node groups. */
@@ -67,7 +64,7 @@ export interface HoldfastClusterProps {
   readonly ports?: HoldfastPorts;
   /** CIDRs of clients allowed to reach the API (besides the cluster's own nodes). @default - none */
   readonly clientCidrs?: readonly string[];
-  /** API token and cluster CA handling on AWS. @default - both in Secrets Manager, created by the construct */
+  /** API token handling on AWS. @default - in Secrets Manager, created by the construct */
   readonly secrets?: ClusterSecretsProps;
   /** The replication the layout must hold. @default - the volume spec's default repl, spread over zones */
   readonly replication?: ReplicationPolicy;
@@ -143,13 +140,6 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
           `clientCidrs: ${cidr} opens the Holdfast API to every address; list your clients' networks instead`,
         );
       }
-    }
-    if (props.secrets?.store === "ssm" && !props.secrets.ca) {
-      throw invalid(
-        this,
-        "secrets.ca",
-        'with store "ssm" give the name of an existing SecureString parameter holding the cluster CA',
-      );
     }
     this.agent = props.agent ?? {};
     this.tags = { ...props.tags, "holdfast:cluster": props.clusterName };

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -23,6 +23,7 @@ let work = "";
 let devDir = "";
 let devToken = "";
 let agent: ChildProcess | undefined;
+let signer: ChildProcess | undefined;
 
 async function rubyFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -69,6 +70,7 @@ test.before(async () => {
 
 test.after(async () => {
   await stopChild(agent, "SIGTERM");
+  await stopChild(signer, "SIGTERM");
   if (devDir) await sh(HOLDFAST, ["dev", "down", "--dir", devDir]).catch(() => undefined);
   await rm(work, { recursive: true, force: true });
 });
@@ -97,11 +99,48 @@ test("each resource is unified_mode with described properties, and has its docum
   }
 });
 
-test("the rendered JSON, as is, configures a real agent that joins the cluster", async () => {
+test("no attribute, cookbook file or rendered JSON holds the CA key: the node gets a join token file instead", async () => {
+  const { json } = render(join(work, "z"));
+  const text = JSON.stringify(json);
+  assert.not.match(text, /PRIVATE KEY|"ca"|ca\.key|cluster-ca/);
+  assert.is(json.holdfast.joinToken, join(work, "z", "join-token"));
+  for (const file of await rubyFiles(COOKBOOK)) {
+    const source = await readFile(file, "utf8");
+    assert.not.match(source, /ca\.key|cluster', 'issue'|secrets\['ca'\]|property :ca\b/, file);
+  }
+  const config = await readFile(join(COOKBOOK, "resources/config.rb"), "utf8");
+  assert.match(config, /property :join_token, String,\s+sensitive: true/);
+  assert.match(
+    config,
+    /'join-token'\) do\n\s+content "#\{new_resource\.join_token\}\\n"\n\s+mode '0600'\n\s+sensitive true/,
+  );
+});
+
+test("the rendered JSON, as is, configures a real agent that enrolls with its join token and joins the cluster", async () => {
   const dataDir = join(work, "onprem1");
   const { json } = render(dataDir);
   const file = join(work, "onprem1.json");
   await writeFile(file, JSON.stringify(json, null, 2));
+  // What the operator and the cookbook do: a join token for the host into the data bag, written to <dataDir>/join-token;
+  // the signer runs where the CA is.
+  const store = ["--store", `etcd://${NET}.10:2379`, "--cluster", "dev"];
+  const made = JSON.parse(
+    await sh(HOLDFAST, [
+      "cluster",
+      "join-token",
+      "create",
+      "--node",
+      "onprem1",
+      ...store,
+      "--output",
+      "json",
+    ]),
+  ) as { token: string };
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dataDir, "join-token"), `${made.token}\n`, { mode: 0o600 });
+  signer = spawn(HOLDFAST, ["cluster", "sign", "--ca-dir", join(devDir, "ca"), ...store, "--watch"], {
+    stdio: "ignore",
+  });
   agent = spawn(HOLDFAST, ["agent", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   agent.stdout?.on("data", (d) => {
@@ -125,6 +164,7 @@ test("the rendered JSON, as is, configures a real agent that joins the cluster",
   assert.ok(joined, `onprem1 did not join: ${JSON.stringify(nodes)}\n${log}`);
   assert.equal([joined.zone, joined.rack, joined.state], ["dc1", "r7", "up"]);
   assert.match(joined.api, new RegExp(HOST_IP.replaceAll(".", "\\.")));
+  assert.equal((await readdir(join(dataDir, "tls"))).sort(), ["ca.crt", "node.crt", "node.key"]);
 });
 
 test("a rendered JSON without a required key is refused with the key named", async () => {

@@ -2,7 +2,8 @@
 
 # Joins this host to its Holdfast cluster from the JSON OnPremNodeGroup rendered for it (`chef-client -z -j`):
 # node['holdfast'] is the agent config, written unchanged; node['holdfast_cookbook'] says what to install and where
-# the secrets are (an encrypted data bag item named after the cluster, with `token` and `ca`).
+# the secrets are (an encrypted data bag item named after the cluster, with `token` and `join_tokens`, one per node id,
+# made with `holdfast cluster join-token create`). No CA key: the signer keeps it.
 settings = node['holdfast_cookbook']
 secrets = data_bag_item(settings['secrets_data_bag'], settings['secrets_data_bag_item'])
 
@@ -16,10 +17,13 @@ holdfast_installation 'holdfast' do
   install_dir settings['install_dir']
 end
 
+agent_config = Holdfast::Helpers.agent_config(node['holdfast'], node)
+join_tokens = secrets['join_tokens'] || {}
+
 holdfast_config 'holdfast' do
-  config Holdfast::Helpers.agent_config(node['holdfast'], node)
+  config agent_config
   token secrets['token']
-  ca secrets['ca']
+  join_token join_tokens[agent_config['nodeId']]
   devices settings['devices']
   install_dir settings['install_dir']
   config_path settings['config_path']
