@@ -8,6 +8,7 @@ import {
   createJoinToken,
   createNodeCsr,
   enrollmentKeys,
+  enrollWithCa,
   IdentityDocumentVerifier,
   renewalDue,
   requestCertificate,
@@ -23,6 +24,7 @@ import {
   type ClusterCa,
   certificateFacts,
   createClusterCa,
+  loadIdentity,
   type NodeIdentity,
   peerNodeId,
 } from "../../agent/src/transport/index.js";
@@ -214,6 +216,24 @@ test("stand-in for AWS: an identity document signed by the key the signer trusts
   const token = (await enroll("node1", withJoinToken(made.token))).outcome;
   await signPending({ store, root: ROOT, ca, report, verifiers: [...verifiers] });
   assert.match((await token).error?.message ?? "", "takes no join-token proofs");
+});
+
+test("enrollWithCa (for dev up) enrolls a node through the signer's path: token used, certificate recorded and saved", async () => {
+  const tlsDir = join(dir, "tls");
+  const identity = await enrollWithCa({
+    store,
+    root: ROOT,
+    ca,
+    nodeId: "node7",
+    addresses: ["127.0.80.7"],
+    tlsDir,
+  });
+  const saved = await loadIdentity(tlsDir);
+  assert.is(saved.certPem, identity.certPem);
+  assert.match(san(identity) ?? "", "URI:holdfast://node/node7");
+  assert.equal(await store.list(`${ROOT}/join-tokens/`), [], "the token was used");
+  const record = await store.get(enrollmentKeys(ROOT).cert("node7"));
+  assert.match(record?.value ?? "", certificateFacts(identity.certPem).serial);
 });
 
 test("renewal is due when less than a third of a certificate's life is left", () => {

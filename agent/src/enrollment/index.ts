@@ -1,4 +1,5 @@
 export { createNodeCsr, type NodeCsr, signNodeCsr } from "./csr.js";
+export { enrollWithCa } from "./enroll-with-ca.js";
 export { joinCluster, readJoinToken } from "./join.js";
 export {
   createJoinToken,
