@@ -161,6 +161,22 @@ test("a certificate near expiry is renewed without interrupting I/O, and the new
     assert.is.not(after.serial, before.serial, "node2 saved a renewed certificate");
     assert.ok(after.notAfter > before.notAfter);
     assert.match(node2.log, '"certificate renewed"');
+    // cluster status and /metrics follow the renewal.
+    await waitFor("cluster status to show node2's renewed expiry", async () => {
+      const status = await cluster.json<{ nodes: Array<{ id: string; certNotAfter?: string }> }>([
+        "cluster",
+        "status",
+      ]);
+      const shown = status.nodes.find((n) => n.id === "node2")?.certNotAfter;
+      return shown && Date.parse(shown) > before.notAfter.getTime() ? shown : undefined;
+    });
+    const metrics = await (
+      await fetch("http://127.0.80.12:9001/metrics", {
+        headers: { authorization: `Bearer ${cluster.up.token}` },
+      })
+    ).text();
+    const gauge = Number(/^holdfast_node_certificate_expiry_seconds (\S+)$/m.exec(metrics)?.[1]);
+    assert.ok(gauge * 1000 > before.notAfter.getTime(), "the gauge shows the renewed certificate's expiry");
     // A new connection gets the renewed certificate (the old one has expired: a peer would refuse it).
     assert.ok([after.serial, (await serialOn("node2")).serial].includes(await servedSerial(node1)));
     for (const [i, block] of written.entries()) {
@@ -177,6 +193,37 @@ test("a certificate near expiry is renewed without interrupting I/O, and the new
   await cluster.json(["volume", "create", "name=renew2,size=16M,repl=2"], "node2");
   const attached = await cluster.json<VolumeJson>(["volume", "attach", "renew2"], "node2");
   assert.equal(inSync(attached), ["node1", "node2"]);
+});
+
+test("bad input to the enrollment commands is refused with exit 2, naming the field", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["cluster", "join-token", "create", "--node", "node3", "--store", "local"],
+      /^holdfast: store: must be etcd:/,
+    ],
+    [
+      ["cluster", "join-token", "create", "--node", "bad name", "--store", ETCD],
+      /^holdfast: node: must be 1-63/,
+    ],
+    [
+      ["cluster", "join-token", "create", "--node", "node3", "--ttl", "5x", "--store", ETCD],
+      /^holdfast: ttl: must be/,
+    ],
+    [["cluster", "revoke", "--store", ETCD], /^holdfast: node: give --node ID or --serial HEX/],
+    [
+      ["cluster", "revoke", "--serial", "zz", "--store", ETCD],
+      /^holdfast: serial: must be the certificate's serial/,
+    ],
+    [
+      ["cluster", "sign", "--ca-dir", ".", "--valid-for", "0s", "--store", ETCD],
+      /^holdfast: valid-for: must be/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await hf(args);
+    assert.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
 });
 
 test("a revoked node cannot connect: refused at the handshake, its open connections cut, its renewal refused", async () => {

@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -10,6 +10,7 @@ import {
   enrollmentKeys,
   enrollWithCa,
   IdentityDocumentVerifier,
+  readJoinToken,
   renewalDue,
   requestCertificate,
   revoke,
@@ -234,6 +235,27 @@ test("enrollWithCa (for dev up) enrolls a node through the signer's path: token 
   assert.equal(await store.list(`${ROOT}/join-tokens/`), [], "the token was used");
   const record = await store.get(enrollmentKeys(ROOT).cert("node7"));
   assert.match(record?.value ?? "", certificateFacts(identity.certPem).serial);
+});
+
+test("the joinToken setting is a token or a file holding one; anything else is a SpecError on joinToken", async () => {
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 60 });
+  assert.is(await readJoinToken(made.token), made.token);
+  const file = join(dir, "join-token");
+  await writeFile(file, `${made.token}\n`, { mode: 0o600 });
+  assert.is(await readJoinToken(file), made.token);
+  for (const bad of [join(dir, "missing"), "hfj1.nothex.x"]) {
+    const err = await readJoinToken(bad).catch((e: unknown) => e);
+    assert.instance(err, SpecError, bad);
+    assert.is((err as SpecError).field, "joinToken");
+  }
+  await writeFile(file, "not a token\n");
+  assert.match(String(await readJoinToken(file).catch((e: unknown) => e)), "joinToken");
+  const ttl = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 0 }).catch((e: unknown) => e);
+  assert.is((ttl as SpecError).field, "ttl");
+  const node = await createJoinToken(store, ROOT, { node: "no such/node", ttlSeconds: 60 }).catch(
+    (e: unknown) => e,
+  );
+  assert.is((node as SpecError).field, "node");
 });
 
 test("renewal is due when less than a third of a certificate's life is left", () => {

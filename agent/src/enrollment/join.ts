@@ -9,7 +9,10 @@ import { requestCertificate, withJoinToken } from "./request.js";
 
 /** The join token a setting gives: the token itself (`hfj1.…`), or the path of a file that holds it. */
 export async function readJoinToken(setting: string): Promise<string> {
-  if (setting.startsWith(`${JOIN_TOKEN_PREFIX}.`)) return setting;
+  if (setting.startsWith(`${JOIN_TOKEN_PREFIX}.`)) {
+    parseJoinToken(setting);
+    return setting.trim();
+  }
   let text: string;
   try {
     text = await readFile(setting, "utf8");
