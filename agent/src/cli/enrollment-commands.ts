@@ -90,7 +90,7 @@ export function registerEnrollmentCommands(
       .option("--valid-for <duration>", "how long each certificate is valid", "7d")
       .option(
         "--identity-document-key <file>",
-        "PEM public key that signs cloud identity documents (on AWS, AWS's); such documents then enroll their instance",
+        "PEM public key or certificate that signs cloud identity documents (on AWS, the region's certificate for the instance-identity signature); such documents then enroll their instance",
       ),
   ).action(
     async (
