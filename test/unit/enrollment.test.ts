@@ -2,6 +2,7 @@ import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from "no
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
@@ -10,6 +11,7 @@ import {
   enrollmentKeys,
   enrollWithCa,
   IdentityDocumentVerifier,
+  RevocationList,
   readJoinToken,
   renewalDue,
   requestCertificate,
@@ -256,6 +258,43 @@ test("the joinToken setting is a token or a file holding one; anything else is a
     (e: unknown) => e,
   );
   assert.is((node as SpecError).field, "node");
+});
+
+test("the revocation list: read at each handshake, refreshed for open connections, and the list as last read when the store hangs", async () => {
+  const made = await createJoinToken(store, ROOT, { node: "node1", ttlSeconds: 60 });
+  const joining = (await enroll("node1", withJoinToken(made.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  const serial = certificateFacts(((await joining).identity as NodeIdentity).certPem).serial;
+  let hang = false;
+  const flaky = {
+    ...store,
+    get: (key: string) => (hang ? new Promise<never>(() => {}) : store.get(key)),
+    list: (prefix: string) => store.list(prefix),
+  } as unknown as LocalStore;
+  const list = new RevocationList({
+    store: flaky,
+    root: ROOT,
+    report,
+    logger: pino({ level: "silent" }),
+    handshakeReadMs: 50,
+  });
+  const seen: string[][] = [];
+  list.onRevoked((serials) => seen.push([...serials]));
+  await list.start();
+  assert.not.ok(await list.isRevoked(serial));
+  await revoke(store, ROOT, { node: "node1" });
+  assert.ok(await list.isRevoked(serial), "read from the store at the handshake, before any refresh");
+  await list.refresh();
+  assert.equal(seen, [[serial]], "a refresh tells of the newly revoked serial once");
+  await list.refresh();
+  assert.is(seen.length, 1);
+  hang = true;
+  const started = Date.now();
+  assert.ok(await list.isRevoked(serial), "a hung store: the list as last read");
+  assert.not.ok(await list.isRevoked("abcdef"));
+  assert.ok(Date.now() - started < 1000, "bounded by handshakeReadMs");
+  assert.ok(list.has(serial));
+  list.stop();
 });
 
 test("renewal is due when less than a third of a certificate's life is left", () => {

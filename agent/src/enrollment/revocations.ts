@@ -23,8 +23,10 @@ export class RevocationList implements RevocationCheck {
       root: string;
       report: (err: BadRecordError) => void;
       logger: Logger;
-      /** @default 5000 */
+      /** How often the list is read whole, and open connections of newly revoked serials cut. @default 5000 */
       refreshMs?: number;
+      /** How long a handshake waits for the store before the list as last read decides. @default 1000 */
+      handshakeReadMs?: number;
     },
   ) {}
 
@@ -61,15 +63,23 @@ export class RevocationList implements RevocationCheck {
   }
 
   async isRevoked(serial: string): Promise<boolean> {
+    const key = enrollmentKeys(this.options.root).revoked(serial);
+    let timer: NodeJS.Timeout | undefined;
+    // The store out or slow: a handshake is judged by the list as last read, not refused outright (engines
+    // reconnect through etcd outages) nor waved through; and not held past a second, since the peer's pings are
+    // not answered until the connection is served.
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.options.handshakeReadMs ?? 1000);
+    });
     try {
-      const found =
-        (await this.options.store.get(enrollmentKeys(this.options.root).revoked(serial))) !== undefined;
-      if (found) this.serials.add(serial);
-      return found;
+      const found = await Promise.race([this.options.store.get(key), late]);
+      if (found === "late") return this.serials.has(serial);
+      // Not added to the list here: the next refresh must still see it as new, to cut its open connections.
+      return found !== undefined;
     } catch {
-      // The store is out: a handshake during an outage is judged by the list as last read, not refused outright
-      // (engines reconnect through etcd outages) nor waved through.
       return this.serials.has(serial);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
