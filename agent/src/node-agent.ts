@@ -255,7 +255,7 @@ export async function startAgent(
   const stop = () => {
     stopping ??= (async () => {
       clearInterval(repairLoop);
-      await renewer?.stop();
+      renewer?.stop();
       revocations?.stop();
       await plugin?.close();
       await csi?.close();

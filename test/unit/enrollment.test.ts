@@ -6,6 +6,7 @@ import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  CertificateRenewer,
   createJoinToken,
   createNodeCsr,
   enrollmentKeys,
@@ -27,6 +28,7 @@ import {
   type ClusterCa,
   certificateFacts,
   createClusterCa,
+  issueNodeIdentity,
   loadIdentity,
   type NodeIdentity,
   peerNodeId,
@@ -295,6 +297,59 @@ test("the revocation list: read at each handshake, refreshed for open connection
   assert.ok(Date.now() - started < 1000, "bounded by handshakeReadMs");
   assert.ok(list.has(serial));
   list.stop();
+});
+
+test("the renewer replaces the identity in place and saves it when a third of its life is left; stop gives up a waiting renewal", async () => {
+  const identity = await issueNodeIdentity(ca, { nodeId: "node1", addresses: [], validDays: 6 / 86_400 });
+  const first = certificateFacts(identity.certPem);
+  const tlsDir = join(dir, "tls");
+  const renewed: string[] = [];
+  const logs: string[] = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(line) });
+  const renewer = new CertificateRenewer({
+    store,
+    root: ROOT,
+    nodeId: "node1",
+    addresses: [],
+    tlsDir,
+    identity,
+    onRenewed: (i) => renewed.push(certificateFacts(i.certPem).serial),
+    logger,
+  });
+  renewer.start();
+  // The signer, as a loop would run it, until the renewal lands.
+  await until(async () => {
+    await signPending({ store, root: ROOT, ca, report, validDays: 600 / 86_400 });
+    return renewed.length > 0;
+  }, 15_000);
+  assert.ok(Date.now() > first.notAfter.getTime() - 2500, "not renewed before a third of its life was left");
+  assert.is.not(renewed[0], first.serial);
+  assert.is(certificateFacts(identity.certPem).serial, renewed[0], "the identity object itself now holds it");
+  assert.is((await loadIdentity(tlsDir)).certPem, identity.certPem, "and it is saved");
+  renewer.stop();
+
+  // Due at once, no signer: stop() returns without waiting out the request, and nothing is logged after it.
+  const due = await issueNodeIdentity(ca, { nodeId: "node2", addresses: [], validDays: 3 / 86_400 });
+  const waiting = new CertificateRenewer({
+    store,
+    root: ROOT,
+    nodeId: "node2",
+    addresses: [],
+    tlsDir: join(dir, "tls2"),
+    identity: due,
+    onRenewed: () => renewed.push("node2"),
+    logger,
+  });
+  waiting.start();
+  await until(async () => (await store.get(enrollmentKeys(ROOT).csr("node2"))) !== undefined, 5000);
+  const before = logs.length;
+  waiting.stop();
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.is(logs.length, before, logs.slice(before).join(""));
+  assert.equal(
+    renewed.filter((r) => r === "node2"),
+    [],
+  );
 });
 
 test("renewal is due when less than a third of a certificate's life is left", () => {

@@ -35,8 +35,8 @@ export interface CertificateRenewerOptions {
  */
 export class CertificateRenewer {
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
   private stopped = false;
+  private readonly abort = new AbortController();
 
   constructor(private readonly options: CertificateRenewerOptions) {}
 
@@ -44,10 +44,11 @@ export class CertificateRenewer {
     this.schedule();
   }
 
-  async stop(): Promise<void> {
+  /** Stops renewing; a renewal waiting for the signer is given up (it may wait for days), not waited for. */
+  stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
+    this.abort.abort();
   }
 
   private schedule(): void {
@@ -56,7 +57,7 @@ export class CertificateRenewer {
     const life = facts.notAfter.getTime() - facts.notBefore.getTime();
     const every = Math.min(60_000, Math.max(1000, life / 30));
     this.timer = setTimeout(() => {
-      this.running = this.tick().finally(() => this.schedule());
+      void this.tick().finally(() => this.schedule());
     }, every).unref();
   }
 
@@ -74,6 +75,7 @@ export class CertificateRenewer {
         proof: withCurrentIdentity(identity),
         // Within the time left, so that a stuck attempt gives way to the next before the certificate expires.
         timeoutMs: Math.max(1000, (facts.notAfter.getTime() - Date.now()) / 3),
+        signal: this.abort.signal,
       });
       if (this.stopped) return;
       await saveIdentity(this.options.tlsDir, renewed);
@@ -85,6 +87,7 @@ export class CertificateRenewer {
         "certificate renewed",
       );
     } catch (err) {
+      if (this.stopped) return;
       logger.warn(
         { err: String((err as Error).message ?? err), notAfter: facts.notAfter.toISOString() },
         "certificate renewal failed; trying again",

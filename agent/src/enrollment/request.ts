@@ -20,6 +20,8 @@ export interface CertificateRequestOptions {
   timeoutMs?: number;
   /** How often to look for the answer. @default 500 */
   pollMs?: number;
+  /** Stops the wait (the agent is stopping): the request rejects with `enrollment.aborted`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -42,6 +44,8 @@ export async function requestCertificate(options: CertificateRequestOptions): Pr
   const hash = csrHash(csrPem);
   const deadline = Date.now() + (options.timeoutMs ?? 600_000);
   for (;;) {
+    if (options.signal?.aborted)
+      throw new OperationError("enrollment.aborted", `node ${nodeId}'s certificate request was given up`);
     // The request first, then the certificate: the signer deletes the one and writes the other in one transaction,
     // so a request gone means its answer is there.
     const pending = await store.get(keys.csr(nodeId));
