@@ -177,6 +177,19 @@ test("a certificate near expiry is renewed without interrupting I/O, and the new
     ).text();
     const gauge = Number(/^holdfast_node_certificate_expiry_seconds (\S+)$/m.exec(metrics)?.[1]);
     assert.ok(gauge * 1000 > before.notAfter.getTime(), "the gauge shows the renewed certificate's expiry");
+    // The swapped context still demands a client certificate from the CA.
+    const anonymous = await new Promise<string>((resolve) => {
+      const socket = connect({
+        host: "127.0.80.12",
+        port: 9002,
+        ca: node1.caPem,
+        checkServerIdentity: () => undefined,
+      });
+      socket.on("secureConnect", () => socket.write("x"));
+      socket.on("error", (e) => resolve(e.message));
+      socket.on("close", () => resolve("closed"));
+    });
+    assert.match(anonymous, /certificate required/);
     // A new connection gets the renewed certificate (the old one has expired: a peer would refuse it).
     assert.ok([after.serial, (await serialOn("node2")).serial].includes(await servedSerial(node1)));
     for (const [i, block] of written.entries()) {
