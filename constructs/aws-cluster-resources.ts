@@ -26,7 +26,7 @@ export interface AwsClusterResourcesProps {
 }
 
 /**
- * What every AWS node group of one cluster shares: the KMS key, the API token and CA secrets, the private bucket
+ * What every AWS node group of one cluster shares: the KMS key, the API token secret (no CA: nodes enroll), the private bucket
  * holding the agent artifact, and the security groups of the nodes and of their API load balancers. Made once, by
  * the first AwsNodeGroup (HoldfastCluster.awsResources), so an on-prem-only cluster creates no AWS resources.
  */
@@ -36,7 +36,6 @@ export class AwsClusterResources extends Construct {
   readonly secretStore: "secretsmanager" | "ssm";
   /** ARN (Secrets Manager) or parameter name (SSM). */
   readonly tokenSecret: string;
-  readonly caSecret: string;
   /** The secret with the cluster's etcd client certificate; none when agents speak plain HTTP to etcd (a lab). */
   readonly etcdSecret?: string;
   /** ARNs for the nodes' IAM policy. */
@@ -67,14 +66,6 @@ export class AwsClusterResources extends Construct {
 
     this.secretStore = cluster.props.secrets?.store ?? "secretsmanager";
     const token = cluster.props.secrets?.token ?? this.createToken(name, tags);
-    const ca =
-      cluster.props.secrets?.ca ??
-      new SecretsmanagerSecret(this, "ca", {
-        name: `holdfast/${name}/cluster-ca`,
-        description: `Holdfast cluster CA of ${name}: {"crt": PEM, "key": PEM}, put once by the operator`,
-        kmsKeyId: this.kmsKeyArn,
-        tags,
-      }).arn;
     const etcd = !cluster.etcdTls
       ? undefined
       : (cluster.props.secrets?.etcdClient ??
@@ -85,9 +76,10 @@ export class AwsClusterResources extends Construct {
           tags,
         }).arn);
     this.tokenSecret = token;
-    this.caSecret = ca;
     this.etcdSecret = etcd;
-    const secrets = [token, ca, ...(etcd ? [etcd] : [])];
+    // The token and etcd's client certificate only: the CA key stays with the signer (`holdfast cluster sign`),
+    // never granted to the node role.
+    const secrets = [token, ...(etcd ? [etcd] : [])];
     this.secretArns = this.secretStore === "ssm" ? secrets.map((p) => this.parameterArn(p)) : secrets;
 
     this.artifactBucket = new S3Bucket(this, "artifacts", { bucketPrefix: "holdfast-artifacts-", tags });

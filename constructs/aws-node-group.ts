@@ -83,6 +83,7 @@ const SAMPLE_INSTANCE = {
   localIpv4: "10.0.0.1",
   zone: "us-east-1a",
   rack: "use1-az1",
+  apiName: "storage-api.elb.example",
 };
 const AL2023 = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
@@ -169,7 +170,6 @@ export class AwsNodeGroup extends Construct {
           [BOOT_TAGS.bucket]: aws.artifactBucket.id,
           [BOOT_TAGS.key]: aws.artifactObject.key,
           [BOOT_TAGS.tokenSecret]: aws.tokenSecret,
-          [BOOT_TAGS.caSecret]: aws.caSecret,
           ...(aws.etcdSecret ? { [BOOT_TAGS.etcdSecret]: aws.etcdSecret } : {}),
           ...(props.apiLoadBalancer !== false
             ? { [BOOT_TAGS.apiName]: Lazy.stringValue({ produce: () => this.loadBalancer?.dnsName }) }
@@ -258,6 +258,10 @@ export class AwsNodeGroup extends Construct {
       pools: this.devices.map((_, i) => `${dataDir}/pools/${i}`),
       zone: values.zone,
       rack: values.rack,
+      // The user data writes it from IMDS; the agent enrolls with it (the signer trusts AWS's key).
+      identityDocument: `${dataDir}/identity-document.json`,
+      // Clients reach the API through the load balancer, which passes TCP through: the certificate names it.
+      ...(this.props.apiLoadBalancer !== false ? { certificateNames: [values.apiName] } : {}),
     };
   }
 

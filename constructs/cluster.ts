@@ -44,7 +44,11 @@ export interface HoldfastPorts {
   readonly etcdPeer?: number;
 }
 
-/** How the API token and the cluster CA reach AWS nodes: fetched at boot, never written into user data. */
+/**
+ * How the API token reaches AWS nodes: fetched at boot, never written into user data. The cluster CA's key never
+ * reaches them: a node enrolls with its instance identity document, answered by `holdfast cluster sign` where the
+ * operator keeps the CA (docs/decisions/0010-trust-boundary.md).
+ */
 export interface ClusterSecretsProps {
   /** The AWS service that keeps them. @default "secretsmanager" */
   readonly store?: "secretsmanager" | "ssm";
@@ -52,18 +56,11 @@ export interface ClusterSecretsProps {
   readonly token?: string;
   /**
    * An existing secret ARN or SecureString parameter name holding the cluster's etcd client certificate as JSON
-   * `{"ca": PEM, "crt": PEM, "key": PEM}` (`holdfast etcd client` writes the three files). Required with
-   * `store: "ssm"`, as `ca` is.
+   * `{"ca": PEM, "crt": PEM, "key": PEM}` (`holdfast etcd client` writes the three files). SSM cannot create an empty
+   * parameter, so with `store: "ssm"` this is required.
    * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
    */
   readonly etcdClient?: string;
-  /**
-   * An existing secret ARN or SecureString parameter name holding the cluster CA as JSON `{"crt": PEM, "key": PEM}`
-   * (`holdfast cluster init` writes the two files). SSM cannot create an empty parameter, so with `store: "ssm"`
-   * this is required.
-   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
-   */
-  readonly ca?: string;
 }
 
 /** The replication the cluster's layout must be able to place: checked at synthesis against the node groups. */
@@ -83,7 +80,7 @@ export interface HoldfastClusterProps {
   readonly ports?: HoldfastPorts;
   /** CIDRs of clients allowed to reach the API (besides the cluster's own nodes). @default - none */
   readonly clientCidrs?: readonly string[];
-  /** API token and cluster CA handling on AWS. @default - both in Secrets Manager, created by the construct */
+  /** API token handling on AWS. @default - in Secrets Manager, created by the construct */
   readonly secrets?: ClusterSecretsProps;
   /**
    * The cluster CA's certificate (PEM: the ca.crt of `holdfast cluster init`; public, unlike its key), which clients
@@ -170,13 +167,6 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     if (plainEtcd(props.metadata)) {
       Annotations.of(this).addWarning(
         "metadata.plainHttp: agents speak plain HTTP to etcd, without a client certificate: a lab only",
-      );
-    }
-    if (props.secrets?.store === "ssm" && !props.secrets.ca) {
-      throw invalid(
-        this,
-        "secrets.ca",
-        'with store "ssm" give the name of an existing SecureString parameter holding the cluster CA',
       );
     }
     if (props.secrets?.store === "ssm" && !props.secrets.etcdClient && !plainEtcd(props.metadata)) {

@@ -30,7 +30,10 @@ export interface OnPremNodeGroupProps {
   readonly artifactUrl?: string;
   /** The run list in each host's JSON. @default ["recipe[holdfast::default]"] */
   readonly runList?: readonly string[];
-  /** The (encrypted) data bag whose item named after the cluster holds `token` and `ca` ({crt, key}). @default "holdfast" */
+  /**
+   * The (encrypted) data bag whose item named after the cluster holds `token` and `join_tokens` (node id to its
+   * one-time join token). No CA key: nodes enroll with their token. @default "holdfast"
+   */
   readonly secretsDataBag?: string;
 }
 
@@ -113,6 +116,8 @@ export class OnPremNodeGroup extends Construct {
       ...(pools.length > 0 ? { pools } : {}),
       zone: host.zone,
       rack: host.rack ?? "default",
+      // Written by the cookbook from the data bag; the agent enrolls with it and the CA key stays with the signer.
+      joinToken: `${dataDir}/join-token`,
     });
     const members = cluster.etcdMembers();
     const member = members.find((m) => m.name === host.name);

@@ -7,6 +7,8 @@ export const BOOT_VALUES = {
   localIpv4: "@LOCAL_IPV4@",
   zone: "@AVAILABILITY_ZONE@",
   rack: "@AVAILABILITY_ZONE_ID@",
+  /** The API load balancer's DNS name (instance tag holdfast:api-name), when there is one. */
+  apiName: "@API_NAME@",
 } as const;
 
 /** Instance tags (read through IMDS) that tell the boot script where its artifact and secrets are. */
@@ -14,7 +16,6 @@ export const BOOT_TAGS = {
   bucket: "holdfast:artifact-bucket",
   key: "holdfast:artifact-key",
   tokenSecret: "holdfast:token-secret",
-  caSecret: "holdfast:ca-secret",
   etcdSecret: "holdfast:etcd-secret",
   /** The API load balancer's DNS name, when there is one: the node certificate names it, as clients reach the API by it. */
   apiName: "holdfast:api-name",
@@ -35,16 +36,18 @@ const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 /**
  * The cloud-init user data of an AWS node: a shell script, so that cloud-init runs it as is and a test can run it
- * too. It holds no secret: the API token and the CA are fetched at boot with the instance role's credentials
- * (SigV4 through curl), and where to fetch them from comes from the instance's tags. HOLDFAST_ROOT (a scratch root
+ * too. It holds no secret: the API token is fetched at boot with the instance role's credentials (SigV4 through
+ * curl), from where the instance's tags say. It hands the node no CA key: the agent enrolls with the instance
+ * identity document (IMDS's document and signature, which AWS signs), answered by `holdfast cluster sign`. HOLDFAST_ROOT (a scratch root
  * for every path but the agent's data dir) and HOLDFAST_IMDS are for tests; on EC2 both are unset.
  */
 export function renderBootScript(o: BootScriptOptions): string {
   const pools = o.config.pools ?? [];
   return `#!/bin/bash
 # Holdfast node boot, rendered by AwsNodeGroup: installs the bundled agent ${o.artifact.version} from S3 (checksum
-# verified), fetches the API token and the cluster CA (to issue its node certificate) from ${o.secretStore === "ssm" ? "SSM Parameter Store" : "Secrets Manager"}, formats and mounts
-# the data drives as storage pools, writes ${AGENT_CONFIG_PATH} and starts holdfast-agent under systemd.
+# verified), fetches the API token from ${o.secretStore === "ssm" ? "SSM Parameter Store" : "Secrets Manager"} and the instance identity document (the agent enrolls
+# with it), formats and mounts the data drives as storage pools, writes ${AGENT_CONFIG_PATH} and starts holdfast-agent.
+# No CA key ever reaches the node.
 set -euo pipefail
 umask 022
 ROOT="\${HOLDFAST_ROOT:-}"
@@ -91,7 +94,6 @@ REGION=$(imds placement/region)
 BUCKET=$(imds tags/instance/${BOOT_TAGS.bucket}) || fail "tag ${BOOT_TAGS.bucket} missing (instance metadata tags must be on)"
 KEY=$(imds tags/instance/${BOOT_TAGS.key})
 TOKEN_SECRET=$(imds tags/instance/${BOOT_TAGS.tokenSecret})
-CA_SECRET=$(imds tags/instance/${BOOT_TAGS.caSecret})
 ETCD_SECRET=$(imds tags/instance/${BOOT_TAGS.etcdSecret} 2>/dev/null || true)
 API_NAME=$(imds tags/instance/${BOOT_TAGS.apiName} 2>/dev/null) || API_NAME=""
 ROLE=$(imds iam/security-credentials/ | head -n1)
@@ -131,20 +133,14 @@ mkdir -p "$ROOT/opt/holdfast" "$ROOT/etc/holdfast" "$ROOT/etc/systemd/system"
 tar -xzf "$work/$ARTIFACT_FILE" -C "$ROOT/opt/holdfast"
 ln -sfn "holdfast-agent-$VERSION" "$ROOT/opt/holdfast/current"
 
-log "fetching the API token and the cluster CA"
+log "fetching the API token and the instance identity document"
 mkdir -p "$DATA_DIR"
 (umask 077; secret "$TOKEN_SECRET" > "$DATA_DIR/token")
-# The operator puts the CA once after the first apply; nodes wait for it rather than start without it.
-for attempt in $(seq 60); do
-  if ca=$(secret "$CA_SECRET" 2>/dev/null) && [ -n "$ca" ]; then break; fi
-  [ "$attempt" = 60 ] && fail "the cluster CA secret $CA_SECRET has no value"
-  log "waiting for the cluster CA in $CA_SECRET"; sleep 10
-done
-# The node's own certificate for the replication port and the API (HTTPS), also naming the API load balancer the
-# clients reach it by; the CA key stays in $work, removed on exit.
-(umask 077; mkdir -p "$work/ca"; json crt <<<"$ca" > "$work/ca/ca.crt"; json key <<<"$ca" > "$work/ca/ca.key")
-"$ROOT/opt/holdfast/current/bin/holdfast" cluster issue --ca-dir "$work/ca" --node "$INSTANCE_ID" \
-  --address "$LOCAL_IPV4" \${API_NAME:+--address "$API_NAME"} --out "$TLS_DIR" >/dev/null
+# What the agent enrolls with when it has no certificate in $TLS_DIR: AWS's signed document naming this instance.
+IDENTITY_DOCUMENT=$(curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/dynamic/instance-identity/document")
+IDENTITY_SIGNATURE=$(curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/dynamic/instance-identity/signature")
+(umask 077; node -e 'process.stdout.write(JSON.stringify({document: process.argv[1], signature: process.argv[2]}))' \
+  "$IDENTITY_DOCUMENT" "$IDENTITY_SIGNATURE" > "$DATA_DIR/identity-document.json")
 
 ${etcdClientFetch(o.config)}
 for i in "\${!DEVICES[@]}"; do
@@ -161,7 +157,8 @@ done
 
 log "writing ${AGENT_CONFIG_PATH} for $INSTANCE_ID in $AZ ($AZ_ID)"
 sed -e "s/${BOOT_VALUES.instanceId}/$INSTANCE_ID/g" -e "s/${BOOT_VALUES.localIpv4}/$LOCAL_IPV4/g" \\
-  -e "s/${BOOT_VALUES.zone}/$AZ/g" -e "s/${BOOT_VALUES.rack}/$AZ_ID/g" <<<"$AGENT_CONFIG" > "$ROOT${AGENT_CONFIG_PATH}"
+  -e "s/${BOOT_VALUES.zone}/$AZ/g" -e "s/${BOOT_VALUES.rack}/$AZ_ID/g" -e "s/${BOOT_VALUES.apiName}/$API_NAME/g" \\
+  <<<"$AGENT_CONFIG" > "$ROOT${AGENT_CONFIG_PATH}"
 cat > "$ROOT/etc/systemd/system/holdfast-agent.service" <<UNIT
 [Unit]
 Description=Holdfast node agent

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import type { Server } from "node:https";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { type CsiServer, serveCsi } from "./api/csi/index.js";
@@ -8,10 +9,11 @@ import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.
 import { ApiTokens, type ApiTransport, apiTransport, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
 import type { AgentConfig } from "./config/index.js";
-import { badRecordReporter, EtcdStore, LocalStore, type MetaStore, readEtcdTls } from "./meta/index.js";
+import { CertificateRenewer, joinCluster, RevocationList } from "./enrollment/index.js";
+import { badRecordReporter, LocalStore, type MetaStore, openEtcdStore } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
-import { loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
+import { certificateFacts, loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
 import {
   LocalReplicas,
   ReplicaAccess,
@@ -47,28 +49,48 @@ async function loadToken(config: AgentConfig): Promise<string> {
 
 async function openStore(config: AgentConfig, prefix: string): Promise<MetaStore> {
   if (config.store === "local") return LocalStore.open(join(config.dataDir, "meta.json"));
-  const endpoints = config.store
-    .slice(config.store.indexOf("://") + 3)
-    .split(",")
-    .map((hostPort) => `${config.etcdTls ? "https" : "http"}://${hostPort}`);
-  const tls = config.etcdTls && (await readEtcdTls(config.etcdTls));
-  return EtcdStore.open({ endpoints, prefix, tls });
+  return openEtcdStore(config, prefix);
 }
 
 /**
  * This node's cluster certificate, if it has one. A single-node install (local store) needs none; a node of an
  * etcd cluster without one still serves its own replicas' volumes but cannot replicate, and says so.
  */
-async function loadNodeIdentity(config: AgentConfig, logger: Logger): Promise<NodeIdentity | undefined> {
+async function loadNodeIdentity(
+  config: AgentConfig,
+  store: MetaStore,
+  root: string,
+  logger: Logger,
+): Promise<NodeIdentity | undefined> {
   if (config.store === "local") return undefined;
+  if (!existsSync(join(config.tlsDir, "node.crt")) && (config.joinToken || config.identityDocument)) {
+    const { joinToken, identityDocument, nodeId, tlsDir } = config;
+    const addresses = certificateAddresses(config);
+    return joinCluster({ store, root, nodeId, addresses, tlsDir, joinToken, identityDocument, logger });
+  }
   if (!existsSync(join(config.tlsDir, "node.crt"))) {
     logger.warn(
       { tlsDir: config.tlsDir },
-      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; issue one with 'holdfast cluster issue'",
+      "no cluster certificate (ca.crt, node.crt, node.key): this node cannot replicate; join with --join-token (or --identity-document)",
     );
     return undefined;
   }
   return loadIdentity(config.tlsDir);
+}
+
+/** The host of HOST:PORT, brackets off an IPv6 address. */
+function hostOf(hostPort: string): string {
+  return hostPort.slice(0, hostPort.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+}
+
+/**
+ * What the node's certificate names: its replication host (peers), its API host (clients; not a wildcard address,
+ * which nobody reaches it by) and the configured extra names (a load balancer's), each once.
+ */
+function certificateAddresses(config: AgentConfig): string[] {
+  const api = hostOf(config.api);
+  const wildcard = api === "0.0.0.0" || api === "::";
+  return [...new Set([hostOf(config.replication), ...(wildcard ? [] : [api]), ...config.certificateNames])];
 }
 
 /** Starts the agent: store, replication port, volume service, stale-state recovery, REST API, repair loop. */
@@ -100,11 +122,15 @@ export async function startAgent(
     await store.close();
     throw err;
   }
-  const identity = await loadNodeIdentity(config, logger);
+  const identity = await loadNodeIdentity(config, store, keys.root, logger);
+  // Revoked serials are refused on every handshake, both ways (enrollment/revocations.ts).
+  const revocations = identity ? new RevocationList({ store, root: keys.root, report, logger }) : undefined;
+  await revocations?.start();
   let transport: ApiTransport;
   try {
     transport = await apiTransport(config, identity, logger);
   } catch (err) {
+    await revocations?.stop();
     await store.close();
     throw err;
   }
@@ -115,7 +141,13 @@ export async function startAgent(
     logger,
     report,
   });
-  const access = new ReplicaAccess({ nodeId: config.nodeId, local: replicas, membership, identity });
+  const access = new ReplicaAccess({
+    nodeId: config.nodeId,
+    local: replicas,
+    membership,
+    identity,
+    revoked: (serial) => revocations?.has(serial) ?? false,
+  });
   const volumes = new VolumeService({
     nodeId: config.nodeId,
     replicas,
@@ -157,10 +189,32 @@ export async function startAgent(
         await recovery.destroyed(id);
       },
       policy: new ReplicaAuthority({ nodeId: config.nodeId, catalog }),
+      revocations,
       logger,
     });
     await replication.listen();
   }
+  const certNotAfter = () =>
+    identity ? certificateFacts(identity.certPem).notAfter.toISOString() : undefined;
+  // Renewed before expiry, swapped in place: open connections keep theirs (enrollment/renewal.ts).
+  const renewer = identity
+    ? new CertificateRenewer({
+        store,
+        root: keys.root,
+        nodeId: config.nodeId,
+        addresses: certificateAddresses(config),
+        tlsDir: config.tlsDir,
+        identity,
+        onRenewed: (renewed) => {
+          replication?.setIdentity(renewed);
+          // The API serves the same certificate: new connections get the renewed one, open ones keep theirs.
+          if (transport.https)
+            (app.server as Server).setSecureContext({ cert: renewed.certPem, key: renewed.keyPem });
+          void membership.update({ certNotAfter: certNotAfter() }).catch(() => undefined);
+        },
+        logger,
+      })
+    : undefined;
 
   const apiUrl = transport.url;
   const capacity = await replicas.capacity();
@@ -173,6 +227,7 @@ export async function startAgent(
     capacity: capacity.total,
     free: capacity.free,
     joinedAt: new Date().toISOString(),
+    certNotAfter: certNotAfter(),
   });
   // Repair (resync, rebuild, replication factor) runs from the node where a volume is attached; free space is
   // refreshed for placement.
@@ -207,6 +262,8 @@ export async function startAgent(
     },
   });
   await app.listen({ host: transport.host, port: transport.port });
+  // After the API exists: a renewal swaps its certificate too.
+  renewer?.start();
   // The container runtimes' doors: Docker's volume plugin and CSI, each turned off by "none".
   let plugin: DockerPlugin | undefined;
   let csi: CsiServer | undefined;
@@ -214,6 +271,8 @@ export async function startAgent(
   const stop = () => {
     stopping ??= (async () => {
       clearInterval(repairLoop);
+      renewer?.stop();
+      revocations?.stop();
       await plugin?.close();
       await csi?.close();
       await app.close();

@@ -10,6 +10,7 @@ import { AwsProvider, TerraformStack, Testing } from "../../constructs/cdktf.js"
 import { AwsNodeGroup, type ChefNodeJson, HoldfastCluster, OnPremNodeGroup } from "../../constructs/index.js";
 import { apiOverTls, HOLDFAST, ROOT, sh, stopChild } from "../support/agent-process.js";
 import { fakeArtifact } from "../support/constructs.js";
+import { devStoreArgs } from "../support/dev-cluster.js";
 
 // No Chef client runs here (none in Debian or npm): the cookbook is checked with ruby -wc and rubocop, its helpers run
 // under plain Ruby on real Ohai facts, and the contract that matters is proved with the real agent: the JSON the
@@ -24,6 +25,7 @@ let devDir = "";
 let devToken = "";
 let devCa = "";
 let agent: ChildProcess | undefined;
+let signer: ChildProcess | undefined;
 
 async function rubyFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -71,6 +73,7 @@ test.before(async () => {
 
 test.after(async () => {
   await stopChild(agent, "SIGTERM");
+  await stopChild(signer, "SIGTERM");
   if (devDir) await sh(HOLDFAST, ["dev", "down", "--dir", devDir]).catch(() => undefined);
   await rm(work, { recursive: true, force: true });
 });
@@ -99,7 +102,24 @@ test("each resource is unified_mode with described properties, and has its docum
   }
 });
 
-test("the rendered JSON, as is, configures a real agent that joins the cluster", async () => {
+test("no attribute, cookbook file or rendered JSON holds the CA key: the node gets a join token file instead", async () => {
+  const { json } = render(join(work, "z"));
+  const text = JSON.stringify(json);
+  assert.not.match(text, /PRIVATE KEY|"ca"|ca\.key|cluster-ca/);
+  assert.is(json.holdfast.joinToken, join(work, "z", "join-token"));
+  for (const file of await rubyFiles(COOKBOOK)) {
+    const source = await readFile(file, "utf8");
+    assert.not.match(source, /ca\.key|cluster', 'issue'|secrets\['ca'\]|property :ca\b/, file);
+  }
+  const config = await readFile(join(COOKBOOK, "resources/config.rb"), "utf8");
+  assert.match(config, /property :join_token, String,\s+sensitive: true/);
+  assert.match(
+    config,
+    /'join-token'\) do\n\s+content "#\{new_resource\.join_token\}\\n"\n\s+mode '0600'\n\s+sensitive true/,
+  );
+});
+
+test("the rendered JSON, as is, configures a real agent that enrolls with its join token and joins the cluster", async () => {
   const dataDir = join(work, "onprem1");
   const { json } = render(dataDir);
   // What holdfast_config does with the data bag's `etcd`: the cluster's etcd client certificate (here the dev
@@ -116,6 +136,26 @@ test("the rendered JSON, as is, configures a real agent that joins the cluster",
   }
   const file = join(work, "onprem1.json");
   await writeFile(file, JSON.stringify(json, null, 2));
+  // What the operator and the cookbook do: a join token for the host into the data bag, written to <dataDir>/join-token;
+  // the signer runs where the CA is.
+  const store = devStoreArgs(devDir, `https://${NET}.10:2379`);
+  const made = JSON.parse(
+    await sh(HOLDFAST, [
+      "cluster",
+      "join-token",
+      "create",
+      "--node",
+      "onprem1",
+      ...store,
+      "--output",
+      "json",
+    ]),
+  ) as { token: string };
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dataDir, "join-token"), `${made.token}\n`, { mode: 0o600 });
+  signer = spawn(HOLDFAST, ["cluster", "sign", "--ca-dir", join(devDir, "ca"), ...store, "--watch"], {
+    stdio: "ignore",
+  });
   agent = spawn(HOLDFAST, ["agent", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   agent.stdout?.on("data", (d) => {
@@ -137,6 +177,7 @@ test("the rendered JSON, as is, configures a real agent that joins the cluster",
   assert.ok(joined, `onprem1 did not join: ${JSON.stringify(nodes)}\n${log}`);
   assert.equal([joined.zone, joined.rack, joined.state], ["dc1", "r7", "up"]);
   assert.match(joined.api, new RegExp(HOST_IP.replaceAll(".", "\\.")));
+  assert.equal((await readdir(join(dataDir, "tls"))).sort(), ["ca.crt", "node.crt", "node.key"]);
 });
 
 test("a rendered JSON without a required key is refused with the key named", async () => {

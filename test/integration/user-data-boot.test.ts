@@ -1,5 +1,5 @@
-import { execFile } from "node:child_process";
-import { X509Certificate } from "node:crypto";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,22 +10,25 @@ import * as assert from "uvu/assert";
 import { AwsProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
 import { AwsNodeGroup, HoldfastCluster } from "../../constructs/index.js";
 import { type AgentArtifact, agentArtifact } from "../support/agent-artifact.js";
-import { apiOverTls, HOLDFAST, sh } from "../support/agent-process.js";
+import { apiOverTls, HOLDFAST, sh, stopChild } from "../support/agent-process.js";
 import { AwsMock } from "../support/aws-mock.js";
+import { devStoreArgs } from "../support/dev-cluster.js";
 
-// AWS cannot run here: an IMDSv2 + Secrets Manager mock stands in for EC2, s3rver for S3, and a systemctl shim for
-// systemd (not running on this machine). Everything else is real: the user data synthesized by AwsNodeGroup, run
-// by bash, curl's SigV4, the artifact tarball, mkfs and mount of a loop device as the data drive, and the agent
-// joining a dev cluster's etcd.
+// AWS cannot run here: an IMDSv2 + Secrets Manager mock stands in for EC2 (its instance identity document signed by a
+// test key standing in for AWS's), s3rver for S3, and a systemctl shim for systemd (not running on this machine).
+// Everything else is real: the user data synthesized by AwsNodeGroup, run by bash, curl's SigV4, the artifact
+// tarball, mkfs and mount of a loop device as the data drive, the agent enrolling through a real
+// `holdfast cluster sign` that trusts the stand-in key, and joining a dev cluster's etcd.
 const exec = promisify(execFile);
 const NET = "127.0.40";
 const NODE_IP = `${NET}.50`;
 const BUCKET = "holdfast-artifacts-test";
 const KEY = "holdfast/0.1.0/artifact.tar.gz";
 const TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/api-token";
-const CA_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/cluster-ca";
 const ETCD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:holdfast/dev/etcd-client";
 const API_NAME = "storage-api.example";
+/** Stands in for the key AWS signs instance identity documents with. */
+const AWS_STAND_IN = generateKeyPairSync("ec", { namedCurve: "P-256" });
 
 let artifact: AgentArtifact;
 let work = "";
@@ -36,6 +39,8 @@ let s3Url = "";
 let aws: AwsMock;
 let loop = "";
 let scratch = "";
+let signer: ChildProcess | undefined;
+let signerLog = "";
 
 /** GET `url` from a dev cluster's node (or the booted one) over https with the cluster CA; status 0 if unreachable. */
 async function getOverTls(url: string): Promise<{ status: number; body: unknown }> {
@@ -67,7 +72,7 @@ function synthesizeUserData(dataDir: string, device: string): string {
     clusterName: "dev",
     metadata: { etcdEndpoints: [`${NET}.10:2379`] },
     artifactPath: artifact.path,
-    secrets: { token: TOKEN_ARN, ca: CA_ARN, etcdClient: ETCD_ARN },
+    secrets: { token: TOKEN_ARN, etcdClient: ETCD_ARN },
     agent: { dataDir, mountDir: join(dataDir, "mnt"), pluginSocket: "none", csiSocket: "none" },
   });
   new AwsNodeGroup(stack, "storage", {
@@ -139,17 +144,11 @@ test.before(async () => {
       "holdfast:artifact-bucket": BUCKET,
       "holdfast:artifact-key": KEY,
       "holdfast:token-secret": TOKEN_ARN,
-      "holdfast:ca-secret": CA_ARN,
       "holdfast:etcd-secret": ETCD_ARN,
       "holdfast:api-name": API_NAME,
     },
     secrets: {
       [TOKEN_ARN]: devToken,
-      // The dev cluster's CA, as the operator puts it into the secret.
-      [CA_ARN]: JSON.stringify({
-        crt: await readFile(join(devDir, "ca/ca.crt"), "utf8"),
-        key: await readFile(join(devDir, "ca/ca.key"), "utf8"),
-      }),
       // The dev cluster's etcd client certificate (CN holdfast-dev), as `holdfast etcd client` wrote it.
       [ETCD_ARN]: JSON.stringify({
         ca: await readFile(join(devDir, "etcd/client/ca.crt"), "utf8"),
@@ -157,6 +156,27 @@ test.before(async () => {
         key: await readFile(join(devDir, "etcd/client/client.key"), "utf8"),
       }),
     },
+    identityKey: AWS_STAND_IN.privateKey,
+  });
+  // The operator's signer, where the CA is: it trusts the (stand-in) AWS key for identity documents.
+  const trusted = join(work, "aws-identity.pem");
+  await writeFile(trusted, AWS_STAND_IN.publicKey.export({ type: "spki", format: "pem" }));
+  signer = spawn(
+    HOLDFAST,
+    [
+      "cluster",
+      "sign",
+      "--ca-dir",
+      join(devDir, "ca"),
+      ...devStoreArgs(devDir, `https://${NET}.10:2379`),
+    ].concat(["--watch", "--identity-document-key", trusted]),
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  signer.stdout?.on("data", (d) => {
+    signerLog += d;
+  });
+  signer.stderr?.on("data", (d) => {
+    signerLog += d;
   });
   const image = join(work, "drive.img");
   await sh("truncate", ["-s", "256M", image]);
@@ -180,6 +200,7 @@ test.after(async () => {
     await exec("umount", [join(scratch, "data/pools/0")]).catch(() => undefined);
   }
   if (loop) await exec("losetup", ["-d", loop]).catch(() => undefined);
+  await stopChild(signer, "SIGTERM");
   await aws?.stop();
   await s3?.close();
   if (devDir) await sh(HOLDFAST, ["dev", "down", "--dir", devDir]).catch(() => undefined);
@@ -216,18 +237,9 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
   assert.is((await stat(join(dataDir, "token"))).mode & 0o777, 0o600);
   assert.is((await stat(join(dataDir, "etcd/client.key"))).mode & 0o777, 0o600);
   assert.is((await stat(join(dataDir, "etcd"))).mode & 0o777, 0o700);
-  // Its own certificate from the cluster CA; the CA key is not left on the node.
-  assert.is((await stat(join(dataDir, "tls/node.key"))).mode & 0o777, 0o600);
-  assert.is(
-    (await readFile(join(dataDir, "tls/ca.crt"), "utf8")).trim(),
-    (await readFile(join(devDir, "ca/ca.crt"), "utf8")).trim(),
-  );
-  // It names the node's address and the API load balancer, as clients reach the API (HTTPS) by either.
-  const cert = new X509Certificate(await readFile(join(dataDir, "tls/node.crt"), "utf8"));
-  assert.ok(cert.checkIP(NODE_IP), cert.subjectAltName);
-  assert.ok(cert.checkHost(API_NAME), cert.subjectAltName);
-  const { stdout: keys } = await exec("find", [scratch, "-name", "ca.key"]);
-  assert.is(keys, "");
+  // The instance identity document the agent enrolls with, from IMDS, 0600; no CA was fetched.
+  assert.is((await stat(join(dataDir, "identity-document.json"))).mode & 0o777, 0o600);
+  assert.ok(aws.requests.includes("GET /latest/dynamic/instance-identity/signature"));
   assert.ok(aws.requests.includes("PUT /latest/api/token"));
   assert.ok(
     aws.requests.some((r) => r === "POST /"),
@@ -276,6 +288,30 @@ test("the user data installs the artifact, formats and mounts the drive, and sta
   );
   assert.equal([joined.zone, joined.rack, joined.state], ["us-east-1a", "use1-az1", "up"]);
   assert.is(ownApi, 200);
+
+  // Its own certificate, from the signer for its identity document; no node-side file holds the CA key.
+  assert.ok(
+    signerLog.includes("signed node i-0a1b2c3d4e5f60718's certificate"),
+    signerLog + (await readFile(join(scratch, "agent.log"), "utf8")),
+  );
+  assert.match(signerLog, "(identity-document)");
+  assert.is((await stat(join(dataDir, "tls/node.key"))).mode & 0o777, 0o600);
+  assert.is(
+    (await readFile(join(dataDir, "tls/ca.crt"), "utf8")).trim(),
+    (await readFile(join(devDir, "ca/ca.crt"), "utf8")).trim(),
+  );
+  // It names the node's address and the API load balancer, as clients reach the API (HTTPS) by either.
+  const cert = new X509Certificate(await readFile(join(dataDir, "tls/node.crt"), "utf8"));
+  assert.ok(cert.checkIP(NODE_IP), cert.subjectAltName);
+  assert.ok(cert.checkHost(API_NAME), cert.subjectAltName);
+  const { stdout: keys } = await exec("find", [scratch, "-name", "ca.key"]);
+  assert.is(keys, "");
+  const caKey = (await readFile(join(devDir, "ca/ca.key"), "utf8")).split("\n")[1] as string;
+  const holding = await exec("grep", ["-rlF", "-D", "skip", caKey, scratch]).then(
+    ({ stdout }) => stdout,
+    () => "",
+  );
+  assert.is(holding, "", "no file on the node holds the CA key");
 });
 
 test.run();

@@ -1,3 +1,4 @@
+import { type KeyObject, sign } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -12,6 +13,11 @@ export interface MockInstance {
   tags: Record<string, string>;
   /** Secrets Manager: secret id -> SecretString. */
   secrets: Record<string, string>;
+  /**
+   * Signs the instance identity document (`/latest/dynamic/instance-identity/signature`, SHA-256 over the document
+   * as AWS's is): a test key standing in for AWS's. Absent: no identity document is served.
+   */
+  identityKey?: KeyObject;
 }
 
 export const MOCK_ROLE = "holdfast-node-test";
@@ -81,6 +87,20 @@ export class AwsMock {
       const value = this.metadata(path.slice("/latest/meta-data/".length));
       return value === undefined ? [404, "not found"] : [200, value];
     }
+    if (path.startsWith("/latest/dynamic/instance-identity/")) {
+      if (!this.tokens.has(String(req.headers["x-aws-ec2-metadata-token"])))
+        return [401, "IMDSv2 token required"];
+      const key = this.instance.identityKey;
+      if (!key) return [404, "not found"];
+      const document = this.identityDocument();
+      if (path.endsWith("/document")) return [200, document];
+      if (path.endsWith("/signature")) {
+        // Base64 in 64-character lines, as IMDS serves it.
+        const b64 = sign("sha256", Buffer.from(document), key).toString("base64");
+        return [200, (b64.match(/.{1,64}/g) ?? []).join("\n")];
+      }
+      return [404, "not found"];
+    }
     if (req.method === "POST" && req.headers["x-amz-target"] === "secretsmanager.GetSecretValue") {
       const auth = String(req.headers.authorization ?? "");
       const scope = `Credential=${MOCK_CREDENTIALS.AccessKeyId}/`;
@@ -94,6 +114,23 @@ export class AwsMock {
       return [200, JSON.stringify({ ARN: SecretId, SecretString: value })];
     }
     return [404, "not found"];
+  }
+
+  /** The instance identity document, in AWS's shape (pretty-printed JSON). */
+  identityDocument(): string {
+    const i = this.instance;
+    return JSON.stringify(
+      {
+        accountId: "123456789012",
+        availabilityZone: i.availabilityZone,
+        instanceId: i.instanceId,
+        privateIp: i.localIpv4,
+        region: i.region,
+        version: "2017-09-30",
+      },
+      null,
+      2,
+    );
   }
 
   private metadata(key: string): string | undefined {

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
+import { EtcdStore, readEtcdTls } from "../../agent/src/meta/index.js";
 import { HOLDFAST } from "./agent-process.js";
 import { NBD, RawNbdClient } from "./nbd-client.js";
 
@@ -48,6 +49,33 @@ export interface GuestNode {
   thaw(): void;
   /** Stops it for good and removes what it set up on the host. */
   remove(): Promise<void>;
+}
+
+/**
+ * The store flags of a dev cluster in `dir` whose etcd is at `etcdUrl`: etcds:// with the cluster's etcd client
+ * certificate (CN holdfast-dev), as its own nodes use, for agents and `cluster` commands started beside it.
+ */
+export function devStoreArgs(dir: string, etcdUrl: string): string[] {
+  const client = join(dir, "etcd", "client");
+  return [
+    ...["--store", `etcds://${new URL(etcdUrl).host}`, "--cluster", "dev"],
+    ...["--etcd-ca", join(client, "ca.crt"), "--etcd-cert", join(client, "client.crt")],
+    ...["--etcd-key", join(client, "client.key")],
+  ];
+}
+
+/** A store client of the dev cluster in `dir`, as its nodes have it (the cluster's prefix and etcd role). */
+export async function devEtcdStore(dir: string, etcdUrl: string): Promise<EtcdStore> {
+  const client = join(dir, "etcd", "client");
+  return EtcdStore.open({
+    endpoints: [etcdUrl],
+    prefix: "/holdfast/dev/",
+    tls: await readEtcdTls({
+      etcdCa: join(client, "ca.crt"),
+      etcdCert: join(client, "client.crt"),
+      etcdKey: join(client, "client.key"),
+    }),
+  });
 }
 
 /** A real dev cluster (etcd and agents as processes) driven through the `holdfast` CLI, as a user would. */
@@ -111,6 +139,11 @@ export class DevCluster {
       },
       boundMs,
     );
+  }
+
+  /** The store flags of this cluster's agents (see {@link devStoreArgs}). */
+  storeArgs(): string[] {
+    return devStoreArgs(this.dir, this.up.etcd);
   }
 
   /** An etcd client as root (etcd's root certificate from the dev cluster's PKI), to read and plant records. */

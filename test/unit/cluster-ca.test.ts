@@ -10,6 +10,7 @@ import * as assert from "uvu/assert";
 import { HoldfastError, SpecError } from "../../agent/src/errors.js";
 import {
   type ClusterCa,
+  certificateFacts,
   clientTlsOptions,
   createClusterCa,
   issueNodeIdentity,
@@ -129,6 +130,35 @@ test("a client expecting node b that reaches node a fails verification", async (
   assert.is(out.serverGot, undefined);
   assert.is(out.reply, "");
   assert.match(out.clientError ?? "", /names node "a", expected node "b"/);
+});
+
+test("a client refuses a server whose serial is revoked, and connects while it is not", async () => {
+  const serialA = certificateFacts(nodeA.certPem).serial;
+  const revoked = new Set([serialA]);
+  const out = await exchange(
+    nodeA,
+    clientTlsOptions(nodeB, "a", (serial) => revoked.has(serial)),
+  );
+  assert.is(out.serverGot, undefined);
+  assert.match(out.clientError ?? "", `node "a" presents certificate ${serialA}, which is revoked`);
+  revoked.clear();
+  const ok = await exchange(
+    nodeA,
+    clientTlsOptions(nodeB, "a", (serial) => revoked.has(serial)),
+  );
+  assert.is(ok.reply, "pong:ping");
+});
+
+test("node certificates last 7 days unless told otherwise, and a short one is backdated by a tenth of its life", async () => {
+  const week = certificateFacts(nodeA.certPem);
+  const days = (week.notAfter.getTime() - week.notBefore.getTime()) / 86_400_000;
+  assert.ok(days > 7 && days < 7.01, `7 days and the 5-minute backdating, got ${days}`);
+  const short = certificateFacts(
+    (await issueNodeIdentity(ca, { nodeId: "b", addresses: [], validDays: 60 / 86_400 })).certPem,
+  );
+  const life = (short.notAfter.getTime() - short.notBefore.getTime()) / 1000;
+  // Whole seconds in X.509 times: 60 s plus 6 s backdating, give or take one.
+  assert.ok(life >= 65 && life <= 67, `life ${life} s`);
 });
 
 test("an expired certificate is refused, on either side", async () => {

@@ -125,6 +125,25 @@ test("user data installs the checksummed artifact and holds no secret", () => {
   assert.match(String(version?.secret_string), /data\.aws_secretsmanager_random_password/);
 });
 
+test("no node is handed the CA key: not in user data, tags, the agent config or the node role's grants", () => {
+  const { stack, group } = build();
+  const json = synth(stack);
+  const text = JSON.stringify(json);
+  const script = group.bootScript();
+  // The node enrolls with its instance identity document; nothing fetches, writes or issues with a CA.
+  assert.not.match(script, /ca\.key|ca-secret|CA_SECRET|cluster issue|PRIVATE KEY/);
+  assert.match(script, /latest\/dynamic\/instance-identity\/document/);
+  assert.is(group.agentConfig().identityDocument, "/var/lib/holdfast/identity-document.json");
+  assert.not.match(text, /cluster-ca|holdfast:ca-secret|PRIVATE KEY/);
+  // The role reads the token's secret and nothing else of Secrets Manager.
+  const read = policyOf(json).Statement.find((s) => s.Action.includes("secretsmanager:GetSecretValue"));
+  assert.equal(read?.Resource.length, 1);
+  assert.match(read?.Resource[0] ?? "", /aws_secretsmanager_secret\.cluster_aws_token/);
+  const [template] = resources(json, "aws_launch_template");
+  const tags = JSON.stringify(template?.tag_specifications);
+  assert.not.match(tags, /ca-secret/);
+});
+
 test("the artifact is uploaded once, with its checksum, to a private KMS-encrypted bucket", () => {
   const { stack, cluster } = build();
   const text = Testing.synth(stack, true);
@@ -173,20 +192,20 @@ test("the nodes' policy is an explicit list of actions on this cluster's resourc
   assert.match(String(role?.assume_role_policy), /ec2\.amazonaws\.com/);
 });
 
-test("with SSM, the policy grants ssm:GetParameter on the parameters (token, CA, etcd client)", () => {
+test("with SSM, the policy grants ssm:GetParameter on the token's and the etcd client's parameters only", () => {
   const stack = testStack();
   new AwsProvider(stack, "aws", { region: "us-east-1" });
   const cluster = new HoldfastCluster(stack, "cluster", {
     clusterName: "prod",
     metadata: { etcdEndpoints: ["10.0.0.5:2379"] },
     artifactPath,
-    secrets: { store: "ssm", ca: "/holdfast/prod/ca", etcdClient: "/holdfast/prod/etcd-client" },
+    secrets: { store: "ssm", etcdClient: "/holdfast/prod/etcd-client" },
   });
   new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS });
   const json = synth(stack);
   const policy = policyOf(json);
   assert.equal(policy.Statement[1]?.Action, ["ssm:GetParameter"]);
-  assert.match(policy.Statement[1]?.Resource[1] ?? "", /:parameter\/holdfast\/prod\/ca$/);
+  assert.equal(policy.Statement[1]?.Resource.length, 1, "no CA parameter: nodes enroll instead");
   assert.ok(
     Testing.toHaveResourceWithProperties(JSON.stringify(json), "aws_ssm_parameter", { type: "SecureString" }),
   );

@@ -164,11 +164,6 @@ for (const [name, props, message] of [
   ["four etcd members", { metadata: { embeddedEtcd: { members: 4 } } }, /members: must be 3 or 5/],
   ["a bad client CIDR", { clientCidrs: ["10.0.0.0"] }, /^clientCidrs: "10.0.0.0" is not a CIDR/],
   [
-    "SSM without a CA parameter",
-    { secrets: { store: "ssm" } },
-    /^secrets\.ca: with store "ssm" give the name/,
-  ],
-  [
     "a missing artifact",
     { artifactPath: "/nonexistent/a.tar.gz" },
     /^artifactPath: .* does not exist: build it with/,

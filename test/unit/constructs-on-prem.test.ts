@@ -52,7 +52,10 @@ test("each host's JSON holds its agent config under holdfast, and the cookbook's
     pools: ["/var/lib/holdfast/pools/0", "/var/lib/holdfast/pools/1"],
     zone: "dc1",
     rack: "r1",
+    joinToken: "/var/lib/holdfast/join-token",
   });
+  // A join token file, never the CA key: nothing in a host's attributes is a key.
+  assert.not.match(JSON.stringify(db1), /PRIVATE KEY|"ca"|ca\.key/);
   assert.equal(db1.holdfast_cookbook.devices, [
     { device: "/dev/sdb", pool: "/var/lib/holdfast/pools/0" },
     { device: "/dev/sdc", pool: "/var/lib/holdfast/pools/1" },

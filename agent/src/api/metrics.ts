@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { certificateFacts } from "../transport/index.js";
 import type { VolumeService } from "../volumes/index.js";
 
 /**
@@ -43,6 +44,17 @@ export function createMetrics(volumes: VolumeService): Registry {
         }
       },
     });
+  new Gauge({
+    name: "holdfast_node_certificate_expiry_seconds",
+    help: "When this node's replication certificate expires, in seconds since the epoch (absent without one).",
+    registers: [registry],
+    collect() {
+      this.reset();
+      // Read from the identity in use: a renewal replaces it in place.
+      const identity = volumes.nodeIdentity;
+      if (identity) this.set(certificateFacts(identity.certPem).notAfter.getTime() / 1000);
+    },
+  });
   resync("holdfast_resync_regions_done", "Regions a resync or rebuild has compared so far.", (p) => p.done);
   resync("holdfast_resync_regions_total", "Regions a resync or rebuild compares in all.", (p) => p.total);
   return registry;

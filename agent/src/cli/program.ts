@@ -4,14 +4,15 @@ import { Command, Option } from "commander";
 import pino from "pino";
 import type { NodeStatus } from "../cluster/index.js";
 import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
-import { ConflictError, SpecError } from "../errors.js";
+import { ConflictError } from "../errors.js";
 import { startAgent, VERSION } from "../node-agent.js";
 import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
+import { registerEnrollmentCommands } from "./enrollment-commands.js";
 import { registerEtcdCommands } from "./etcd-commands.js";
-import { collect } from "./options.js";
+import { collect, parseDuration } from "./options.js";
 import { humanBytes, type OutputFormat, print, table } from "./output.js";
 import { registerVolumeCommands } from "./volume-commands.js";
 
@@ -68,6 +69,14 @@ export function buildProgram(): Command {
     .option("--replication <host:port>", "replication port, mutual TLS (default: API host, API port + 1)")
     .option("--tls-dir <dir>", "this node's ca.crt, node.crt, node.key (default <data-dir>/tls)")
     .option(
+      "--join-token <token-or-file>",
+      "a one-time join token, or a file holding one: without a certificate, the node asks the signer with it",
+    )
+    .option(
+      "--identity-document <file>",
+      'a cloud identity document, {"document", "signature"}: without a certificate or join token, the node asks with it',
+    )
+    .option(
       "--replica-timeout <seconds>",
       "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
       Number,
@@ -118,6 +127,8 @@ export function buildProgram(): Command {
         leaseTtl: opts.leaseTtl,
         replication: opts.replication,
         tlsDir: opts.tlsDir,
+        joinToken: opts.joinToken,
+        identityDocument: opts.identityDocument,
         replicaTimeout: opts.replicaTimeout,
         quarantineTtl: opts.quarantineTtl,
         adoptIdentity: opts.adoptIdentity,
@@ -147,7 +158,18 @@ export function buildProgram(): Command {
 
   const nodesTable = (nodes: NodeRow[]) =>
     table(
-      ["NODE", "API", "REPLICATION", "ZONE", "RACK", "STATE", "CAPACITY", "USED", "QUARANTINED"],
+      [
+        "NODE",
+        "API",
+        "REPLICATION",
+        "ZONE",
+        "RACK",
+        "STATE",
+        "CAPACITY",
+        "USED",
+        "QUARANTINED",
+        "CERT EXPIRES",
+      ],
       nodes.map((n) => [
         n.id,
         n.api,
@@ -158,6 +180,7 @@ export function buildProgram(): Command {
         humanBytes(n.capacity),
         humanBytes(n.capacity - n.free),
         n.quarantined,
+        n.certNotAfter ?? "-",
       ]),
     );
   const quarantineTable = (entries: QuarantineRecord[]) =>
@@ -201,20 +224,35 @@ export function buildProgram(): Command {
 
   cluster
     .command("issue")
-    .description("issue a node's certificate for the replication port from the cluster CA")
+    .description(
+      "issue a node's certificate straight from the CA key (where it is at hand); nodes rather join with 'join-token create' and 'sign'",
+    )
     .requiredOption("--ca-dir <dir>", "directory with the cluster's ca.crt and ca.key")
     .requiredOption("--node <id>", "the node's id (its certificate names it)")
     .requiredOption("--address <ip-or-name>", "an address the node is reached at (repeatable)", collect)
     .requiredOption("--out <dir>", "the node's TLS directory: ca.crt, node.crt, node.key (mode 0600)")
-    .action(async (opts: { caDir: string; node: string; address: string[]; out: string }, cmd: Command) => {
-      const identity = await issueNodeIdentity(await loadCa(opts.caDir), {
-        nodeId: opts.node,
-        addresses: opts.address,
-      });
-      await saveIdentity(opts.out, identity);
-      const result = { node: opts.node, dir: opts.out };
-      print(format(cmd), result, () => `issued the certificate of node ${opts.node} into ${opts.out}`);
-    });
+    .option(
+      "--valid-for <duration>",
+      "how long it is valid; the agent renews it through 'cluster sign' when a third is left",
+      "7d",
+    )
+    .action(
+      async (
+        opts: { caDir: string; node: string; address: string[]; out: string; validFor: string },
+        cmd: Command,
+      ) => {
+        const identity = await issueNodeIdentity(await loadCa(opts.caDir), {
+          nodeId: opts.node,
+          addresses: opts.address,
+          validDays: parseDuration(opts.validFor, "valid-for") / 86_400,
+        });
+        await saveIdentity(opts.out, identity);
+        const result = { node: opts.node, dir: opts.out };
+        print(format(cmd), result, () => `issued the certificate of node ${opts.node} into ${opts.out}`);
+      },
+    );
+
+  registerEnrollmentCommands(cluster, { format });
 
   cluster
     .command("status")
@@ -331,12 +369,4 @@ export function buildProgram(): Command {
     });
 
   return program;
-}
-
-/** `90`, `90s`, `15m`, `24h` or `7d`, in seconds; a SpecError on `ttl` otherwise. */
-function parseDuration(text: string): number {
-  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!match) throw new SpecError("ttl", `must be seconds, or a number with s, m, h or d, not "${text}"`);
-  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as "" | "s" | "m" | "h" | "d"];
-  return Number(match[1]) * unit;
 }

@@ -25,6 +25,7 @@ const NodeInfoSchema = z.object({
   capacity: z.number().nonnegative(),
   free: z.number().nonnegative(),
   joinedAt: z.string().max(64),
+  certNotAfter: z.iso.datetime({ error: "must be an ISO 8601 time" }).optional(),
 });
 
 /** What a node tells the cluster about itself when it joins. */
@@ -40,6 +41,8 @@ export interface NodeInfo {
   capacity: number;
   free: number;
   joinedAt: string;
+  /** When the node's replication certificate expires (ISO 8601); absent on a node without one. */
+  certNotAfter?: string;
 }
 
 /** A node as the cluster sees it: `up` while its lease is alive. */

@@ -66,6 +66,31 @@ export const AgentConfigSchema = z.object({
   replication: HostPort.optional(),
   /** Directory with this node's cluster certificate: ca.crt, node.crt, node.key (from `holdfast cluster issue`). @default - `<dataDir>/tls` */
   tlsDir: z.string().min(1).optional(),
+  /**
+   * A one-time join token (`hfj1.…`, from `holdfast cluster join-token create`), or the path of a file holding one:
+   * a node without a certificate in `tlsDir` asks the signer for one with it. Never logged.
+   */
+  joinToken: z.string().min(1).optional(),
+  /**
+   * A file holding this instance's cloud identity document as `{"document": ..., "signature": ...}` (on AWS, IMDS's
+   * instance-identity document and signature, written by the user data): without a certificate, and without a
+   * join token, the node asks the signer with it.
+   */
+  identityDocument: z.string().min(1).optional(),
+  /**
+   * More names (DNS names or IPs) this node's certificate is asked for, besides its replication and API hosts: names
+   * clients reach the API by, such as a load balancer's.
+   * @default []
+   */
+  certificateNames: z
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9.:-]{1,253}$/, "must be a DNS name or an IP address")
+        .max(253),
+    )
+    .max(8, "at most 8 names")
+    .default([]),
   /** Seconds a replica's node may stay down before the replica is rebuilt on another node. @default 600 */
   replicaTimeout: z.number().int().min(1, "must be at least 1 second").default(600),
   /**
@@ -196,8 +221,36 @@ export async function loadAgentConfig(options: {
 
 const ETCD_TLS_FILES = ["etcdCa", "etcdCert", "etcdKey"] as const;
 
+const StoreSettingsSchema = AgentConfigSchema.pick({
+  store: true,
+  etcdCa: true,
+  etcdCert: true,
+  etcdKey: true,
+  etcdPlainHttp: true,
+});
+
+/** How to reach the store, checked: its URL, and etcd's TLS files (absolute) when it is etcds://. */
+export interface StoreSettings {
+  store: string;
+  etcdTls?: EtcdTlsFiles;
+}
+
+/**
+ * The store settings of a command that is not the agent (`cluster sign`, `join-token`, `revoke`), checked by the same
+ * schema and rules as the agent's: an error names the setting.
+ */
+export function loadStoreSettings(flags: Partial<z.input<typeof StoreSettingsSchema>>): StoreSettings {
+  const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const parsed = StoreSettingsSchema.safeParse(given);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SpecError(issue?.path.join(".") || "store", issue?.message ?? "invalid");
+  }
+  return { store: parsed.data.store, etcdTls: checkStoreSecurity(parsed.data) };
+}
+
 /** etcd over mutual TLS, or plain HTTP only when the config says it is a lab. */
-function checkStoreSecurity(config: z.output<typeof AgentConfigSchema>): EtcdTlsFiles | undefined {
+function checkStoreSecurity(config: z.output<typeof StoreSettingsSchema>): EtcdTlsFiles | undefined {
   const given = ETCD_TLS_FILES.filter((f) => config[f] !== undefined);
   if (config.store.startsWith("etcds://")) {
     const { etcdCa, etcdCert, etcdKey } = config;

@@ -4,5 +4,7 @@ export {
   AgentConfigSchema,
   HostPort,
   loadAgentConfig,
+  loadStoreSettings,
   Name,
+  type StoreSettings,
 } from "./config.js";

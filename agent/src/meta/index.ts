@@ -8,6 +8,7 @@ export {
 } from "./etcd-store.js";
 export { type EtcdTlsFiles, readEtcdTls } from "./etcd-tls.js";
 export { LocalStore } from "./local-store.js";
+export { openEtcdStore } from "./open-store.js";
 export {
   type Agrees,
   BadRecordError,

@@ -42,8 +42,8 @@ const DNS_NAME =
 const DAY_MS = 86_400_000;
 /** Certificates start a little in the past, so a peer whose clock lags slightly still accepts them. */
 const CLOCK_SKEW_MS = 5 * 60_000;
-const EC_KEY = { name: "ECDSA", namedCurve: "P-256" } as const;
-const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
+export const EC_KEY = { name: "ECDSA", namedCurve: "P-256" } as const;
+export const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
 
 const CA_CERT = "ca.crt";
 const CA_KEY = "ca.key";
@@ -57,7 +57,7 @@ let x509Module: Promise<typeof X509> | undefined;
  * for it at start-up. It resolves its algorithms through tsyringe, which needs the Reflect metadata API
  * (`reflect-metadata`) loaded before it.
  */
-function loadX509(): Promise<typeof X509> {
+export function loadX509(): Promise<typeof X509> {
   x509Module ??= (async () => {
     await import("reflect-metadata");
     const x509 = await import("@peculiar/x509");
@@ -79,7 +79,10 @@ function validity(
   if (!Number.isFinite(validDays) || validDays <= 0)
     throw new SpecError(field, "must be a positive number of days");
   const now = Date.now();
-  const notBefore = override.notBefore ?? new Date(now - CLOCK_SKEW_MS);
+  // A short-lived certificate is backdated by a tenth of its life at most: its renewal, due when a third is left,
+  // must not be due at once.
+  const skew = Math.min(CLOCK_SKEW_MS, (validDays * DAY_MS) / 10);
+  const notBefore = override.notBefore ?? new Date(now - skew);
   const notAfter = override.notAfter ?? new Date(now + validDays * DAY_MS);
   if (notAfter.getTime() <= notBefore.getTime()) throw new SpecError("notAfter", "must be after notBefore");
   return { notBefore, notAfter };
@@ -91,13 +94,13 @@ function serialNumber(): string {
   return bytes.toString("hex");
 }
 
-async function exportKeyPem(key: CryptoKey): Promise<string> {
+export async function exportKeyPem(key: CryptoKey): Promise<string> {
   const x509 = await loadX509();
   const der = await webcrypto.subtle.exportKey("pkcs8", key);
   return x509.PemConverter.encode(der, "PRIVATE KEY");
 }
 
-function generateKeys(): Promise<CryptoKeyPair> {
+export function generateKeys(): Promise<CryptoKeyPair> {
   return webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"]) as Promise<CryptoKeyPair>;
 }
 
@@ -148,36 +151,53 @@ async function importCaKey(keyPem: string): Promise<CryptoKey> {
   }
 }
 
-/**
- * Issues a node certificate signed by the cluster CA, usable as both TLS server and client certificate.
- * It names the node id as CN and as the URI SAN `holdfast://node/<nodeId>`, and each address as an IP or
- * DNS SAN. `notBefore`/`notAfter` override the validity window (tests use them to make an expired cert).
- */
-export async function issueNodeIdentity(
-  ca: ClusterCa,
-  options: {
-    nodeId: string;
-    /** IPs and DNS names the node is reached at */
-    addresses: string[];
-    /** @default 365 (1 year) */
-    validDays?: number;
-    notBefore?: Date;
-    notAfter?: Date;
-  },
-): Promise<NodeIdentity> {
-  checkName("nodeId", options.nodeId);
-  const x509 = await loadX509();
-  const names: X509.JsonGeneralName[] = [{ type: "url", value: `${NODE_URI_PREFIX}${options.nodeId}` }];
-  for (const [i, address] of options.addresses.entries()) {
+/** What a node certificate says: who it names, where it is reached, how long it is valid. */
+export interface NodeCertificateOptions {
+  nodeId: string;
+  /** IPs and DNS names the node is reached at */
+  addresses: string[];
+  /**
+   * Days the certificate is valid (fractions allowed: tests use seconds' worth). Short, because the agent renews it
+   * (enrollment/renewal.ts) and a stolen key is worth little once it expires.
+   * @default 7
+   */
+  validDays?: number;
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+/** The default life of a node certificate, in days: the agent renews it when a third is left. */
+export const NODE_CERT_DAYS = 7;
+
+/** The SANs of a node certificate: the node's URI, then each address as an IP or DNS name. */
+export function nodeNames(nodeId: string, addresses: string[]): X509.JsonGeneralName[] {
+  checkName("nodeId", nodeId);
+  const names: X509.JsonGeneralName[] = [{ type: "url", value: `${NODE_URI_PREFIX}${nodeId}` }];
+  for (const [i, address] of addresses.entries()) {
     if (isIP(address)) names.push({ type: "ip", value: address });
     else if (DNS_NAME.test(address)) names.push({ type: "dns", value: address });
     else throw new SpecError(`addresses[${i}]`, `"${address}" is neither an IP address nor a DNS name`);
   }
-  const { notBefore, notAfter } = validity("validDays", options.validDays ?? 365, options);
+  return names;
+}
+
+/**
+ * Signs a node certificate for `publicKey` with the cluster CA: the one issuing path, used by
+ * {@link issueNodeIdentity} (key made here) and by the signer of enrollment requests (key made on the node).
+ * Usable as both TLS server and client certificate; names the node id as CN and as the URI SAN
+ * `holdfast://node/<nodeId>`, and each address as an IP or DNS SAN.
+ */
+export async function signNodeCertificate(
+  ca: ClusterCa,
+  publicKey: CryptoKey,
+  options: NodeCertificateOptions,
+): Promise<string> {
+  const x509 = await loadX509();
+  const names = nodeNames(options.nodeId, options.addresses);
+  const { notBefore, notAfter } = validity("validDays", options.validDays ?? NODE_CERT_DAYS, options);
   const caCert = parseCert(x509, ca.certPem, "ca.certPem");
   const caKey = await importCaKey(ca.keyPem);
   const caKeyId = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
     subject: [{ CN: [options.nodeId] }, { O: ["holdfast"] }],
@@ -185,7 +205,7 @@ export async function issueNodeIdentity(
     notBefore,
     notAfter,
     signingAlgorithm: SIGNING,
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey: caKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -201,7 +221,7 @@ export async function issueNodeIdentity(
       caKeyId
         ? new x509.AuthorityKeyIdentifierExtension(caKeyId)
         : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
     ],
   });
   // Signed with the CA key but not issued by the CA cert means the pair does not match: refuse it now
@@ -210,7 +230,21 @@ export async function issueNodeIdentity(
   if (!issued.verify(new NodeX509Certificate(ca.certPem).publicKey)) {
     throw new SpecError("ca.keyPem", "is not the private key of ca.certPem");
   }
-  return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey), caPem: ca.certPem };
+  return cert.toString("pem");
+}
+
+/**
+ * Issues a node identity straight from the CA: a key pair made here and its certificate. For the operator's
+ * `holdfast cluster issue` and `holdfast dev up`, where the CA key is at hand; nodes enroll with a CSR instead
+ * (enrollment/). `notBefore`/`notAfter` override the validity window (tests use them to make an expired cert).
+ */
+export async function issueNodeIdentity(
+  ca: ClusterCa,
+  options: NodeCertificateOptions,
+): Promise<NodeIdentity> {
+  const keys = await generateKeys();
+  const certPem = await signNodeCertificate(ca, keys.publicKey, options);
+  return { certPem, keyPem: await exportKeyPem(keys.privateKey), caPem: ca.certPem };
 }
 
 /**
@@ -234,7 +268,12 @@ export function serverTlsOptions(identity: NodeIdentity): TlsOptions {
  * against the cluster CA, and requires it to name `expectedNodeId` (instead of the host name: peers are
  * reached by IP as often as by name, and the node id is what we mean to reach).
  */
-export function clientTlsOptions(identity: NodeIdentity, expectedNodeId: string): ConnectionOptions {
+export function clientTlsOptions(
+  identity: NodeIdentity,
+  expectedNodeId: string,
+  /** Whether a serial is revoked (the list as last read): a server presenting one is refused. */
+  revoked: (serial: string) => boolean = () => false,
+): ConnectionOptions {
   checkName("expectedNodeId", expectedNodeId);
   return {
     cert: identity.certPem,
@@ -244,6 +283,12 @@ export function clientTlsOptions(identity: NodeIdentity, expectedNodeId: string)
     minVersion: "TLSv1.3",
     checkServerIdentity: (_host, cert) => {
       const found = peerNodeId(cert);
+      if (found === expectedNodeId && revoked(serialOf(cert))) {
+        return new OperationError(
+          "transport.peer_revoked",
+          `node "${found}" presents certificate ${serialOf(cert)}, which is revoked`,
+        );
+      }
       if (found === expectedNodeId) return undefined;
       return new OperationError(
         "transport.peer_mismatch",
@@ -266,6 +311,17 @@ export function peerNodeId(cert: PeerCertificate): string | undefined {
     if (NAME.test(id)) return id;
   }
   return undefined;
+}
+
+/** A certificate's serial number as lower-case hex, the form revocation records are filed under. */
+export function serialOf(cert: { serialNumber: string }): string {
+  return cert.serialNumber.toLowerCase();
+}
+
+/** The serial and expiry of a PEM certificate. */
+export function certificateFacts(pem: string): { serial: string; notBefore: Date; notAfter: Date } {
+  const cert = new NodeX509Certificate(pem);
+  return { serial: serialOf(cert), notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
 }
 
 /** The node id of an authorized TLS peer, or undefined when the peer is unverified or names none. */

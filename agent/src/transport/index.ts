@@ -1,16 +1,21 @@
 export {
   type ClusterCa,
+  certificateFacts,
   clientTlsOptions,
   createClusterCa,
   issueNodeIdentity,
   loadCa,
   loadIdentity,
+  NODE_CERT_DAYS,
   NODE_URI_PREFIX,
+  type NodeCertificateOptions,
   type NodeIdentity,
   peerNodeId,
   saveCa,
   saveIdentity,
+  serialOf,
   serverTlsOptions,
+  signNodeCertificate,
   verifiedPeerNodeId,
 } from "./cluster-ca.js";
 export {

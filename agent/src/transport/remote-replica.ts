@@ -22,6 +22,8 @@ export interface RemoteReplicaOptions {
   host: string;
   port: number;
   volumeId: string;
+  /** Whether a serial is revoked (the list as last read): a replica's node presenting one is not connected to. */
+  revoked?: (serial: string) => boolean;
   /**
    * Bound on the TCP connect and the TLS handshake together. A healthy peer needs milliseconds; a frozen node's
    * kernel accepts the connection and ACKs the ClientHello for a process that never answers it.
@@ -188,7 +190,7 @@ export class RemoteReplica implements ReplicaTarget {
     const socket = connect({
       host: options.host,
       port: options.port,
-      ...clientTlsOptions(options.identity, options.nodeId),
+      ...clientTlsOptions(options.identity, options.nodeId, options.revoked),
     });
     // Each request is one small frame waiting for its answer: Nagle's algorithm with delayed ACKs would hold it
     // for tens of milliseconds.

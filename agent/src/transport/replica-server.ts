@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { ForbiddenError, HoldfastError } from "../errors.js";
 import { FencedError, type Replica } from "../replica/index.js";
 import { VolumeId } from "../volumes/record-schemas.js";
-import { type NodeIdentity, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
+import { type NodeIdentity, serialOf, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
 import {
   corkedWriter,
   decodeRequest,
@@ -47,6 +47,21 @@ export interface ReplicaServerOptions {
    * @default 4096
    */
   maxConnections?: number;
+  /**
+   * The revoked serials: a peer presenting one is cut at the handshake, and open connections of a serial revoked
+   * later are cut when the list sees it. None: every certificate from the CA is taken.
+   */
+  revocations?: RevocationCheck;
+}
+
+/** What the replication port asks of the revoked-serial list (enrollment/revocations.ts implements it). */
+export interface RevocationCheck {
+  /** Whether `serial` is revoked, read from the store now. */
+  isRevoked(serial: string): Promise<boolean>;
+  /** Whether `serial` was revoked when the list was last read. */
+  has(serial: string): boolean;
+  /** Calls `listener` with serials revoked since the last refresh. */
+  onRevoked(listener: (serials: Set<string>) => void): void;
 }
 
 /**
@@ -84,14 +99,62 @@ export class ReplicaServer {
   constructor(private readonly options: ReplicaServerOptions) {
     const handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
     this.server = createServer({ ...serverTlsOptions(options.identity), handshakeTimeout }, (socket) =>
-      this.serve(socket, handshakeTimeout),
+      this.admit(socket, handshakeTimeout),
     );
+    options.revocations?.onRevoked((serials) => {
+      for (const socket of this.sockets) {
+        const serial = serialOf(socket.getPeerCertificate());
+        if (!serials.has(serial)) continue;
+        options.logger.warn(
+          { peer: verifiedPeerNodeId(socket), serial },
+          "replication: peer's certificate revoked, disconnecting",
+        );
+        socket.destroy();
+      }
+    });
     this.server.maxConnections = options.maxConnections ?? 4096;
     // A listener here keeps Node from destroying the socket itself: a handshake that failed or ran out of time.
     this.server.on("tlsClientError", (err, socket) => {
       options.logger.warn({ err: err.message }, "replication: peer refused");
       socket.destroy();
     });
+  }
+
+  /**
+   * Presents `identity` on every handshake from now on (a renewed certificate); connections already open keep the
+   * session they have, so no I/O is interrupted.
+   */
+  setIdentity(identity: NodeIdentity): void {
+    const { cert, key, ca, minVersion } = serverTlsOptions(identity);
+    this.server.setSecureContext({ cert, key, ca, minVersion });
+  }
+
+  /** Serves a connection whose certificate the CA issued, once its serial is known not to be revoked. */
+  private admit(socket: TLSSocket, firstRequestMs: number): void {
+    const { revocations, logger } = this.options;
+    if (!revocations) {
+      this.serve(socket, firstRequestMs);
+      return;
+    }
+    const serial = serialOf(socket.getPeerCertificate());
+    // Until it is served the socket has no data listener, so what the peer sends waits in it.
+    this.sockets.add(socket);
+    revocations.isRevoked(serial).then(
+      (revoked) => {
+        this.sockets.delete(socket);
+        if (socket.destroyed) return;
+        if (!revoked) {
+          this.serve(socket, firstRequestMs);
+          return;
+        }
+        logger.warn(
+          { peer: verifiedPeerNodeId(socket), serial },
+          "replication: peer refused, its certificate is revoked",
+        );
+        socket.destroy();
+      },
+      () => socket.destroy(),
+    );
   }
 
   /** Resolves with the port listened on. */

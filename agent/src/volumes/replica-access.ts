@@ -17,6 +17,8 @@ export interface ReplicaAccessOptions {
   membership: Membership;
   /** This node's certificate for the replication port; absent on a single-node install. */
   identity?: NodeIdentity;
+  /** Whether a serial is revoked: replicas on a node presenting one are not dialled. @default none is */
+  revoked?: (serial: string) => boolean;
   /** Bounds on dialing remote replicas and on their answers; each defaults as RemoteReplicaOptions says. */
   timeouts?: Pick<
     RemoteReplicaOptions,
@@ -31,6 +33,11 @@ export class ReplicaAccess {
   /** This node's membership: its lease is what engines here self-fence on. */
   get membership(): Membership {
     return this.options.membership;
+  }
+
+  /** This node's certificate, as renewed (its fields are replaced in place), if it has one. */
+  get identity(): NodeIdentity | undefined {
+    return this.options.identity;
   }
 
   get nodeId(): string {
@@ -86,6 +93,7 @@ export class ReplicaAccess {
       host: status.replication.slice(0, at),
       port: Number(status.replication.slice(at + 1)),
       volumeId,
+      revoked: this.options.revoked,
       ...this.options.timeouts,
     };
   }

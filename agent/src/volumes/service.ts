@@ -5,6 +5,7 @@ import { placementFor, placeReplicas } from "../cluster/index.js";
 import { ConflictError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import { type PartialVolumeSpec, type VolumeSpec, withDefaults } from "../spec/index.js";
+import type { NodeIdentity } from "../transport/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { LocalReplicas } from "./local-replicas.js";
 import { LocalVolumes } from "./local-volumes.js";
@@ -45,6 +46,11 @@ export class VolumeService {
 
   constructor(private readonly options: VolumeServiceOptions) {
     this.local = new LocalVolumes({ ...options, replicaTimeoutMs: options.replicaTimeoutMs ?? 600_000 });
+  }
+
+  /** This node's replication certificate as in use (renewals replace it in place), for /metrics. */
+  get nodeIdentity(): NodeIdentity | undefined {
+    return this.options.access.identity;
   }
 
   /**

@@ -4,8 +4,8 @@ unified_mode true
 provides :holdfast_config
 use 'partial/_common'
 
-description 'Writes the agent config file, the API token and the node certificate, and formats and mounts the ' \
-            'data devices as storage pools.'
+description "Writes the agent config file, the API token and the node's one-time join token, and formats and " \
+            'mounts the data devices as storage pools. The agent enrolls with the join token; no CA key is handed over.'
 
 property :config, Hash,
          required: true,
@@ -15,10 +15,10 @@ property :token, String,
          sensitive: true,
          description: "The cluster's API token, written to `<dataDir>/token` (mode 0600)."
 
-property :ca, Hash,
+property :join_token, String,
          sensitive: true,
-         description: 'The cluster CA, `{"crt" => PEM, "key" => PEM}`: issues the node certificate once; ' \
-                      'the key is not kept.'
+         description: "This node's one-time join token (`holdfast cluster join-token create --node ID`), written " \
+                      'to `<dataDir>/join-token` (mode 0600) until the node has its certificate.'
 
 property :etcd_client, Hash,
          sensitive: true,
@@ -99,26 +99,14 @@ action :create do
     end
   end
 
+  # The agent asks `holdfast cluster sign` for its certificate with this token (config `joinToken` names the file);
+  # once it has one the token is spent, and is not written again.
   tls_dir = new_resource.config['tlsDir'] || ::File.join(data_dir, 'tls')
-  if new_resource.ca && !::File.exist?(::File.join(tls_dir, 'node.crt'))
-    ca_dir = ::File.join(Chef::Config[:file_cache_path], 'holdfast-ca')
-    directory(ca_dir) { mode '0700' }
-    file(::File.join(ca_dir, 'ca.crt')) { content new_resource.ca['crt'] }
-    file ::File.join(ca_dir, 'ca.key') do
-      content new_resource.ca['key']
+  if new_resource.join_token && !::File.exist?(::File.join(tls_dir, 'node.crt'))
+    file ::File.join(data_dir, 'join-token') do
+      content "#{new_resource.join_token}\n"
       mode '0600'
       sensitive true
-    end
-
-    execute 'issue the node certificate' do
-      command [Holdfast::Helpers.cli(new_resource.install_dir), 'cluster', 'issue', '--ca-dir', ca_dir,
-               '--node', new_resource.config['nodeId'], '--address', new_resource.config['api'].sub(/:\d+\z/, ''),
-               '--out', tls_dir]
-    end
-
-    directory ca_dir do
-      recursive true
-      action :delete
     end
   end
 end
