@@ -118,7 +118,9 @@ test("user data installs the checksummed artifact and holds no secret", () => {
   assert.match(script, /ETCD_SECRET=\$\(imds tags\/instance\/holdfast:etcd-secret/);
   assert.not.match(script, /BEGIN [A-Z ]*PRIVATE KEY/);
   assert.match(script, /"zone": "@AVAILABILITY_ZONE@"/);
-  assert.match(script, /--address "\$LOCAL_IPV4" \$\{API_NAME:\+--address "\$API_NAME"\}/);
+  // The load balancer's name, from its instance tag, into the names the node certificate is asked for.
+  assert.equal(group.agentConfig().certificateNames, ["@API_NAME@"]);
+  assert.match(script, /-e "s\/@API_NAME@\/\$API_NAME\/g"/);
   // The token lives in Secrets Manager; neither it nor the data source's value is in the script.
   assert.not.match(script, /random_password|secret_string|aws_secretsmanager/);
   const version = resources(json, "aws_secretsmanager_secret_version")[0];
@@ -135,10 +137,11 @@ test("no node is handed the CA key: not in user data, tags, the agent config or 
   assert.match(script, /latest\/dynamic\/instance-identity\/document/);
   assert.is(group.agentConfig().identityDocument, "/var/lib/holdfast/identity-document.json");
   assert.not.match(text, /cluster-ca|holdfast:ca-secret|PRIVATE KEY/);
-  // The role reads the token's secret and nothing else of Secrets Manager.
+  // The role reads the token's and etcd's client certificate's secrets and nothing else of Secrets Manager.
   const read = policyOf(json).Statement.find((s) => s.Action.includes("secretsmanager:GetSecretValue"));
-  assert.equal(read?.Resource.length, 1);
+  assert.equal(read?.Resource.length, 2);
   assert.match(read?.Resource[0] ?? "", /aws_secretsmanager_secret\.cluster_aws_token/);
+  assert.match(read?.Resource[1] ?? "", /aws_secretsmanager_secret\.cluster_aws_etcd-client/);
   const [template] = resources(json, "aws_launch_template");
   const tags = JSON.stringify(template?.tag_specifications);
   assert.not.match(tags, /ca-secret/);
@@ -205,7 +208,8 @@ test("with SSM, the policy grants ssm:GetParameter on the token's and the etcd c
   const json = synth(stack);
   const policy = policyOf(json);
   assert.equal(policy.Statement[1]?.Action, ["ssm:GetParameter"]);
-  assert.equal(policy.Statement[1]?.Resource.length, 1, "no CA parameter: nodes enroll instead");
+  assert.equal(policy.Statement[1]?.Resource.length, 2, "the token and etcd's client certificate, no CA: nodes enroll");
+  assert.match(policy.Statement[1]?.Resource[1] ?? "", /:parameter\/holdfast\/prod\/etcd-client$/);
   assert.ok(
     Testing.toHaveResourceWithProperties(JSON.stringify(json), "aws_ssm_parameter", { type: "SecureString" }),
   );
