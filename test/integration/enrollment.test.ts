@@ -139,6 +139,17 @@ async function servedSerial(client: NodeIdentity): Promise<string> {
   });
 }
 
+/** The serial of the certificate node2's API (https) serves a new connection, verified against the cluster CA. */
+async function apiSerial(caPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.80.12", port: 9001, ca: caPem }, () => {
+      resolve(socket.getPeerCertificate().serialNumber.toLowerCase());
+      socket.destroy();
+    });
+    socket.on("error", reject);
+  });
+}
+
 test("a certificate near expiry is renewed without interrupting I/O, and the new one is in use", async () => {
   await cluster.json(["volume", "create", "name=renew,size=64M,repl=2"], "node2");
   await cluster.json(["volume", "attach", "renew"], "node2");
@@ -192,6 +203,11 @@ test("a certificate near expiry is renewed without interrupting I/O, and the new
     assert.match(anonymous, /certificate required/);
     // A new connection gets the renewed certificate (the old one has expired: a peer would refuse it).
     assert.ok([after.serial, (await serialOn("node2")).serial].includes(await servedSerial(node1)));
+    // The API serves it too: its certificate is the node's.
+    assert.ok(
+      [after.serial, (await serialOn("node2")).serial].includes(await apiSerial(node1.caPem)),
+      "the API serves the renewed certificate",
+    );
     for (const [i, block] of written.entries()) {
       assert.ok((await lane.read(i * 4096, 4096)).equals(block), `block ${i} reads back`);
     }

@@ -208,7 +208,11 @@ test("with SSM, the policy grants ssm:GetParameter on the token's and the etcd c
   const json = synth(stack);
   const policy = policyOf(json);
   assert.equal(policy.Statement[1]?.Action, ["ssm:GetParameter"]);
-  assert.equal(policy.Statement[1]?.Resource.length, 2, "the token and etcd's client certificate, no CA: nodes enroll");
+  assert.equal(
+    policy.Statement[1]?.Resource.length,
+    2,
+    "the token and etcd's client certificate, no CA: nodes enroll",
+  );
   assert.match(policy.Statement[1]?.Resource[1] ?? "", /:parameter\/holdfast\/prod\/etcd-client$/);
   assert.ok(
     Testing.toHaveResourceWithProperties(JSON.stringify(json), "aws_ssm_parameter", { type: "SecureString" }),
