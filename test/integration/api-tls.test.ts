@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,8 +7,7 @@ import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
-import { AgentProcess, freePort, HOLDFAST } from "../support/agent-process.js";
+import { AgentProcess, freePort, HOLDFAST, type TlsFixture, tlsFixture } from "../support/agent-process.js";
 
 // The API over TLS (docs/decisions/0010-trust-boundary.md): an agent with a cluster certificate answers only TLS,
 // and the CLI trusts it through HOLDFAST_CA or --ca, the cluster's ca.crt; one on a non-loopback address without a
@@ -17,17 +16,15 @@ const HOST = "127.0.100.1";
 
 let dir = "";
 let agent: AgentProcess;
-const caFile = () => join(dir, "ca.crt");
-const otherCaFile = () => join(dir, "other-ca.crt");
+let tls: TlsFixture;
+const caFile = () => tls.caFile;
+const otherCaFile = () => tls.otherCaFile;
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hf-apitls-"));
-  const ca = await createClusterCa({ cluster: "apitls" });
-  await saveIdentity(join(dir, "tls"), await issueNodeIdentity(ca, { nodeId: "node1", addresses: [HOST] }));
-  await writeFile(caFile(), ca.certPem);
-  await writeFile(otherCaFile(), (await createClusterCa({ cluster: "other" })).certPem);
+  tls = await tlsFixture(dir, HOST, "apitls");
   // A 2 s request bound, so that the silent-connection test sees it act.
-  agent = await AgentProcess.start(["--tls-dir", join(dir, "tls"), "--api-request-timeout", "2"], {
+  agent = await AgentProcess.start(["--tls-dir", tls.tlsDir, "--api-request-timeout", "2"], {
     host: HOST,
     caFile: caFile(),
   });

@@ -13,7 +13,7 @@ import {
   type NodeIdentity,
   RemoteReplica,
 } from "../../agent/src/transport/index.js";
-import { HOLDFAST, stopChild } from "../support/agent-process.js";
+import { apiOverTls, HOLDFAST, stopChild } from "../support/agent-process.js";
 import {
   DevCluster,
   devEtcdStore,
@@ -36,6 +36,14 @@ let tokenId = "";
 let token = "";
 
 const hf = (args: string[], node?: string) => cluster.hf(args, node);
+/** node2's /metrics, over its https API. */
+const node2Metrics = async () =>
+  (
+    await apiOverTls("https://127.0.80.12:9001/metrics", {
+      token: cluster.up.token,
+      ca: await readFile(cluster.up.ca, "utf8"),
+    })
+  ).body as string;
 const tlsOf = (node: string) => join(cluster.dir, node, "data", "tls");
 const serialOn = async (node: string) =>
   certificateFacts(await readFile(join(tlsOf(node), "node.crt"), "utf8"));
@@ -118,11 +126,7 @@ test("a node joins with a CSR and a join token; the same token a second time is 
   const shown = status.nodes.find((n) => n.id === "node2")?.certNotAfter;
   assert.ok(shown, "cluster status names node2's certificate expiry");
   assert.ok(Math.abs(Date.parse(shown as string) - facts.notAfter.getTime()) < VALID_S * 1000);
-  const metrics = await (
-    await fetch("http://127.0.80.12:9001/metrics", {
-      headers: { authorization: `Bearer ${cluster.up.token}` },
-    })
-  ).text();
+  const metrics = await node2Metrics();
   const gauge = /^holdfast_node_certificate_expiry_seconds (\S+)$/m.exec(metrics);
   assert.ok(gauge, "the expiry gauge is on /metrics");
   assert.ok(Math.abs(Number(gauge?.[1]) * 1000 - facts.notAfter.getTime()) < VALID_S * 1000);
@@ -181,11 +185,7 @@ test("a certificate near expiry is renewed without interrupting I/O, and the new
       const shown = status.nodes.find((n) => n.id === "node2")?.certNotAfter;
       return shown && Date.parse(shown) > before.notAfter.getTime() ? shown : undefined;
     });
-    const metrics = await (
-      await fetch("http://127.0.80.12:9001/metrics", {
-        headers: { authorization: `Bearer ${cluster.up.token}` },
-      })
-    ).text();
+    const metrics = await node2Metrics();
     const gauge = Number(/^holdfast_node_certificate_expiry_seconds (\S+)$/m.exec(metrics)?.[1]);
     assert.ok(gauge * 1000 > before.notAfter.getTime(), "the gauge shows the renewed certificate's expiry");
     // The swapped context still demands a client certificate from the CA.

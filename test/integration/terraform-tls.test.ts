@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
 import { HoldfastProvider, TerraformStack, Testing } from "../../constructs/cdktf.js";
 import { HoldfastCluster, HoldfastVolume, OnPremNodeGroup } from "../../constructs/index.js";
-import { AgentProcess } from "../support/agent-process.js";
+import { AgentProcess, type TlsFixture, tlsFixture } from "../support/agent-process.js";
 import { fakeArtifact } from "../support/constructs.js";
 import { buildProvider, providerBlock, TerraformDir, volume } from "./terraform-support.js";
 
@@ -17,17 +16,15 @@ const HOST = "127.0.100.11";
 
 let dir = "";
 let agent: AgentProcess;
-const caFile = () => join(dir, "ca.crt");
-const otherCaFile = () => join(dir, "other-ca.crt");
+let tls: TlsFixture;
+const caFile = () => tls.caFile;
+const otherCaFile = () => tls.otherCaFile;
 
 test.before(async () => {
   await buildProvider();
   dir = await mkdtemp(join(tmpdir(), "hf-tf-tls-"));
-  const ca = await createClusterCa({ cluster: "tftls" });
-  await saveIdentity(join(dir, "tls"), await issueNodeIdentity(ca, { nodeId: "node1", addresses: [HOST] }));
-  await writeFile(caFile(), ca.certPem);
-  await writeFile(otherCaFile(), (await createClusterCa({ cluster: "other" })).certPem);
-  agent = await AgentProcess.start(["--tls-dir", join(dir, "tls")], { host: HOST, caFile: caFile() });
+  tls = await tlsFixture(dir, HOST, "tftls");
+  agent = await AgentProcess.start(["--tls-dir", tls.tlsDir], { host: HOST, caFile: caFile() });
 });
 
 test.after(async () => {

@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
 
 const exec = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -73,7 +74,7 @@ export class AgentProcess {
 
   /** Starts (or starts again) the agent on the same data dir and port; resolves when the API answers. */
   async restart(): Promise<void> {
-    const child = spawn(
+    const child = spawnLogged(
       HOLDFAST,
       [
         "agent",
@@ -94,22 +95,10 @@ export class AgentProcess {
         join(this.dir, "csi.sock"),
         ...this.extraArgs,
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      this,
     );
     this.child = child;
-    child.stdout?.on("data", (d) => {
-      this.log += d;
-    });
-    child.stderr?.on("data", (d) => {
-      this.log += d;
-    });
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}:\n${this.log}`);
-      if (this.log.includes('"agent ready"')) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!this.log.includes('"agent ready"')) throw new Error(`agent did not start:\n${this.log}`);
+    await agentReady(child, this, "agent", 20_000);
     this.token = (await readFile(join(this.dir, "data", "token"), "utf8")).trim();
   }
 
@@ -169,6 +158,56 @@ export class AgentProcess {
   }
 }
 
+/** A node's TLS material in `dir`, for an agent whose API serves https. */
+export interface TlsFixture {
+  /** The node's tls dir (ca.crt, node.crt, node.key), for `--tls-dir`. */
+  tlsDir: string;
+  /** The cluster CA's certificate, which clients trust the agent by. */
+  caFile: string;
+  /** Another cluster's CA certificate: a wrong CA to trust. */
+  otherCaFile: string;
+}
+
+/** Makes a cluster CA, a node1 certificate for `host`, and another cluster's CA, in `dir`. */
+export async function tlsFixture(dir: string, host: string, cluster: string): Promise<TlsFixture> {
+  const fixture = {
+    tlsDir: join(dir, "tls"),
+    caFile: join(dir, "ca.crt"),
+    otherCaFile: join(dir, "other-ca.crt"),
+  };
+  const ca = await createClusterCa({ cluster });
+  await saveIdentity(fixture.tlsDir, await issueNodeIdentity(ca, { nodeId: "node1", addresses: [host] }));
+  await writeFile(fixture.caFile, ca.certPem);
+  await writeFile(fixture.otherCaFile, (await createClusterCa({ cluster: "other" })).certPem);
+  return fixture;
+}
+
+/** Spawns an agent (or any command) whose stdout and stderr are appended to `sink.log`. */
+export function spawnLogged(command: string, args: string[], sink: { log: string }): ChildProcess {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const append = (d: Buffer) => {
+    sink.log += d;
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  return child;
+}
+
+/** Resolves once `sink.log` says "agent ready"; throws with the log if the agent exits first or `ms` pass. */
+export async function agentReady(
+  child: ChildProcess,
+  sink: { log: string },
+  what: string,
+  ms: number,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!sink.log.includes('"agent ready"')) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}:\n${sink.log}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start:\n${sink.log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Runs a command and returns its output; throws with stderr when it fails. */
 export async function sh(cmd: string, args: string[], timeout = 300_000): Promise<string> {
   try {
@@ -181,8 +220,8 @@ export async function sh(cmd: string, args: string[], timeout = 300_000): Promis
 }
 
 /**
- * An API request over https trusting `ca` only (fetch takes no CA of its own): the status and the parsed JSON
- * body. A connection that fails rejects.
+ * An API request over https trusting `ca` only (fetch takes no CA of its own): the status and the body, parsed when
+ * it is JSON (text otherwise, as /metrics is). A connection that fails rejects.
  */
 export function apiOverTls(
   url: string,
@@ -207,9 +246,13 @@ export function apiOverTls(
         res.on("data", (d) => {
           answer += d;
         });
-        res.on("end", () =>
-          resolveResponse({ status: res.statusCode ?? 0, body: answer ? JSON.parse(answer) : null }),
-        );
+        res.on("end", () => {
+          const json = String(res.headers["content-type"]).startsWith("application/json");
+          resolveResponse({
+            status: res.statusCode ?? 0,
+            body: json && answer ? JSON.parse(answer) : answer || null,
+          });
+        });
       },
     );
     req.on("error", reject);

@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ROOT, stopChild } from "./agent-process.js";
+import { agentReady, ROOT, spawnLogged, stopChild } from "./agent-process.js";
 import type { DevCluster, GuestNode } from "./dev-cluster.js";
 
 /**
@@ -21,7 +21,7 @@ export class JoiningNode implements GuestNode {
   ) {}
 
   get api(): string {
-    return `http://${this.host}:9001`;
+    return `https://${this.host}:9001`;
   }
 
   get dataDir(): string {
@@ -34,7 +34,7 @@ export class JoiningNode implements GuestNode {
     await writeFile(join(this.dataDir, "token"), `${this.cluster.up.token}\n`, { mode: 0o600 });
     const nodeDir = join(this.cluster.dir, this.id);
     this.log = "";
-    const child = spawn(
+    const child = spawnLogged(
       process.execPath,
       [
         join(ROOT, "dist/holdfast.mjs"),
@@ -49,21 +49,10 @@ export class JoiningNode implements GuestNode {
         `--join-token=${this.joinToken}`,
         "--log-level=info",
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      this,
     );
     this.child = child;
-    child.stdout?.on("data", (d) => {
-      this.log += d;
-    });
-    child.stderr?.on("data", (d) => {
-      this.log += d;
-    });
-    const deadline = Date.now() + 30_000;
-    while (!this.log.includes('"agent ready"')) {
-      if (child.exitCode !== null) throw new Error(`${this.id} exited with ${child.exitCode}:\n${this.log}`);
-      if (Date.now() > deadline) throw new Error(`${this.id} did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await agentReady(child, this, this.id, 30_000);
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
