@@ -3,18 +3,17 @@ import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { ApiClient } from "../cli/client.js";
+import { enrollWithCa } from "../enrollment/index.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
-import { grantClusterAccess } from "../meta/index.js";
+import { grantClusterAccess, openEtcdStore } from "../meta/index.js";
 import {
   createClusterCa,
   createEtcdPki,
   etcdHealthy,
   etcdServerTlsArgs,
   issueEtcdClient,
-  issueNodeIdentity,
   rootTls,
   saveCa,
-  saveIdentity,
 } from "../transport/index.js";
 
 /** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
@@ -227,14 +226,22 @@ export async function devUp(options: DevUpOptions): Promise<DevState> {
   };
   await writeFile(statePath(dir), JSON.stringify(state, null, 2), { mode: 0o600 });
   await grantClusterAccess({ endpoints: [etcdUrl], tls: root }, state.cluster);
-  await issueEtcdClient(etcdPkiDir(dir), state.cluster, devEtcdClientDir(dir));
-  // One CA for the cluster; each node gets its certificate (for its own address) in its data dir.
+  const etcdTls = await issueEtcdClient(etcdPkiDir(dir), state.cluster, devEtcdClientDir(dir));
+  // One CA for the cluster; each node enrolls through the signer's own path (a join token, its CSR, a signature), so
+  // its certificate is on record and `cluster revoke --node` works on it.
   const ca = await createClusterCa({ cluster: state.cluster });
   await saveCa(dirname(state.ca), ca);
-  for (const node of state.nodes) {
-    // A year, not the 7 days a signer gives: a dev cluster runs no signer for its nodes to renew with.
-    const identity = await issueNodeIdentity(ca, { nodeId: node.id, addresses: [node.host], validDays: 365 });
-    await saveIdentity(join(dir, node.id, "data", "tls"), identity);
+  const prefix = `/holdfast/${state.cluster}`;
+  const store = await openEtcdStore({ store: `etcds://${net}.10:2379`, etcdTls }, `${prefix}/`);
+  try {
+    for (const node of state.nodes) {
+      const tlsDir = join(dir, node.id, "data", "tls");
+      // A year, not the 7 days a signer gives: a dev cluster runs no signer for its nodes to renew with.
+      const addresses = [node.host];
+      await enrollWithCa({ store, root: prefix, ca, nodeId: node.id, addresses, tlsDir, validDays: 365 });
+    }
+  } finally {
+    await store.close();
   }
   for (const node of state.nodes) {
     node.pid = await startNode(dir, state, node);
