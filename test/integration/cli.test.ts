@@ -111,4 +111,24 @@ test("an unreachable agent is exit 1 with a message naming the URL", async () =>
   await agent.restart();
 });
 
+test("a malformed spec is refused by the CLI itself (exit 2, naming the key), with or without an agent", async () => {
+  await agent.stop("SIGTERM");
+  try {
+    for (const [args, message] of [
+      [["volume", "create", "name=x,size=1.5G"], /^holdfast: size: /m],
+      [["volume", "create", "name=x,repl=4"], /^holdfast: repl: /m],
+      [["volume", "create", "name=x", "--size", "1.5G"], /^holdfast: size: /m],
+      [["volume", "create", "name=x,size=1G", "--size", "2G"], /^holdfast: size: is given both/m],
+      [["volume", "create", "name=x,bogus=1"], /^holdfast: bogus: unknown key/m],
+    ] as const) {
+      const r = await agent.cli(...args);
+      assert.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.not.match(r.stderr, /cannot reach/);
+    }
+  } finally {
+    await agent.restart();
+  }
+});
+
 test.run();

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
-import { parseSize, parseSpec, specFromFields, volumeKeysJsonSchema } from "../spec/index.js";
+import { parseSize, specFromFields, specFromInput, volumeKeysJsonSchema } from "../spec/index.js";
 import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import type { Recovery } from "../volumes/recovery.js";
@@ -108,21 +108,6 @@ function createBodyDocument(): Record<string, unknown> {
   };
 }
 
-/** Merges an inline spec and separate keys; a key given both ways is ambiguous, so it is refused. */
-function specFromBody(body: z.output<typeof CreateBody>) {
-  const { spec, ...fields } = body;
-  const fromFields = specFromFields(fields);
-  if (spec === undefined) {
-    if (!fromFields.name) throw new SpecError("name", "is required (give `name`, or `spec` with name=...)");
-    return { ...fromFields, name: fromFields.name };
-  }
-  const fromSpec = parseSpec(spec);
-  for (const key of Object.keys(fromFields)) {
-    if (key in fromSpec) throw new SpecError(key, "is given both in `spec` and as a separate key");
-  }
-  return { ...fromSpec, ...fromFields, name: fromSpec.name };
-}
-
 export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: ApiTokens) {
   return [
     route({
@@ -212,7 +197,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
       body: CreateBody,
       documentedBody: createBodyDocument(),
       status: 201,
-      handler: ({ body }) => volumes.create(specFromBody(body)),
+      handler: ({ body: { spec, ...fields } }) => volumes.create(specFromInput(spec, fields)),
     }),
     route({
       method: "GET",

@@ -1,7 +1,7 @@
 import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { OperationError, SpecError } from "../errors.js";
-import { parseSize, VOLUME_KEYS } from "../spec/index.js";
+import { parseSize, specFromInput, VOLUME_KEYS } from "../spec/index.js";
 import type { VolumeView } from "../volumes/index.js";
 import type { ApiClient } from "./client.js";
 import { collect } from "./options.js";
@@ -92,6 +92,8 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
     }
     const labels = labelsFrom(opts.label as string[] | undefined);
     if (labels) fields.labels = labels;
+    // Refused here as the agent would refuse it (exit 2 naming the key), reachable or not.
+    specFromInput(spec, fields);
     const v = await ctx.client().request<VolumeView>("POST", "volumes", { spec, ...fields });
     print(ctx.format(cmd), v, () => `created volume ${v.name} (${v.id}): ${v.spec}`);
   });

@@ -16,6 +16,6 @@ export type {
 } from "./keys.js";
 export { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE, VOLUME_KEYS } from "./keys.js";
 export type { Kind, KindType, ScalarKind } from "./kinds.js";
-export { parseSpec, specFromFields, withDefaults } from "./parse.js";
+export { parseSpec, specFromFields, specFromInput, withDefaults } from "./parse.js";
 export { SCHEDULE_LIMITS, type SnapScheduleEntry, type Weekday } from "./schedule.js";
 export { formatSize, parseSize } from "./size.js";

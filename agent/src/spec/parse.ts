@@ -95,6 +95,24 @@ export function specFromFields(
 }
 
 /**
+ * A volume from an inline spec, separate keys, or both: the API's create body, the CLI's argument and flags, read
+ * the same way in both places so that the CLI refuses what the agent would. A key given both ways is ambiguous, so
+ * it is refused; without a spec, `name` must be among the keys.
+ */
+export function specFromInput(spec: string | undefined, fields: Record<string, unknown>): PartialVolumeSpec {
+  const fromFields = specFromFields(fields);
+  if (spec === undefined) {
+    if (!fromFields.name) throw new SpecError("name", "is required (give `name`, or `spec` with name=...)");
+    return { ...fromFields, name: fromFields.name };
+  }
+  const fromSpec = parseSpec(spec);
+  for (const key of Object.keys(fromFields)) {
+    if (key in fromSpec) throw new SpecError(key, "is given both in `spec` and as a separate key");
+  }
+  return { ...fromSpec, ...fromFields, name: fromSpec.name };
+}
+
+/**
  * Fills in every key the user left out with the table's default, giving the volume as it will be made. The
  * rules between keys are checked again on the result, since a caller may have merged parts read separately.
  */
