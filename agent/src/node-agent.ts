@@ -14,6 +14,7 @@ import { badRecordReporter, LocalStore, type MetaStore, openEtcdStore } from "./
 import { checkIdentity } from "./node-identity.js";
 import { inlineIo } from "./replica/index.js";
 import { certificateFacts, loadIdentity, type NodeIdentity, ReplicaServer } from "./transport/index.js";
+import { VERSION } from "./version.js";
 import {
   LocalReplicas,
   ReplicaAccess,
@@ -23,8 +24,6 @@ import {
   VolumeService,
 } from "./volumes/index.js";
 import { Recovery } from "./volumes/recovery.js";
-
-export const VERSION = "0.1.0";
 
 /** A running node agent; `stop()` detaches its volumes and releases every host resource it holds. */
 export interface RunningAgent {
