@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import type { AgentConfigInput } from "../agent/src/config/index.js";
+import { type AgentConfigInput, HostPort } from "../agent/src/config/index.js";
 import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/spec/index.js";
 import { type AgentSettings, invalid } from "./agent-settings.js";
 import { AwsClusterResources } from "./aws-cluster-resources.js";
@@ -113,7 +113,6 @@ export interface HoldfastNodeGroupInfo {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const CIDR = /^([0-9]{1,3}\.){3}[0-9]{1,3}\/([0-9]|[12][0-9]|3[0-2])$|^[0-9A-Fa-f:]+\/[0-9]{1,3}$/;
 const REPO = resolve(import.meta.dirname, "..");
 
@@ -312,7 +311,8 @@ function checkMetadata(scope: Construct, m: MetadataStore): void {
     if (m.etcdEndpoints.length === 0)
       throw invalid(scope, "metadata.etcdEndpoints", "give at least one HOST:PORT");
     for (const e of m.etcdEndpoints) {
-      if (!HOST_PORT.test(e)) throw invalid(scope, "metadata.etcdEndpoints", `"${e}" is not HOST:PORT`);
+      if (!HostPort.safeParse(e).success)
+        throw invalid(scope, "metadata.etcdEndpoints", `"${e}" is not HOST:PORT`);
     }
   } else if (m.embeddedEtcd.members !== 3 && m.embeddedEtcd.members !== 5) {
     throw invalid(

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import type { AgentConfigInput } from "../agent/src/config/index.js";
+import { type AgentConfigInput, joinHostPort } from "../agent/src/config/index.js";
 import { AGENT_CONFIG_PATH, checkedAgentConfig, DEFAULT_DATA_DIR, invalid } from "./agent-settings.js";
 import { Construct, Lazy, TerraformOutput } from "./cdktf.js";
 import type { HoldfastCluster } from "./cluster.js";
@@ -83,7 +83,7 @@ export class OnPremNodeGroup extends Construct {
       racks: this.hosts.map((h) => `${h.zone}/${h.rack ?? "default"}`),
       nodeCount: this.hosts.length,
       // The cookbook issues each node's certificate for its address, and the agent serves HTTPS with it.
-      apiEndpoints: this.hosts.map((h) => `https://${hostPort(h.address, cluster.ports.api)}`),
+      apiEndpoints: this.hosts.map((h) => `https://${joinHostPort(h.address, cluster.ports.api)}`),
       hosts: this.hosts.map((h) => ({ name: h.name, address: h.address })),
     });
     new TerraformOutput(this, "chef-attributes", {
@@ -111,8 +111,8 @@ export class OnPremNodeGroup extends Construct {
       ...cluster.storeSettings(dataDir),
       cluster: cluster.clusterName,
       nodeId: host.name,
-      api: hostPort(host.address, cluster.ports.api),
-      replication: hostPort(host.address, cluster.ports.replication),
+      api: joinHostPort(host.address, cluster.ports.api),
+      replication: joinHostPort(host.address, cluster.ports.replication),
       ...(pools.length > 0 ? { pools } : {}),
       zone: host.zone,
       rack: host.rack ?? "default",
@@ -140,7 +140,7 @@ export class OnPremNodeGroup extends Construct {
                 client_port: etcdClient,
                 peer_port: etcdPeer,
                 initial_cluster: members
-                  .map((m) => `${m.name}=https://${hostPort(m.address, etcdPeer)}`)
+                  .map((m) => `${m.name}=https://${joinHostPort(m.address, etcdPeer)}`)
                   .join(","),
               },
             }
@@ -181,8 +181,4 @@ export class OnPremNodeGroup extends Construct {
       }
     });
   }
-}
-
-function hostPort(address: string, port: number): string {
-  return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -8,7 +8,7 @@ import { type CsiServer, serveCsi } from "./api/csi/index.js";
 import { type DockerPlugin, serveDockerPlugin } from "./api/docker-plugin/index.js";
 import { ApiTokens, type ApiTransport, apiTransport, createApiServer } from "./api/index.js";
 import { Membership } from "./cluster/index.js";
-import type { AgentConfig } from "./config/index.js";
+import { type AgentConfig, splitHostPort } from "./config/index.js";
 import { CertificateRenewer, joinCluster, RevocationList } from "./enrollment/index.js";
 import { badRecordReporter, LocalStore, type MetaStore, openEtcdStore } from "./meta/index.js";
 import { checkIdentity } from "./node-identity.js";
@@ -77,19 +77,20 @@ async function loadNodeIdentity(
   return loadIdentity(config.tlsDir);
 }
 
-/** The host of HOST:PORT, brackets off an IPv6 address. */
-function hostOf(hostPort: string): string {
-  return hostPort.slice(0, hostPort.lastIndexOf(":")).replace(/^\[|\]$/g, "");
-}
-
 /**
  * What the node's certificate names: its replication host (peers), its API host (clients; not a wildcard address,
  * which nobody reaches it by) and the configured extra names (a load balancer's), each once.
  */
 function certificateAddresses(config: AgentConfig): string[] {
-  const api = hostOf(config.api);
+  const api = splitHostPort(config.api).host;
   const wildcard = api === "0.0.0.0" || api === "::";
-  return [...new Set([hostOf(config.replication), ...(wildcard ? [] : [api]), ...config.certificateNames])];
+  return [
+    ...new Set([
+      splitHostPort(config.replication).host,
+      ...(wildcard ? [] : [api]),
+      ...config.certificateNames,
+    ]),
+  ];
 }
 
 /** Starts the agent: store, replication port, volume service, stale-state recovery, REST API, repair loop. */
@@ -175,11 +176,9 @@ export async function startAgent(
 
   let replication: ReplicaServer | undefined;
   if (identity) {
-    const at = config.replication.lastIndexOf(":");
     replication = new ReplicaServer({
       identity,
-      host: config.replication.slice(0, at).replace(/^\[|\]$/g, ""),
-      port: Number(config.replication.slice(at + 1)),
+      ...splitHostPort(config.replication),
       openReplica: (id) => replicas.acquire(id),
       closeReplica: (id) => void replicas.release(id),
       createReplica: (spec) => replicas.create(spec),

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { loadAgentConfig } from "../../agent/src/config/index.js";
+import { joinHostPort, loadAgentConfig, splitHostPort } from "../../agent/src/config/index.js";
 import { SpecError } from "../../agent/src/errors.js";
 
 test("defaults fill in, flags override the file, paths become absolute", async () => {
@@ -62,6 +62,16 @@ test("etcd: etcds:// takes the three TLS files (made absolute); plain etcd:// on
     () => loadAgentConfig({ flags: { dataDir: "/d", store: "etcd://a:2379" } }),
     /store: etcd:\/\/ is plain HTTP.*--etcd-plain-http/,
   );
+});
+
+test("HOST:PORT has one parser: IPv6 hosts lose their brackets and get them back; the replication default follows the API", async () => {
+  assert.equal(splitHostPort("[fd00::7]:9002"), { host: "fd00::7", port: 9002 });
+  assert.equal(splitHostPort("10.0.0.5:2379"), { host: "10.0.0.5", port: 2379 });
+  assert.equal(splitHostPort("node1.example:9001"), { host: "node1.example", port: 9001 });
+  assert.is(joinHostPort("fd00::7", 9002), "[fd00::7]:9002");
+  assert.is(joinHostPort("10.0.0.5", 9002), "10.0.0.5:9002");
+  const v6 = await loadAgentConfig({ flags: { dataDir: "/d", api: "[fd00::7]:9001" } });
+  assert.is(v6.replication, "[fd00::7]:9002");
 });
 
 test("a config file that is not JSON names the file", async () => {

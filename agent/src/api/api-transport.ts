@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { splitHostPort } from "../config/index.js";
 import { SpecError } from "../errors.js";
 import { loadIdentity, type NodeIdentity } from "../transport/index.js";
 
@@ -36,9 +37,7 @@ export async function apiTransport(
   identity: NodeIdentity | undefined,
   logger: Logger,
 ): Promise<ApiTransport> {
-  const at = config.api.lastIndexOf(":");
-  const host = config.api.slice(0, at).replace(/^\[|\]$/g, "");
-  const port = Number(config.api.slice(at + 1));
+  const { host, port } = splitHostPort(config.api);
   const tls =
     identity ?? (existsSync(join(config.tlsDir, "node.crt")) ? await loadIdentity(config.tlsDir) : undefined);
   if (tls) {

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -14,7 +15,18 @@ export const Name = z
 export const HostPort = z
   .string()
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be HOST:PORT, e.g. "127.0.0.1:9001"')
-  .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+  .refine((v) => splitHostPort(v).port <= 65535, "port must be at most 65535");
+
+/** The host and port of a HOST:PORT value: the one parser, an IPv6 host without its brackets. */
+export function splitHostPort(value: string): { host: string; port: number } {
+  const at = value.lastIndexOf(":");
+  return { host: value.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(value.slice(at + 1)) };
+}
+
+/** HOST:PORT from a host and a port, an IPv6 host in brackets. */
+export function joinHostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
 
 /** A unix socket path, or "none"; sockaddr_un holds 107 bytes and a NUL. */
 const SocketPath = z
@@ -206,12 +218,12 @@ export async function loadAgentConfig(options: {
   const config = parsed.data;
   const etcdTls = checkStoreSecurity(config);
   const dataDir = resolve(config.dataDir);
-  const apiPort = Number(config.api.slice(config.api.lastIndexOf(":") + 1));
+  const api = splitHostPort(config.api);
   return {
     ...config,
     etcdTls,
     dataDir,
-    replication: config.replication ?? `${config.api.slice(0, config.api.lastIndexOf(":"))}:${apiPort + 1}`,
+    replication: config.replication ?? joinHostPort(api.host, api.port + 1),
     tlsDir: resolve(config.tlsDir ?? join(dataDir, "tls")),
     nodeId: config.nodeId ?? hostname().split(".")[0] ?? "node",
     pools: (config.pools.length > 0 ? config.pools : [join(dataDir, "pool")]).map((p) => resolve(p)),

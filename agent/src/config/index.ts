@@ -3,8 +3,10 @@ export {
   type AgentConfigInput,
   AgentConfigSchema,
   HostPort,
+  joinHostPort,
   loadAgentConfig,
   loadStoreSettings,
   Name,
   type StoreSettings,
+  splitHostPort,
 } from "./config.js";

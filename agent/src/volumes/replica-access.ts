@@ -1,4 +1,5 @@
 import type { Membership, NodeStatus } from "../cluster/index.js";
+import { splitHostPort } from "../config/index.js";
 import type { ReplicaTarget } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { type NodeIdentity, RemoteReplica, type RemoteReplicaOptions } from "../transport/index.js";
@@ -86,12 +87,12 @@ export class ReplicaAccess {
           : `this node has no cluster certificate, so it cannot reach ${node}'s replicas`,
       );
     }
-    const at = status.replication.lastIndexOf(":");
+    const { host, port } = splitHostPort(status.replication);
     return {
       identity,
       nodeId: node,
-      host: status.replication.slice(0, at),
-      port: Number(status.replication.slice(at + 1)),
+      host,
+      port,
       volumeId,
       revoked: this.options.revoked,
       ...this.options.timeouts,
