@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { type AgentConfigInput, HostPort } from "../agent/src/config/index.js";
-import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/spec/index.js";
+import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/volume-spec/index.js";
 import { type AgentSettings, invalid } from "./agent-settings.js";
 import { AwsClusterResources } from "./aws-cluster-resources.js";
 import { Annotations, Construct, Lazy, TerraformOutput } from "./cdktf.js";

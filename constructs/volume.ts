@@ -7,7 +7,7 @@ import {
   VOLUME_KEYS,
   type VolumeSpec,
   withDefaults,
-} from "../agent/src/spec/index.js";
+} from "../agent/src/volume-spec/index.js";
 import { invalid } from "./agent-settings.js";
 import {
   Construct,

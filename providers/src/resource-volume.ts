@@ -1,5 +1,5 @@
-import type { VolumeSpec } from "../../agent/src/spec/index.js";
-import { formatSize, parseSpec, specFromFields, withDefaults } from "../../agent/src/spec/index.js";
+import type { VolumeSpec } from "../../agent/src/volume-spec/index.js";
+import { formatSize, parseSpec, specFromFields, withDefaults } from "../../agent/src/volume-spec/index.js";
 import { apiDiagnostic, HoldfastClient, type VolumeView } from "./client.js";
 import {
   type AttributeSchema,

@@ -4,7 +4,7 @@ import {
   VOLUME_KEYS,
   type VolumeKey,
   type VolumeSpec,
-} from "../../agent/src/spec/index.js";
+} from "../../agent/src/volume-spec/index.js";
 import type { AttributeSchema, CtyType, Value } from "./protocol/index.js";
 
 /**

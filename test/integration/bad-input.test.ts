@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { VOLUME_KEYS } from "../../agent/src/spec/index.js";
+import { VOLUME_KEYS } from "../../agent/src/volume-spec/index.js";
 import { AgentProcess, sh } from "../support/agent-process.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 

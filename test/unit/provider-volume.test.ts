@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { VOLUME_KEYS } from "../../agent/src/spec/index.js";
+import { VOLUME_KEYS } from "../../agent/src/volume-spec/index.js";
 import type { ObjectValue } from "../../providers/src/protocol/index.js";
 import { UNKNOWN } from "../../providers/src/protocol/index.js";
 import { volumeResource } from "../../providers/src/resource-volume.js";

@@ -10,7 +10,7 @@ import { loadAgentConfig } from "../../agent/src/config/index.js";
 import { HoldfastError } from "../../agent/src/errors.js";
 import { LocalStore } from "../../agent/src/meta/index.js";
 import { checkIdentity } from "../../agent/src/node-identity.js";
-import { withDefaults } from "../../agent/src/spec/index.js";
+import { withDefaults } from "../../agent/src/volume-spec/index.js";
 import {
   LocalReplicas,
   type ReplicaAccess,

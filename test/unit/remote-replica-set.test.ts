@@ -7,13 +7,13 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { Membership, NodeStatus } from "../../agent/src/cluster/index.js";
 import { LocalStore } from "../../agent/src/meta/index.js";
-import { parseSpec, withDefaults } from "../../agent/src/spec/index.js";
 import {
   createClusterCa,
   issueNodeIdentity,
   type NodeIdentity,
   ReplicaServer,
 } from "../../agent/src/transport/index.js";
+import { parseSpec, withDefaults } from "../../agent/src/volume-spec/index.js";
 import {
   LocalReplicas,
   ReplicaAccess,

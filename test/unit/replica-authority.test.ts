@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { ForbiddenError } from "../../agent/src/errors.js";
 import { LocalStore } from "../../agent/src/meta/index.js";
 import { FencedError } from "../../agent/src/replica/index.js";
-import { withDefaults } from "../../agent/src/spec/index.js";
+import { withDefaults } from "../../agent/src/volume-spec/index.js";
 import { ReplicaAuthority, storeKeys, VolumeCatalog } from "../../agent/src/volumes/index.js";
 
 let dir = "";

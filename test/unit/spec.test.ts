@@ -16,7 +16,7 @@ import {
   VOLUME_KEYS,
   type VolumeSpec,
   withDefaults,
-} from "../../agent/src/spec/index.js";
+} from "../../agent/src/volume-spec/index.js";
 import { DOC_PATH, renderVolumeSpecDoc } from "../../scripts/gen-spec-docs.js";
 
 const GIB = 2 ** 30;

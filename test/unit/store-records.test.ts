@@ -9,7 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Membership } from "../../agent/src/cluster/index.js";
 import { type BadRecordError, LocalStore } from "../../agent/src/meta/index.js";
-import { withDefaults } from "../../agent/src/spec/index.js";
+import { withDefaults } from "../../agent/src/volume-spec/index.js";
 import {
   LocalReplicas,
   type ReplicaAccess,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
-import { parseSize, specFromFields, specFromInput, volumeKeysJsonSchema } from "../spec/index.js";
+import { parseSize, specFromFields, specFromInput, volumeKeysJsonSchema } from "../volume-spec/index.js";
 import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import type { Recovery } from "../volumes/recovery.js";

@@ -1,7 +1,7 @@
 import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { OperationError, SpecError } from "../errors.js";
-import { parseSize, specFromInput, VOLUME_KEYS } from "../spec/index.js";
+import { parseSize, specFromInput, VOLUME_KEYS } from "../volume-spec/index.js";
 import type { VolumeView } from "../volumes/index.js";
 import type { ApiClient } from "./client.js";
 import { collect } from "./options.js";

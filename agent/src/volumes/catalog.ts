@@ -9,7 +9,7 @@ import {
   readRecords,
   type StoredValue,
 } from "../meta/index.js";
-import type { VolumeSpec } from "../spec/index.js";
+import type { VolumeSpec } from "../volume-spec/index.js";
 import {
   AttachmentRecordSchema,
   TombstoneRecordSchema,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { Name } from "../config/index.js";
 import { SpecError } from "../errors.js";
-import { specFromFields, type VolumeSpec, withDefaults } from "../spec/index.js";
+import { specFromFields, type VolumeSpec, withDefaults } from "../volume-spec/index.js";
 import type {
   AttachmentRecord,
   ClusterRecord,

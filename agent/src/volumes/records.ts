@@ -1,4 +1,4 @@
-import type { VolumeSpec } from "../spec/index.js";
+import type { VolumeSpec } from "../volume-spec/index.js";
 
 /** Where a replica of a volume lives and whether it holds every acknowledged write. */
 export interface ReplicaRecord {

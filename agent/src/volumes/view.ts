@@ -1,5 +1,5 @@
 import type { ResyncProgress } from "../engine/index.js";
-import { formatSpec, type PartialVolumeSpec, VOLUME_KEYS, type VolumeSpec } from "../spec/index.js";
+import { formatSpec, type PartialVolumeSpec, VOLUME_KEYS, type VolumeSpec } from "../volume-spec/index.js";
 import type { AttachmentRecord, VolumeRecord } from "./records.js";
 
 /** A volume as the API, the CLI and the provider see it. */

@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { NodeStatus } from "../../cluster/index.js";
 import { ConflictError, SpecError } from "../../errors.js";
-import { lookupKey, MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../spec/index.js";
+import { lookupKey, MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../volume-spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
 import { keyValue } from "../docker-plugin/index.js";
 import { checkGrowable } from "./bind-mounts.js";

@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { HoldfastError } from "../../errors.js";
-import { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE } from "../../spec/index.js";
+import { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE } from "../../volume-spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
 import type { CapacityRange, CsiVolume, VolumeCapability } from "./messages.js";
 import { CsiError } from "./status.js";

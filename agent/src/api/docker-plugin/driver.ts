@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { ConflictError, HoldfastError, NotFoundError, OperationError } from "../../errors.js";
-import { type PartialVolumeSpec, parseSpec } from "../../spec/index.js";
+import { type PartialVolumeSpec, parseSpec } from "../../volume-spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
 import { checkCompatible, memberIndex, memberName, readDockerName } from "./names.js";
 

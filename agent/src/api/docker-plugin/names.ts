@@ -1,8 +1,8 @@
 import { ConflictError, SpecError } from "../../errors.js";
-import { lookupKey, type PartialVolumeSpec, parseSpec, specFromFields } from "../../spec/index.js";
+import { lookupKey, type PartialVolumeSpec, parseSpec, specFromFields } from "../../volume-spec/index.js";
 import type { VolumeView } from "../../volumes/index.js";
 
-/** Longest volume name (spec/names.ts): a set's member names must fit in it too. */
+/** Longest volume name (volume-spec/names.ts): a set's member names must fit in it too. */
 const MAX_NAME = 63;
 
 /**
