@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { sh } from "../support/agent-process.js";
-import { run as hf } from "../support/dev-cluster.js";
+import { run as hf, waitFor } from "../support/dev-cluster.js";
 
 // `holdfast dev up|stop|start|down` as a user runs it: a real etcd and three real agents on 127.0.0.11-13.
 let dir = "";
@@ -50,16 +50,13 @@ test("dev stop --signal SIGKILL and dev start: the node goes down and comes back
   assert.is((await hf(["volume", "create", "name=devvol,size=64M"], env)).code, 0);
   assert.is((await hf(["dev", "stop", "--dir", dir, "--node", "node3", "--signal", "SIGKILL"])).code, 0);
   const first = { HOLDFAST_API: up.nodes[0]?.api, HOLDFAST_TOKEN: up.token, HOLDFAST_CA: up.ca };
-  let state = "";
-  for (let i = 0; i < 40 && state !== "down"; i++) {
+  await waitFor("node3 to count as down", async () => {
     const nodes = JSON.parse((await hf(["node", "list", "--output", "json"], first)).stdout) as Array<{
       id: string;
       state: string;
     }>;
-    state = nodes.find((n) => n.id === "node3")?.state ?? "";
-    if (state !== "down") await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.is(state, "down");
+    return nodes.find((n) => n.id === "node3")?.state === "down" ? true : undefined;
+  });
   assert.is((await hf(["dev", "start", "--dir", dir, "--node", "node3"])).code, 0);
   const v = JSON.parse((await hf(["volume", "inspect", "devvol", "--output", "json"], env)).stdout);
   assert.is(v.name, "devvol");

@@ -6,6 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { HOLDFAST, sh } from "../support/agent-process.js";
 import { CsiClient, type CsiMessage } from "../support/csi-client.js";
+import { waitFor } from "../support/dev-cluster.js";
 import { callPlugin, type PluginAnswer } from "../support/docker-plugin.js";
 
 // The Docker volume plugin (and CSI) across a real three-node dev cluster (etcd and three agents on 127.0.20.x),
@@ -127,7 +128,9 @@ test("failover: the volume attached on a killed node is taken over by a Mount on
   const two = await mount(1, spec, "c5");
   await sh("sh", ["-c", `echo again > ${two}/second && sync -f ${two}/second`]);
   await sh(HOLDFAST, ["dev", "stop", "--dir", dir, "--node", "node2", "--signal", "SIGKILL"]);
-  while ((await nodeState("node2")) !== "down") await new Promise((r) => setTimeout(r, 500));
+  await waitFor("node2 to count as down", async () =>
+    (await nodeState("node2")) === "down" ? true : undefined,
+  );
   const three = await mount(2, spec, "c6");
   assert.is((await readFile(join(three, "second"), "utf8")).trim(), "again");
   await unmount(2, spec, "c6");

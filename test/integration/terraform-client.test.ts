@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { ApiError, HoldfastClient } from "../../providers/src/client.js";
 import { createLogger } from "../../providers/src/plugin/log.js";
 import { AgentProcess } from "../support/agent-process.js";
+import { waitFor } from "../support/dev-cluster.js";
 
 // The provider's API client (got) against a real agent: retries with backoff carry a request over an agent
 // restart, a refused token and a missing volume are told apart, and a request can be cancelled.
@@ -32,7 +33,12 @@ test.after(async () => {
 test("a create sent while the agent is down is retried with backoff and lands once it is back", async () => {
   await agent.stop();
   const pending = client().createVolume({ name: "retried", size: "64M" });
-  await new Promise((r) => setTimeout(r, 500));
+  // Back once the client has been refused at least once and is retrying: the event, not a guess at its timing.
+  await waitFor("the client to retry", async () =>
+    logged.some((line) => line.includes('"retrying request"') && line.includes("ECONNREFUSED"))
+      ? true
+      : undefined,
+  );
   await agent.restart();
   const view = await pending;
   assert.is(view.name, "retried");
