@@ -231,7 +231,7 @@ export async function startAgent(
   // refreshed for placement.
   let ticks = 0;
   const repairLoop = setInterval(() => {
-    void volumes.local.repairAll();
+    void volumes.repairAll();
     if (++ticks % 15 === 0) {
       void recovery.sweep().catch((err) => logger.warn({ err: String(err) }, "replica sweep failed"));
       void replicas

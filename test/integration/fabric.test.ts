@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { sh } from "../support/agent-process.js";
+import { apiOverTls, sh } from "../support/agent-process.js";
 import { DevCluster, inSync, run, type VolumeJson, waitFor } from "../support/dev-cluster.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
@@ -14,6 +14,16 @@ let cluster: DevCluster;
 
 const inspect = (name: string, node?: string) => cluster.json<VolumeJson>(["volume", "inspect", name], node);
 const nodesOf = (v: VolumeJson) => v.replicas.map((r) => r.node).sort();
+
+/** A gauge of `volume` on node1's /metrics (https, the cluster CA), or undefined when it is absent. */
+async function gauge(name: string, volume: string): Promise<number | undefined> {
+  const res = await apiOverTls(`${cluster.up.nodes[0]?.api}/metrics`, {
+    token: cluster.up.token,
+    ca: await readFile(cluster.up.ca, "utf8"),
+  });
+  const line = new RegExp(`^${name}\\{volume="${volume}"\\} (\\S+)$`, "m").exec(String(res.body));
+  return line ? Number(line[1]) : undefined;
+}
 
 async function check(name: string): Promise<{ replicas: string[]; differing: number[] }> {
   return cluster.json(["volume", "check", name]);
@@ -74,12 +84,18 @@ test("kill a replica: fio verifies through the kill, the volume is degraded, the
   const degraded = await inspect("k1");
   assert.is(degraded.health, "degraded");
   assert.equal(inSync(degraded), ["node1", "node2"]);
+  // The engine's node says so on /metrics too.
+  assert.is(await gauge("holdfast_volume_replicas_in_sync", "k1"), 2);
+  assert.is(await gauge("holdfast_volume_replicas_wanted", "k1"), 3);
   await cluster.startNode("node3");
   const healed = await waitFor("node3 back in sync", async () => {
     const v = await inspect("k1");
     return inSync(v).length === 3 ? v : undefined;
   });
   assert.is(healed.health, "healthy");
+  await waitFor("node1's /metrics to count 3 in sync", async () =>
+    (await gauge("holdfast_volume_replicas_in_sync", "k1")) === 3 ? true : undefined,
+  );
   const result = await check("k1");
   assert.equal(result.replicas.sort(), ["node1", "node2", "node3"]);
   assert.equal(result.differing, [], "no region differs");

@@ -16,7 +16,7 @@ export function createMetrics(volumes: VolumeService): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const v of volumes.local.list()) this.set({ volume: v.record.spec.name }, v.engine.inSync.length);
+      for (const v of volumes.attachedHere()) this.set({ volume: v.name }, v.inSync);
     },
   });
   new Gauge({
@@ -26,7 +26,7 @@ export function createMetrics(volumes: VolumeService): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const v of volumes.local.list()) this.set({ volume: v.record.spec.name }, v.record.spec.repl);
+      for (const v of volumes.attachedHere()) this.set({ volume: v.name }, v.repl);
     },
   });
   const resync = (name: string, help: string, pick: (p: { done: number; total: number }) => number) =>
@@ -37,9 +37,9 @@ export function createMetrics(volumes: VolumeService): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const v of volumes.local.list()) {
-          for (const [node, p] of v.replicas.resyncProgress()) {
-            this.set({ volume: v.record.spec.name, node }, pick(p));
+        for (const v of volumes.attachedHere()) {
+          for (const [node, p] of v.resync) {
+            this.set({ volume: v.name, node }, pick(p));
           }
         }
       },

@@ -2,6 +2,7 @@ import { realpath } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import type { Logger } from "pino";
 import { placementFor, placeReplicas } from "../cluster/index.js";
+import type { ResyncProgress } from "../engine/index.js";
 import { ConflictError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import type { NodeIdentity } from "../transport/index.js";
@@ -40,12 +41,38 @@ export interface VolumeUpdate {
   labels?: Record<string, string>;
 }
 
+/** A volume attached on this node, as /metrics shows it. */
+export interface AttachedHere {
+  name: string;
+  /** The replication factor asked for. */
+  repl: number;
+  /** Replicas the engine writes to now. */
+  inSync: number;
+  /** Resyncs and rebuilds in progress, by the node of the replica. */
+  resync: ReadonlyMap<string, ResyncProgress>;
+}
+
 /** What the API and the CLI call: the volume lifecycle, from any node of the cluster. */
 export class VolumeService {
-  readonly local: LocalVolumes;
+  private readonly local: LocalVolumes;
 
   constructor(private readonly options: VolumeServiceOptions) {
     this.local = new LocalVolumes({ ...options, replicaTimeoutMs: options.replicaTimeoutMs ?? 600_000 });
+  }
+
+  /** The volumes attached on this node, read fresh at each call. */
+  attachedHere(): AttachedHere[] {
+    return this.local.list().map((v) => ({
+      name: v.record.spec.name,
+      repl: v.record.spec.repl,
+      inSync: v.engine.inSync.length,
+      resync: v.replicas.resyncProgress(),
+    }));
+  }
+
+  /** One pass of repair (resync, rebuild, replication factor) over the volumes attached here. */
+  repairAll(): Promise<void> {
+    return this.local.repairAll();
   }
 
   /** This node's replication certificate as in use (renewals replace it in place), for /metrics. */
