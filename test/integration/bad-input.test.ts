@@ -1,7 +1,9 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { VOLUME_KEYS } from "../../agent/src/volume-spec/index.js";
-import { AgentProcess, sh } from "../support/agent-process.js";
+import { AgentProcess, ROOT, sh } from "../support/agent-process.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
 // Bad input at every edge of a real agent: each gets a clear error, and the agent keeps serving.
@@ -133,6 +135,8 @@ test("the OpenAPI document describes every route", async () => {
   const doc = await agent.api("GET", "/v1/openapi.json");
   assert.is(doc.status, 200);
   assert.is(doc.body.openapi, "3.1.0");
+  // What the agent serves is the committed document (test/unit/openapi.test.ts keeps that one current).
+  assert.equal(doc.body, JSON.parse(await readFile(join(ROOT, "docs/api/openapi.json"), "utf8")));
   for (const path of ["/v1/volumes", "/v1/volumes/{name}", "/v1/volumes/{name}/mount", "/v1/cluster"]) {
     assert.ok(doc.body.paths[path], path);
   }

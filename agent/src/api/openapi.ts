@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Route } from "./route.js";
+import { volumeRoutes } from "./routes.js";
 
 const ErrorBody = {
   type: "object",
@@ -56,4 +57,13 @@ export function openApiDocument(routes: Route[], version: string) {
     security: [{ bearer: [] }],
     paths,
   };
+}
+
+/**
+ * The document of this build's routes without a running agent, for `docs/api/openapi.json`: only the route
+ * definitions are read, no handler runs, so the services they would call are not needed.
+ */
+export function standaloneApiDocument(version: string) {
+  const unused = undefined as never;
+  return openApiDocument(volumeRoutes(unused, unused, unused), version);
 }
