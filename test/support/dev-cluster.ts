@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
-import { EtcdStore, readEtcdTls } from "../../agent/src/meta/index.js";
+import { EtcdStore, etcdClientOptions, readEtcdTls } from "../../agent/src/meta/index.js";
+import { rootTls } from "../../agent/src/transport/index.js";
 import { HOLDFAST } from "./agent-process.js";
 import { NBD, RawNbdClient } from "./nbd-client.js";
 
@@ -148,15 +149,8 @@ export class DevCluster {
 
   /** An etcd client as root (etcd's root certificate from the dev cluster's PKI), to read and plant records. */
   async etcdRoot(): Promise<Etcd3> {
-    const pki = join(this.dir, "etcd", "pki");
-    return new Etcd3({
-      hosts: this.up.etcd,
-      credentials: {
-        rootCertificate: await readFile(join(pki, "ca.crt")),
-        certChain: await readFile(join(pki, "root.crt")),
-        privateKey: await readFile(join(pki, "root.key")),
-      },
-    });
+    const tls = await rootTls(join(this.dir, "etcd", "pki"));
+    return new Etcd3(etcdClientOptions({ endpoints: [this.up.etcd], tls }));
   }
 
   /** `node`'s agent log, as written so far. */

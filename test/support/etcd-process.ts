@@ -3,7 +3,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
-import { type EtcdTls, grantClusterAccess, readEtcdTls } from "../../agent/src/meta/index.js";
+import {
+  type EtcdTls,
+  etcdClientOptions,
+  grantClusterAccess,
+  readEtcdTls,
+} from "../../agent/src/meta/index.js";
 import {
   createEtcdPki,
   etcdHealthy,
@@ -82,15 +87,7 @@ export class EtcdProcess {
 
   /** The keys under `prefix` and their values, read as root through etcd's own client. */
   async values(prefix: string): Promise<Record<string, string>> {
-    const tls = await this.root();
-    const client = new Etcd3({
-      hosts: [this.endpoint],
-      credentials: {
-        rootCertificate: Buffer.from(tls.caPem),
-        certChain: Buffer.from(tls.certPem),
-        privateKey: Buffer.from(tls.keyPem),
-      },
-    });
+    const client = new Etcd3(etcdClientOptions({ endpoints: [this.endpoint], tls: await this.root() }));
     try {
       return await client.getAll().prefix(prefix).strings();
     } finally {

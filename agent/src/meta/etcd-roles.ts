@@ -1,6 +1,6 @@
-import { Etcd3, EtcdRoleExistsError, EtcdUserExistsError, type IOptions, Range } from "etcd3";
+import { Etcd3, EtcdRoleExistsError, EtcdUserExistsError, Range } from "etcd3";
 import { OperationError } from "../errors.js";
-import type { EtcdTls } from "./etcd-store.js";
+import { type EtcdTls, etcdClientOptions } from "./etcd-store.js";
 
 /**
  * The etcd user (and role) of a cluster's agents. With `--client-cert-auth` and auth on, etcd takes a client
@@ -34,18 +34,7 @@ export async function grantClusterAccess(
   options: { endpoints: string[]; tls: EtcdTls; timeoutMs?: number },
   cluster: string,
 ): Promise<ClusterAccess> {
-  const timeout = options.timeoutMs ?? 5000;
-  const config: IOptions = {
-    hosts: options.endpoints,
-    dialTimeout: timeout,
-    defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeout) }),
-    credentials: {
-      rootCertificate: Buffer.from(options.tls.caPem),
-      certChain: Buffer.from(options.tls.certPem),
-      privateKey: Buffer.from(options.tls.keyPem),
-    },
-  };
-  const client = new Etcd3(config);
+  const client = new Etcd3(etcdClientOptions(options));
   const access: ClusterAccess = {
     user: clusterEtcdUser(cluster),
     role: clusterEtcdUser(cluster),

@@ -44,6 +44,32 @@ export interface EtcdTls {
   keyPem: string;
 }
 
+/**
+ * The etcd3 client options every Holdfast etcd client uses (the store, the role grant, the tests' root clients): a
+ * deadline on every call, so an etcd that does not answer cannot hang a caller, and mutual TLS when `tls` is given.
+ */
+export function etcdClientOptions(options: {
+  endpoints: string[];
+  tls?: EtcdTls;
+  timeoutMs?: number;
+}): IOptions {
+  const timeout = options.timeoutMs ?? 5000;
+  return {
+    hosts: options.endpoints,
+    dialTimeout: timeout,
+    defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeout) }),
+    ...(options.tls
+      ? {
+          credentials: {
+            rootCertificate: Buffer.from(options.tls.caPem),
+            certChain: Buffer.from(options.tls.certPem),
+            privateKey: Buffer.from(options.tls.keyPem),
+          },
+        }
+      : {}),
+  };
+}
+
 export interface EtcdStoreOptions {
   /** etcd client URLs, e.g. `https://127.0.0.1:2379`. */
   endpoints: string[];
@@ -75,22 +101,7 @@ export class EtcdStore implements MetaStore {
   }
 
   static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
-    const timeout = options.timeoutMs ?? 5000;
-    const config: IOptions = {
-      hosts: options.endpoints,
-      dialTimeout: timeout,
-      defaultCallOptions: () => ({ deadline: new Date(Date.now() + timeout) }),
-      ...(options.tls
-        ? {
-            credentials: {
-              rootCertificate: Buffer.from(options.tls.caPem),
-              certChain: Buffer.from(options.tls.certPem),
-              privateKey: Buffer.from(options.tls.keyPem),
-            },
-          }
-        : {}),
-    };
-    const store = new EtcdStore(new Etcd3(config), options);
+    const store = new EtcdStore(new Etcd3(etcdClientOptions(options)), options);
     try {
       await store.guard(() => store.client.get(`${options.prefix}.probe`).exec());
     } catch (err) {

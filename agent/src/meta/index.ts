@@ -3,6 +3,7 @@ export {
   EtcdStore,
   type EtcdStoreOptions,
   type EtcdTls,
+  etcdClientOptions,
   StoreForbiddenError,
   StoreUnavailableError,
 } from "./etcd-store.js";
