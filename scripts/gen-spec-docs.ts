@@ -1,6 +1,6 @@
 /**
  * Writes docs/volume-spec.md from the spec key table, so the reference cannot fall behind the parser.
- * Run it after changing agent/src/spec: `node --import tsx scripts/gen-spec-docs.ts`. A unit test fails when the
+ * Run it after changing agent/src/volume-spec: `node --import tsx scripts/gen-spec-docs.ts`. A unit test fails when the
  * committed file differs from what this would write.
  */
 import { writeFileSync } from "node:fs";
@@ -9,13 +9,15 @@ import {
   formatSize,
   formatSpec,
   type KeyDef,
+  lookupKey,
   MAX_SIZE,
   parseSpec,
   SCHEDULE_LIMITS,
-  specFromFields,
   VOLUME_KEYS,
   type VolumeSpec,
 } from "../agent/src/volume-spec/index.js";
+
+const SCHEDULE = lookupKey("snap_schedule") as KeyDef<"snapSchedule">;
 
 /** Where the generated reference lives. */
 export const DOC_PATH = fileURLToPath(new URL("../docs/volume-spec.md", import.meta.url));
@@ -33,7 +35,7 @@ const BAD_SPECS = [
   "name=pgdata,colour=blue",
   "name=pgdata,repl=2,ha_level=3",
   "name=pgdata,size=5000B",
-  "name=pgdata,snap_schedule=daily=25:00#7",
+  "name=pgdata,secure=true",
   "size=20G",
 ];
 
@@ -54,13 +56,19 @@ function errorOf(input: string): string {
 }
 
 function keyRow<F extends keyof VolumeSpec>(def: KeyDef<F>): string {
-  const names = [def.aliases.map((alias) => `\`${alias}\``).join(", "), `\`${def.field}\``];
+  const names = [
+    def.aliases.map((alias) => `\`${alias}\``).join(", "),
+    `\`${def.field}\``,
+    `\`${def.terraform ?? def.name}\``,
+  ];
+  const status = def.status === "supported" ? "built" : `**planned**: ${def.status.planned}`;
   const cells = [
     `\`${def.name}\``,
     ...names,
     def.kind.summary,
     defaultText(def),
-    def.online ? "yes" : "no",
+    status,
+    def.mutability,
     def.doc,
   ];
   return `| ${cells.join(" | ")} |`;
@@ -103,12 +111,18 @@ export function renderVolumeSpecDoc(): string {
     "- Unknown keys, a key given twice (also under an alias), empty pairs and missing values are errors.",
     "- An empty value means an empty list, map or schedule (`zones=`); every other key needs a value.",
     "- Booleans are `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case; so are enum values.",
-    "- Changing a key marked online does not need the volume to be out of use.",
+    "- **Change** says what changing a key on an existing volume takes. `online`: nothing, it changes in place",
+    "  while the volume is in use (`PATCH /v1/volumes/NAME`, `holdfast volume update`, an in-place Terraform",
+    "  apply). `replace`: a new volume; the API refuses the change (409 `volume.key_immutable`) and Terraform",
+    "  plans a replacement. `fixed`: never; the API refuses it and Terraform warns at plan and refuses at apply.",
+    "  Giving any key with the value it already has changes nothing and is no error.",
+    "- **Status** `planned` marks a key whose syntax is settled but whose behaviour is not built: any value but",
+    "  its default is refused everywhere (spec, API, CLI, Docker, CSI, Terraform), naming what it waits for.",
     "",
     "## Keys",
     "",
-    "| Key | Aliases | JSON field | Value | Default | Online | Meaning |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| Key | Aliases | JSON field | Terraform | Value | Default | Status | Change | Meaning |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...VOLUME_KEYS.map((def) => keyRow(def)),
     "",
     "## Sizes",
@@ -126,8 +140,10 @@ export function renderVolumeSpecDoc(): string {
     `${minutes}, KEEP (how many snapshots to keep) 1 to ${keep}; each form may appear once. For example:`,
     "",
     "```",
-    formatSpec(parseSpec("name=pgdata,snap_schedule=periodic=60#10;daily=02:00#7;weekly=sunday@02:00#4")),
+    `snap_schedule=${SCHEDULE.kind.format(SCHEDULE.kind.parse("periodic=60#10;daily=02:00#7;weekly=sunday@02:00#4", "snap_schedule"))}`,
     "```",
+    "",
+    "The grammar is settled, but snapshots are not built yet: a schedule other than the empty one is refused.",
     "",
     "## Keys as fields",
     "",
@@ -136,7 +152,7 @@ export function renderVolumeSpecDoc(): string {
     "booleans, arrays for lists, an object for `labels`, and for `snap_schedule` objects such as:",
     "",
     "```json",
-    JSON.stringify(specFromFields({ snap_schedule: "daily=02:00#7" }).snapSchedule),
+    JSON.stringify(SCHEDULE.kind.parse("daily=02:00#7", "snap_schedule")),
     "```",
     "",
     "## Errors",

@@ -74,33 +74,33 @@ export interface HoldfastVolumeConfig extends cdktf.TerraformMetaArguments {
   readonly blockSize?: number;
   /** Filesystem made on the volume; `none` leaves a raw block device. Value: ext4, xfs, none. Default: `"ext4"`. Spec key `fs`. Changing it replaces the volume. */
   readonly filesystem?: string;
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. */
+  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   readonly ioPriority?: string;
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. */
+  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   readonly ioProfile?: string;
-  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. */
+  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. Changes in place. */
   readonly labels?: { [key: string]: string };
   /** The volume's name (volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit). Required unless `spec` is given. Changing it replaces the volume. */
   readonly name?: string;
   /** Nodes (names or ids) to place replicas on. Value: names separated by ";". Default: `[]`. Changing it replaces the volume. */
   readonly nodes?: string[];
-  /** Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
+  /** Not built yet (waits for issue 15 (snapshots and clones)): only the default is accepted. Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
   readonly parent?: string;
   /** Racks to spread replicas over. Value: names separated by ";". Default: `[]`. Changing it replaces the volume. */
   readonly racks?: string[];
-  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. */
+  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. Changes in place. */
   readonly replicas?: number;
-  /** The name stands for a set of this many volumes, one per app instance. Value: 1 to 1024. Default: `1`. Changing it replaces the volume. */
+  /** The name stands for a set of this many volumes, NAME.1 to NAME.N, one per app instance. Fixed: replacing the set would destroy every member. Value: 1 to 1024. Default: `1`. Cannot change once the volume exists. */
   readonly scale?: number;
-  /** Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
+  /** Not built yet (waits for encryption at rest (no issue filed yet)): only the default is accepted. Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
   readonly secure?: boolean | cdktf.IResolvable;
-  /** Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   readonly shared?: boolean | cdktf.IResolvable;
-  /** Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   readonly sharedv4?: boolean | cdktf.IResolvable;
-  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. */
+  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. Changes in place. */
   readonly size?: number | string;
-  /** Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. */
+  /** Not built yet (waits for issue 15 (snapshots and backups)): only the default is accepted. Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. Changes in place. */
   readonly snapSchedule?: string;
   /** The whole volume as an inline spec, e.g. `name=pgdata,size=20G,repl=3`, instead of separate attributes (give one or the other). The separate attributes are then computed from it. */
   readonly spec?: string;
@@ -157,17 +157,17 @@ export class HoldfastVolume extends cdktf.TerraformResource {
     return this.getStringAttribute("id");
   }
 
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. */
+  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   get ioPriority(): string {
     return this.getStringAttribute("io_priority");
   }
 
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. */
+  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   get ioProfile(): string {
     return this.getStringAttribute("io_profile");
   }
 
-  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. */
+  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. Changes in place. */
   get labels(): { [key: string]: string } {
     return this.getStringMapAttribute("labels");
   }
@@ -182,7 +182,7 @@ export class HoldfastVolume extends cdktf.TerraformResource {
     return this.getListAttribute("nodes");
   }
 
-  /** Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
+  /** Not built yet (waits for issue 15 (snapshots and clones)): only the default is accepted. Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
   get parent(): string {
     return this.getStringAttribute("parent");
   }
@@ -197,37 +197,37 @@ export class HoldfastVolume extends cdktf.TerraformResource {
     return this.getListAttribute("replica_nodes");
   }
 
-  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. */
+  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. Changes in place. */
   get replicas(): number {
     return this.getNumberAttribute("replicas");
   }
 
-  /** The name stands for a set of this many volumes, one per app instance. Value: 1 to 1024. Default: `1`. Changing it replaces the volume. */
+  /** The name stands for a set of this many volumes, NAME.1 to NAME.N, one per app instance. Fixed: replacing the set would destroy every member. Value: 1 to 1024. Default: `1`. Cannot change once the volume exists. */
   get scale(): number {
     return this.getNumberAttribute("scale");
   }
 
-  /** Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
+  /** Not built yet (waits for encryption at rest (no issue filed yet)): only the default is accepted. Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
   get secure(): cdktf.IResolvable {
     return this.getBooleanAttribute("secure");
   }
 
-  /** Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   get shared(): cdktf.IResolvable {
     return this.getBooleanAttribute("shared");
   }
 
-  /** Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   get sharedv4(): cdktf.IResolvable {
     return this.getBooleanAttribute("sharedv4");
   }
 
-  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. */
+  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. Changes in place. */
   get size(): string {
     return cdktf.Token.asString(this.interpolationForAttribute("size"));
   }
 
-  /** Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. */
+  /** Not built yet (waits for issue 15 (snapshots and backups)): only the default is accepted. Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. Changes in place. */
   get snapSchedule(): string {
     return this.getStringAttribute("snap_schedule");
   }
@@ -381,17 +381,17 @@ export class DataHoldfastVolume extends cdktf.TerraformDataSource {
     return this.getStringAttribute("id");
   }
 
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. */
+  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   get ioPriority(): string {
     return this.getStringAttribute("io_priority");
   }
 
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. */
+  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   get ioProfile(): string {
     return this.getStringAttribute("io_profile");
   }
 
-  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. */
+  /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. Changes in place. */
   get labels(): { [key: string]: string } {
     return this.getStringMapAttribute("labels");
   }
@@ -406,7 +406,7 @@ export class DataHoldfastVolume extends cdktf.TerraformDataSource {
     return this.getListAttribute("nodes");
   }
 
-  /** Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
+  /** Not built yet (waits for issue 15 (snapshots and clones)): only the default is accepted. Create the volume as a clone of this volume or snapshot. Value: volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit. Changing it replaces the volume. */
   get parent(): string {
     return this.getStringAttribute("parent");
   }
@@ -421,37 +421,37 @@ export class DataHoldfastVolume extends cdktf.TerraformDataSource {
     return this.getListAttribute("replica_nodes");
   }
 
-  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. */
+  /** Copies of the data, each on a different node. Value: 1 to 3. Default: `1`. Spec key `repl`. Changes in place. */
   get replicas(): number {
     return this.getNumberAttribute("replicas");
   }
 
-  /** The name stands for a set of this many volumes, one per app instance. Value: 1 to 1024. Default: `1`. Changing it replaces the volume. */
+  /** The name stands for a set of this many volumes, NAME.1 to NAME.N, one per app instance. Fixed: replacing the set would destroy every member. Value: 1 to 1024. Default: `1`. Cannot change once the volume exists. */
   get scale(): number {
     return this.getNumberAttribute("scale");
   }
 
-  /** Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
+  /** Not built yet (waits for encryption at rest (no issue filed yet)): only the default is accepted. Encrypted at rest. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changing it replaces the volume. */
   get secure(): cdktf.IResolvable {
     return this.getBooleanAttribute("secure");
   }
 
-  /** Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Mountable read-write by many containers on many nodes at once. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   get shared(): cdktf.IResolvable {
     return this.getBooleanAttribute("shared");
   }
 
-  /** Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. */
+  /** Not built yet (waits for issue 14 (shared volumes)): only the default is accepted. Shared like `shared`, but served over NFS v4. Not together with `shared`. Value: true or false (also yes/no, on/off, 1/0). Default: `false`. Changes in place. */
   get sharedv4(): cdktf.IResolvable {
     return this.getBooleanAttribute("sharedv4");
   }
 
-  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. */
+  /** Capacity. Can grow while in use, never shrink. Bytes (a number), or a size such as 20G (binary units; a bare number is GiB), a multiple of the block size, at most 64T. Default: `1G`. Changes in place. */
   get size(): string {
     return cdktf.Token.asString(this.interpolationForAttribute("size"));
   }
 
-  /** Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. */
+  /** Not built yet (waits for issue 15 (snapshots and backups)): only the default is accepted. Snapshot policies, in Portworx form with "#" for the inner comma. Value: entries separated by ";": periodic=MINUTES#KEEP, daily=HH:MM#KEEP, weekly=DAY@HH:MM#KEEP or monthly=DAY@HH:MM#KEEP. Default: `""`. Changes in place. */
   get snapSchedule(): string {
     return this.getStringAttribute("snap_schedule");
   }

@@ -187,6 +187,19 @@ function shrinkOf(prior: ObjectValue, next: ObjectValue): { from: number; to: nu
 const shrinkDetail = ({ from, to }: { from: number; to: number }, outcome: string) =>
   `The volume is ${formatSize(from)} (${from} bytes) and the configuration asks for ${formatSize(to)} (${to} bytes). A volume only grows, so ${outcome}: raise size to ${formatSize(from)} in the configuration (it was probably resized outside Terraform), or replace the volume (its data is lost) by changing its name. Destroying it works either way.`;
 
+/** The `fixed` attributes whose value `next` changes: no apply can make them. */
+function fixedChanges(prior: ObjectValue, next: ObjectValue): VolumeAttribute[] {
+  return VOLUME_ATTRIBUTES.filter(
+    (attr) =>
+      attr.mutability === "fixed" &&
+      !isUnknown(next[attr.name] ?? null) &&
+      !sameValue(attr, prior[attr.name] ?? null, next[attr.name] ?? null),
+  );
+}
+
+const fixedDetail = (attr: VolumeAttribute) =>
+  `"${attr.name}" cannot change once the volume exists, not even by replacing it: ${attr.key.doc} Set it back to its value in the state, or make a new resource.`;
+
 function plan({ prior, config }: { prior: ObjectValue | null; config: ObjectValue | null }): PlanResult {
   if (config === null) return { planned: null, requiresReplace: [], diagnostics: [] };
   const desired = desiredValues(config, prior);
@@ -202,9 +215,17 @@ function plan({ prior, config }: { prior: ObjectValue | null; config: ObjectValu
   if (prior) {
     for (const attr of VOLUME_ATTRIBUTES) {
       const next = planned[attr.name] ?? null;
-      if (attr.replace && (isUnknown(next) || !sameValue(attr, prior[attr.name] ?? null, next)))
+      if (
+        attr.mutability === "replace" &&
+        (isUnknown(next) || !sameValue(attr, prior[attr.name] ?? null, next))
+      )
         requiresReplace.push([attr.name]);
     }
+    // Warnings, as for a shrink below: the plan shows the change, and apply refuses it.
+    for (const attr of fixedChanges(prior, planned))
+      diagnostics.push(
+        warning(`Cannot change ${attr.name}`, fixedDetail(attr), pathOfFieldIn(planned)(attr.key.name)),
+      );
     const shrink = requiresReplace.length === 0 ? shrinkOf(prior, planned) : undefined;
     // A warning, not an error: Terraform runs this same normal plan before every destroy and an error here would
     // block the destroy. The plan shows the drift (size 2G -> 1G); apply refuses it and changes nothing.
@@ -273,7 +294,8 @@ function updateBody(prior: ObjectValue, planned: ObjectValue): Record<string, un
   const body: Record<string, unknown> = {};
   for (const attr of VOLUME_ATTRIBUTES) {
     const next = planned[attr.name] ?? null;
-    if (!attr.replace && !sameValue(attr, prior[attr.name] ?? null, next)) body[attr.key.name] = next;
+    if (attr.mutability === "online" && !sameValue(attr, prior[attr.name] ?? null, next))
+      body[attr.key.name] = next;
   }
   return body;
 }
@@ -317,6 +339,14 @@ async function apply(
     }
     if (prior === null)
       return { value: await create(client, signal, planned, config ?? {}), diagnostics: [] };
+    const fixed = fixedChanges(prior, planned);
+    if (fixed.length > 0)
+      return {
+        value: prior,
+        diagnostics: fixed.map((attr) =>
+          error(`Cannot change ${attr.name}`, fixedDetail(attr), pathOfFieldIn(prior)(attr.key.name)),
+        ),
+      };
     const shrink = shrinkOf(prior, planned);
     if (shrink)
       return {
@@ -348,18 +378,31 @@ async function read(ctx: ProviderContext, state: ObjectValue): Promise<Result<Ob
   }
 }
 
-/** `terraform import holdfast_volume.x NAME_OR_ID`: the state in attribute style, as the agent shows the volume. */
+/**
+ * `terraform import holdfast_volume.x NAME_OR_ID` gives the state in attribute style, as the agent shows the
+ * volume. An id that is an inline spec (`name=pgdata,size=20G`) imports the volume it names in spec style, with
+ * that spec: a configuration with the same `spec` then plans nothing (an import cannot see the configuration).
+ */
 async function importVolume(ctx: ProviderContext, id: string): Promise<Result<ObjectValue | null>> {
   const client = ctx.client();
   if (!(client instanceof HoldfastClient)) return { value: null, diagnostics: [client] };
+  let name = id;
+  if (id.includes("=")) {
+    try {
+      name = parseSpec(id).name;
+    } catch (err) {
+      return { value: null, diagnostics: [diagnosticOf(err, "Invalid volume spec to import")] };
+    }
+  }
   try {
-    const view = await client.volume(id, ctx.stopSignal);
+    const view = await client.volume(name, ctx.stopSignal);
     if (!view)
       return {
         value: null,
-        diagnostics: [error("Cannot import volume", `No volume has the name or id "${id}".`)],
+        diagnostics: [error("Cannot import volume", `No volume has the name or id "${name}".`)],
       };
-    return { value: stateFromView(view, null), diagnostics: [] };
+    const state = stateFromView(view, null);
+    return { value: name === id ? state : { ...state, spec: id }, diagnostics: [] };
   } catch (err) {
     return { value: null, diagnostics: [apiDiagnostic(err, "Cannot import volume")] };
   }

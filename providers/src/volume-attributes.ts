@@ -1,9 +1,11 @@
 import {
   formatSize,
+  keyDoc,
   lookupKey,
+  type Mutability,
+  parseKeyValue,
   VOLUME_KEYS,
   type VolumeKey,
-  type VolumeSpec,
 } from "../../agent/src/volume-spec/index.js";
 import type { AttributeSchema, CtyType, Value } from "./protocol/index.js";
 
@@ -17,13 +19,10 @@ export interface VolumeAttribute {
   name: string;
   key: VolumeKey;
   type: CtyType;
-  /** A change replaces the volume: the key cannot change while the volume exists. */
-  replace: boolean;
+  /** How a change is planned: in place (`online`), as a replacement (`replace`), or refused (`fixed`). */
+  mutability: Mutability;
   description: string;
 }
-
-/** Two keys read better in Terraform under a longer name, as the issue spells them. */
-const RENAMED: Partial<Record<keyof VolumeSpec, string>> = { repl: "replicas", fs: "filesystem" };
 
 /** `size` takes bytes (a number) or a size string, so it is `dynamic`; every other key has one cty type. */
 function ctyTypeOf(key: VolumeKey): CtyType {
@@ -43,6 +42,12 @@ function ctyTypeOf(key: VolumeKey): CtyType {
   }
 }
 
+const CHANGE: Record<Mutability, string> = {
+  online: " Changes in place.",
+  replace: " Changing it replaces the volume.",
+  fixed: " Cannot change once the volume exists.",
+};
+
 function describe(key: VolumeKey, name: string): string {
   const { kind } = key;
   const values = kind.type === "size" ? `Bytes (a number), or a ${kind.summary}.` : `Value: ${kind.summary}.`;
@@ -55,13 +60,12 @@ function describe(key: VolumeKey, name: string): string {
         : JSON.stringify(key.default);
   const def = key.default === undefined ? "" : ` Default: \`${shown}\`.`;
   const spec = key.name === name ? "" : ` Spec key \`${key.name}\`.`;
-  const change = key.online ? "" : " Changing it replaces the volume.";
-  return `${key.doc} ${values}${def}${spec}${change}`;
+  return `${keyDoc(key)} ${values}${def}${spec}${CHANGE[key.mutability]}`;
 }
 
 export const VOLUME_ATTRIBUTES: readonly VolumeAttribute[] = VOLUME_KEYS.map((key) => {
-  const name = RENAMED[key.field] ?? key.name;
-  return { name, key, type: ctyTypeOf(key), replace: !key.online, description: describe(key, name) };
+  const name = key.terraform ?? key.name;
+  return { name, key, type: ctyTypeOf(key), mutability: key.mutability, description: describe(key, name) };
 });
 
 const BY_KEY = new Map(VOLUME_ATTRIBUTES.map((attr) => [attr.key.name, attr]));
@@ -75,7 +79,7 @@ export function attributeOfField(field: string | undefined): string[] | undefine
 
 /** Reads a known, non-null Terraform value into the spec's value for the key; throws SpecError naming the key. */
 export function toSpecValue(attr: VolumeAttribute, value: Value): unknown {
-  return attr.key.kind.parse(value, attr.key.name);
+  return parseKeyValue(attr.key, value);
 }
 
 /** The Terraform value of a spec value: sizes as size strings (`20G`), lists and maps as themselves. */

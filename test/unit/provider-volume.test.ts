@@ -1,6 +1,5 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { VOLUME_KEYS } from "../../agent/src/volume-spec/index.js";
 import type { ObjectValue } from "../../providers/src/protocol/index.js";
 import { UNKNOWN } from "../../providers/src/protocol/index.js";
 import { volumeResource } from "../../providers/src/resource-volume.js";
@@ -30,16 +29,33 @@ function stateOf(values: ObjectValue): ObjectValue {
   };
 }
 
-test("schema: one described attribute per spec key; offline keys replace the volume", () => {
-  assert.is(VOLUME_ATTRIBUTES.length, VOLUME_KEYS.length);
-  for (const attr of VOLUME_ATTRIBUTES) {
-    assert.ok(attribute(attr.name), attr.name);
-    assert.is(attr.replace, !attr.key.online, attr.name);
-  }
-  for (const attr of volumeResource.schema.attributes) assert.ok(attr.description.length > 10, attr.name);
-  assert.equal(attribute("replicas")?.type, "number");
-  assert.equal(attribute("size")?.type, "dynamic");
-  assert.ok(attribute("filesystem"));
+test("validate: a key that is not built yet is refused on its attribute, naming what it waits for", () => {
+  const refused = (values: ObjectValue) =>
+    volumeResource.validate(config({ name: "a", ...values })).map((d) => [d.path?.join("."), d.detail]);
+  const [[path, detail] = []] = refused({ secure: true });
+  assert.is(path, "secure");
+  assert.match(String(detail), "not built yet");
+  assert.match(String(refused({ shared: true })[0]?.[1]), "issue 14");
+  assert.match(String(refused({ snap_schedule: "daily=02:00#7" })[0]?.[1]), "issue 15");
+  assert.equal(refused({ secure: false, shared: false }), [], "the default is what every volume does");
+  assert.equal(
+    volumeResource.validate(config({ spec: "name=a,parent=b" })).map((d) => d.path),
+    [["spec"]],
+  );
+});
+
+test("plan: changing scale is refused (a warning at plan, as for a shrink), not planned as a replacement", () => {
+  const prior = stateOf({ name: "a", scale: 3 });
+  const { requiresReplace, diagnostics } = volumeResource.plan({
+    prior,
+    config: config({ name: "a", scale: 4 }),
+  });
+  assert.equal(requiresReplace, []);
+  assert.equal(
+    diagnostics.map((d) => [d.severity, d.summary, d.path]),
+    [["warning", "Cannot change scale", ["scale"]]],
+  );
+  assert.ok(attribute("scale")?.description.includes("Cannot change once the volume exists"));
 });
 
 test("validate: each mistake on its attribute", () => {
@@ -51,7 +67,6 @@ test("validate: each mistake on its attribute", () => {
   assert.equal(paths({ spec: "name=a,size=12Q" }), ["spec"]);
   assert.equal(paths({ spec: "name=a", size: "1G", replicas: 2 }), ["size", "replicas"]);
   assert.equal(paths({ size: "1G" }), ["name"]);
-  assert.equal(paths({ name: "a", shared: true, sharedv4: true }), ["sharedv4"]);
   assert.equal(paths({ name: "a", timeouts: { create: "soon", update: null, delete: null } }), [
     "timeouts.create",
   ]);

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
 import { SpecError } from "../errors.js";
-import { parseSize, specFromFields, specFromInput, volumeKeysJsonSchema } from "../volume-spec/index.js";
-import type { VolumeService, VolumeUpdate } from "../volumes/index.js";
+import { changeFromFields, ONLINE_KEYS, specFromInput, volumeKeysJsonSchema } from "../volume-spec/index.js";
+import type { VolumeService } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import type { Recovery } from "../volumes/recovery.js";
 import { route } from "./route.js";
@@ -69,26 +69,18 @@ const MountBody = z
   .strict()
   .optional();
 
+/** A change: any volume keys, read by the spec table; only the `online` ones may differ from the volume. */
 const UpdateBody = z
-  .object({
-    size: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
-    repl: z.union([z.number(), z.string()]).optional(),
-    labels: z.union([z.record(z.string(), z.string()), z.string()]).optional(),
-  })
-  .strict()
-  .refine((b) => Object.keys(b).length > 0, "give at least one of size, repl, labels")
-  .describe(
-    "Fields that can change online: `size` grows the volume (bytes, or a size string such as 20G); `repl` adds or removes replicas; `labels` replaces the labels.",
-  );
+  .record(z.string(), z.unknown())
+  .describe("Volume keys to change; see updateBodyDocument for which ones can.");
 
-/** An update body checked by the spec table, so `repl=4` fails here exactly as it does in a spec. */
-function updateFromBody(body: z.output<typeof UpdateBody>): VolumeUpdate {
-  const { size, ...rest } = body;
-  const fields = specFromFields(rest);
+/** The update body for the OpenAPI document: the keys that change online, from the spec table. */
+function updateBodyDocument(): Record<string, unknown> {
   return {
-    ...(size !== undefined && { size: typeof size === "number" ? size : parseSize(size) }),
-    ...(fields.repl !== undefined && { repl: fields.repl }),
-    ...(fields.labels !== undefined && { labels: fields.labels }),
+    ...volumeKeysJsonSchema(ONLINE_KEYS),
+    description:
+      "Keys that change in place while the volume is in use. Any other key is accepted only with its current value (409 `volume.key_immutable` otherwise); `size` only grows.",
+    minProperties: 1,
   };
 }
 
@@ -209,10 +201,11 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "PATCH",
       url: "/v1/volumes/:name",
-      summary: "Changes a volume online: grows it, adds or removes replicas, replaces its labels.",
+      summary: `Changes a volume in place while in use: ${ONLINE_KEYS.map((k) => k.name).join(", ")}.`,
       params: NameParams,
       body: UpdateBody,
-      handler: ({ params, body }) => volumes.update(params.name, updateFromBody(body)),
+      documentedBody: updateBodyDocument(),
+      handler: ({ params, body }) => volumes.update(params.name, changeFromFields(body)),
     }),
     route({
       method: "POST",

@@ -1,7 +1,15 @@
 import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { OperationError, SpecError } from "../errors.js";
-import { parseSize, specFromInput, VOLUME_KEYS } from "../volume-spec/index.js";
+import {
+  changeFromFields,
+  keyDoc,
+  ONLINE_KEYS,
+  parseSize,
+  specFromInput,
+  VOLUME_KEYS,
+  type VolumeKey,
+} from "../volume-spec/index.js";
 import type { VolumeView } from "../volumes/index.js";
 import type { ApiClient } from "./client.js";
 import { collect } from "./options.js";
@@ -71,6 +79,25 @@ function labelsFrom(values: string[] | undefined): Record<string, string> | unde
 const optionName = (key: string) => key.replaceAll("_", "-");
 const optionProperty = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
+/** One option per key, from the same table the parser uses; labels get the friendlier `--label k=v` form. */
+function keyOptions(command: Command, keys: readonly VolumeKey[]): void {
+  for (const key of keys) {
+    if (key.name !== "labels") command.option(`--${optionName(key.name)} <value>`, keyDoc(key));
+  }
+}
+
+/** The keys given as options, under their canonical names. */
+function keyFields(keys: readonly VolumeKey[], opts: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = opts[optionProperty(key.name)];
+    if (value !== undefined && key.name !== "labels") fields[key.name] = value;
+  }
+  const labels = labelsFrom(opts.label as string[] | undefined);
+  if (labels) fields.labels = labels;
+  return fields;
+}
+
 export function registerVolumeCommands(program: Command, ctx: Context): void {
   const volume = program.command("volume").description("create, inspect and use volumes");
 
@@ -78,20 +105,13 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
     .command("create")
     .description("create a volume from an inline spec (name=pgdata,size=20G,repl=3) or a plain name")
     .argument("<spec>", "inline spec or volume name");
-  // One option per spec key, from the same table the parser uses; labels get the friendlier k=v form.
-  for (const key of VOLUME_KEYS) {
-    if (key.name === "name" || key.name === "labels") continue;
-    create.option(`--${optionName(key.name)} <value>`, key.doc);
-  }
+  keyOptions(
+    create,
+    VOLUME_KEYS.filter((key) => key.name !== "name"),
+  );
   create.option("--label <key=value>", "a label (repeatable)", collect);
   create.action(async (spec: string, opts: Record<string, unknown>, cmd: Command) => {
-    const fields: Record<string, unknown> = {};
-    for (const key of VOLUME_KEYS) {
-      const value = opts[optionProperty(key.name)];
-      if (value !== undefined && key.name !== "labels") fields[key.name] = value;
-    }
-    const labels = labelsFrom(opts.label as string[] | undefined);
-    if (labels) fields.labels = labels;
+    const fields = keyFields(VOLUME_KEYS, opts);
     // Refused here as the agent would refuse it (exit 2 naming the key), reachable or not.
     specFromInput(spec, fields);
     const v = await ctx.client().request<VolumeView>("POST", "volumes", { spec, ...fields });
@@ -176,28 +196,22 @@ export function registerVolumeCommands(program: Command, ctx: Context): void {
       print(ctx.format(cmd), v, () => `resized ${v.name} to ${humanBytes(v.size)}`);
     });
 
-  volume
+  const update = volume
     .command("update")
-    .description("change a volume online: replication factor, size, labels")
-    .argument("<name>", "volume name or id")
-    .option("--repl <n>", "replication factor, 1 to 3: replicas are added or removed online")
-    .option("--size <size>", "new size, e.g. 40G (volumes only grow)")
+    .description(`change a volume in place while in use: ${ONLINE_KEYS.map((k) => k.name).join(", ")}`)
+    .argument("<name>", "volume name or id");
+  keyOptions(update, ONLINE_KEYS);
+  update
     .option("--label <key=value>", "replace the labels (repeatable)", collect)
     .option("--wait", "wait until every replica is in sync, with a progress bar")
-    .action(
-      async (name: string, opts: { repl?: string; size?: string; label?: string[]; wait?: boolean }, cmd) => {
-        const body = {
-          ...(opts.repl !== undefined && { repl: opts.repl }),
-          ...(opts.size !== undefined && { size: parseSize(opts.size) }),
-          ...(opts.label !== undefined && { labels: labelsFrom(opts.label) }),
-        };
-        if (Object.keys(body).length === 0) throw new SpecError("repl", "give --repl, --size or --label");
-        let v = await ctx.client().request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, body);
-        if (opts.wait)
-          v = await waitInSync(ctx, v, ctx.format(cmd as Command) === "table" && process.stderr.isTTY);
-        print(ctx.format(cmd as Command), v, () => `updated ${v.name}: ${v.spec} (${v.health})`);
-      },
-    );
+    .action(async (name: string, opts: Record<string, unknown>, cmd: Command) => {
+      const fields = keyFields(ONLINE_KEYS, opts);
+      // Refused here as the agent would refuse it (exit 2 naming the key), reachable or not.
+      changeFromFields(fields);
+      let v = await ctx.client().request<VolumeView>("PATCH", `volumes/${encodeURIComponent(name)}`, fields);
+      if (opts.wait) v = await waitInSync(ctx, v, ctx.format(cmd) === "table" && process.stderr.isTTY);
+      print(ctx.format(cmd), v, () => `updated ${v.name}: ${v.spec} (${v.health})`);
+    });
 
   volume
     .command("check")

@@ -3,6 +3,7 @@
  * in the keys Portworx users know. Everything about a key lives in one table, VOLUME_KEYS.
  */
 
+export { changeFromFields, effectiveChange, ONLINE_KEYS, type VolumeChange } from "./change.js";
 export { formatSpec } from "./format.js";
 export { volumeKeysJsonSchema } from "./json-schema.js";
 export type {
@@ -10,12 +11,14 @@ export type {
   IoPriority,
   IoProfile,
   KeyDef,
+  KeyStatus,
+  Mutability,
   PartialVolumeSpec,
   VolumeKey,
   VolumeSpec,
 } from "./keys.js";
-export { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE, VOLUME_KEYS } from "./keys.js";
+export { DEFAULT_BLOCK_SIZE, keyDoc, lookupKey, MAX_SIZE, VOLUME_KEYS } from "./keys.js";
 export type { Kind, KindType, ScalarKind } from "./kinds.js";
-export { parseSpec, specFromFields, specFromInput, withDefaults } from "./parse.js";
+export { parseKeyValue, parseSpec, specFromFields, specFromInput, withDefaults } from "./parse.js";
 export { SCHEDULE_LIMITS, type SnapScheduleEntry, type Weekday } from "./schedule.js";
 export { formatSize, parseSize } from "./size.js";

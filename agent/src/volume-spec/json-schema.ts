@@ -1,4 +1,4 @@
-import { VOLUME_KEYS, type VolumeKey } from "./keys.js";
+import { keyDoc, VOLUME_KEYS, type VolumeKey } from "./keys.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -32,10 +32,13 @@ function schemaOf(key: VolumeKey): JsonSchema {
  * The volume keys as JSON Schema properties, for the REST API's OpenAPI document: derived from VOLUME_KEYS like
  * the parser, so the document cannot drift from what the API accepts. Aliases are accepted too but not listed.
  */
-export function volumeKeysJsonSchema(): { type: "object"; properties: Record<string, JsonSchema> } {
+export function volumeKeysJsonSchema(keys: readonly VolumeKey[] = VOLUME_KEYS): {
+  type: "object";
+  properties: Record<string, JsonSchema>;
+} {
   const properties: Record<string, JsonSchema> = {};
-  for (const key of VOLUME_KEYS) {
-    properties[key.name] = { ...schemaOf(key), description: key.doc };
+  for (const key of keys) {
+    properties[key.name] = { ...schemaOf(key), description: keyDoc(key) };
   }
   return { type: "object", properties };
 }

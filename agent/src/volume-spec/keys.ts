@@ -37,6 +37,21 @@ export interface VolumeSpec {
 /** What the user actually gave: only name is sure to be there. */
 export type PartialVolumeSpec = Partial<VolumeSpec> & { name: string };
 
+/**
+ * Whether a key does what its doc says: `supported`, or planned with the issue it waits for. A planned key keeps
+ * its syntax (so the docs can show it) but any value other than its default is refused, naming the issue: a key
+ * that parsed and did nothing would, for `secure=true`, make a plaintext volume the user believes encrypted.
+ */
+export type KeyStatus = "supported" | { readonly planned: string };
+
+/**
+ * How a key may change on an existing volume. `online`: in place while in use (the API's PATCH, `volume update`,
+ * an in-place Terraform apply). `replace`: only by making a new volume (Terraform plans a replacement; the API
+ * refuses a change). `fixed`: never, not even by replacement, which would destroy more than the one volume the
+ * user sees (see the row).
+ */
+export type Mutability = "online" | "replace" | "fixed";
+
 /** One key of the spec, everything about it in one place. */
 export interface KeyDef<F extends keyof VolumeSpec> {
   /** The canonical key name: what formatSpec writes and what errors name. */
@@ -48,8 +63,10 @@ export interface KeyDef<F extends keyof VolumeSpec> {
   readonly kind: Kind<VolumeSpec[F]>;
   /** The value when the key is not given; undefined for name (required) and parent (none). */
   readonly default: VolumeSpec[F] | undefined;
-  /** Whether the value can change while the volume is in use. */
-  readonly online: boolean;
+  readonly status: KeyStatus;
+  readonly mutability: Mutability;
+  /** The Terraform attribute (and construct prop) name. @default - the canonical name */
+  readonly terraform?: string;
   /** One line for the docs and help text. */
   readonly doc: string;
 }
@@ -118,7 +135,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: volumeName,
     default: undefined,
-    online: false,
+    status: "supported",
+    mutability: "replace",
     doc: 'Required. A spec with no "=" at all is taken as a bare name.',
   },
   {
@@ -140,7 +158,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
       format: formatSize,
     }),
     default: 2 ** 30,
-    online: true,
+    status: "supported",
+    mutability: "online",
     doc: "Capacity. Can grow while in use, never shrink.",
   },
   {
@@ -149,7 +168,9 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: ["ha_level"],
     kind: integer(z.literal([1, 2, 3], { error: "must be 1, 2 or 3" }), 1, 3),
     default: 1,
-    online: true,
+    status: "supported",
+    mutability: "online",
+    terraform: "replicas",
     doc: "Copies of the data, each on a different node.",
   },
   {
@@ -158,7 +179,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: bool,
     default: false,
-    online: true,
+    status: { planned: "issue 14 (shared volumes)" },
+    mutability: "online",
     doc: "Mountable read-write by many containers on many nodes at once.",
   },
   {
@@ -167,7 +189,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: bool,
     default: false,
-    online: true,
+    status: { planned: "issue 14 (shared volumes)" },
+    mutability: "online",
     doc: "Shared like `shared`, but served over NFS v4. Not together with `shared`.",
   },
   {
@@ -176,7 +199,9 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: choice(FS_TYPES),
     default: "ext4",
-    online: false,
+    status: "supported",
+    mutability: "replace",
+    terraform: "filesystem",
     doc: "Filesystem made on the volume; `none` leaves a raw block device.",
   },
   {
@@ -190,7 +215,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
       "bytes, a power of two from 512 to 65536",
     ),
     default: DEFAULT_BLOCK_SIZE,
-    online: false,
+    status: "supported",
+    mutability: "replace",
     doc: "Block size of the device.",
   },
   {
@@ -199,7 +225,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: choice(IO_PROFILES),
     default: "auto",
-    online: true,
+    status: "supported",
+    mutability: "online",
     doc: "The access pattern to tune for; `auto` picks one from observed I/O.",
   },
   {
@@ -212,7 +239,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
       ["1", "low"],
     ]),
     default: "medium",
-    online: true,
+    status: "supported",
+    mutability: "online",
     doc: "Class of storage to place replicas on.",
   },
   {
@@ -221,7 +249,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: places,
     default: [],
-    online: false,
+    status: "supported",
+    mutability: "replace",
     doc: "Nodes (names or ids) to place replicas on.",
   },
   {
@@ -230,7 +259,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: places,
     default: [],
-    online: false,
+    status: "supported",
+    mutability: "replace",
     doc: "Zones to spread replicas over.",
   },
   {
@@ -239,7 +269,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: places,
     default: [],
-    online: false,
+    status: "supported",
+    mutability: "replace",
     doc: "Racks to spread replicas over.",
   },
   {
@@ -248,7 +279,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: map(labelKey, labelValue, 'Kubernetes-style labels, key:value separated by ";"'),
     default: {},
-    online: true,
+    status: "supported",
+    mutability: "online",
     doc: "Labels for selecting and grouping volumes.",
   },
   {
@@ -257,8 +289,9 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: integer(wholeNumber(1, 1024, "must be 1 to 1024"), 1, 1024),
     default: 1,
-    online: false,
-    doc: "The name stands for a set of this many volumes, one per app instance.",
+    status: "supported",
+    mutability: "fixed",
+    doc: "The name stands for a set of this many volumes, NAME.1 to NAME.N, one per app instance. Fixed: replacing the set would destroy every member.",
   },
   {
     name: "secure",
@@ -266,7 +299,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: bool,
     default: false,
-    online: false,
+    status: { planned: "encryption at rest (no issue filed yet)" },
+    mutability: "replace",
     doc: "Encrypted at rest.",
   },
   {
@@ -275,7 +309,8 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: snapSchedule,
     default: [],
-    online: true,
+    status: { planned: "issue 15 (snapshots and backups)" },
+    mutability: "online",
     doc: 'Snapshot policies, in Portworx form with "#" for the inner comma.',
   },
   {
@@ -284,10 +319,17 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     aliases: [],
     kind: volumeName,
     default: undefined,
-    online: false,
+    status: { planned: "issue 15 (snapshots and clones)" },
+    mutability: "replace",
     doc: "Create the volume as a clone of this volume or snapshot.",
   },
 ];
+
+/** A key's doc line, saying so when it is not built yet: what the docs, the OpenAPI document and Terraform show. */
+export function keyDoc(key: VolumeKey): string {
+  if (key.status === "supported") return key.doc;
+  return `Not built yet (waits for ${key.status.planned}): only the default is accepted. ${key.doc}`;
+}
 
 /** Every accepted spelling, lower-cased: canonical key, aliases and field name. */
 const BY_NAME = new Map(

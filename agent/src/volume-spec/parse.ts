@@ -1,9 +1,11 @@
+import { isDeepStrictEqual } from "node:util";
 import { SpecError } from "../errors.js";
 import {
   DEFAULT_BLOCK_SIZE,
   lookupKey,
   type PartialVolumeSpec,
   VOLUME_KEYS,
+  type VolumeKey,
   type VolumeSpec,
 } from "./keys.js";
 import { isCollection } from "./kinds.js";
@@ -33,10 +35,24 @@ function readPairs(pairs: Iterable<readonly [string, unknown]>): Partial<VolumeS
     if (value === "" && !isCollection(def.kind)) throw new SpecError(def.name, "needs a value");
     spelledAs.set(def.name, name);
     given.set(def.name, value);
-    spec[def.field] = def.kind.parse(value, def.name);
+    spec[def.field] = parseKeyValue(def, value);
   }
   checkTogether(spec as Partial<VolumeSpec>, given);
   return spec as Partial<VolumeSpec>;
+}
+
+/**
+ * One key's value, read by its kind. A planned key's default is what every volume does, so it is accepted; any
+ * other value is refused, since nothing would act on it.
+ */
+export function parseKeyValue<K extends VolumeKey>(def: K, value: unknown): VolumeSpec[K["field"]] {
+  const parsed = def.kind.parse(value, def.name) as VolumeSpec[K["field"]];
+  if (def.status === "supported" || isDeepStrictEqual(parsed, def.default)) return parsed;
+  const only =
+    def.default === undefined
+      ? ""
+      : `; only ${def.kind.format(def.default as never) || "an empty value"}, the default, is accepted`;
+  throw new SpecError(def.name, `is not built yet: it waits for ${def.status.planned}${only}`);
 }
 
 /**
@@ -48,9 +64,6 @@ function checkTogether(spec: Partial<VolumeSpec>, given: Map<string, unknown> = 
   if (spec.size !== undefined && spec.size % blockSize !== 0) {
     const size = show(given.get("size") ?? spec.size);
     throw new SpecError("size", `must be a multiple of the block size (${blockSize}), not ${size}`);
-  }
-  if (spec.shared && spec.sharedv4) {
-    throw new SpecError("sharedv4", "cannot be true together with shared (pick one)");
   }
 }
 

@@ -3,5 +3,5 @@ export { LocalReplicas } from "./local-replicas.js";
 export { type AttachmentRecord, type ReplicaRecord, storeKeys, type VolumeRecord } from "./records.js";
 export { ReplicaAccess } from "./replica-access.js";
 export { ReplicaAuthority } from "./replica-authority.js";
-export { VolumeService, type VolumeServiceOptions, type VolumeUpdate } from "./service.js";
+export { VolumeService, type VolumeServiceOptions } from "./service.js";
 export type { VolumeView } from "./view.js";

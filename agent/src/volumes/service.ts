@@ -6,7 +6,12 @@ import type { ResyncProgress } from "../engine/index.js";
 import { ConflictError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import type { NodeIdentity } from "../transport/index.js";
-import { type PartialVolumeSpec, type VolumeSpec, withDefaults } from "../volume-spec/index.js";
+import {
+  effectiveChange,
+  type PartialVolumeSpec,
+  type VolumeChange,
+  withDefaults,
+} from "../volume-spec/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { LocalReplicas } from "./local-replicas.js";
 import { LocalVolumes } from "./local-volumes.js";
@@ -29,16 +34,6 @@ export interface VolumeServiceOptions {
   replicaTimeoutMs?: number;
   catalog: VolumeCatalog;
   logger: Logger;
-}
-
-/** Changes `volume update` makes. */
-export interface VolumeUpdate {
-  /** New size in bytes: grows only. */
-  size?: number;
-  /** New replication factor: replicas are added or removed online. */
-  repl?: VolumeSpec["repl"];
-  /** New labels, replacing the old ones. */
-  labels?: Record<string, string>;
 }
 
 /** A volume attached on this node, as /metrics shows it. */
@@ -237,13 +232,15 @@ export class VolumeService {
   }
 
   /**
-   * Changes a volume online. Size and replication need the engine: where the volume is attached here they go
-   * through it; where it is detached this node attaches it for the change; where it is attached on another node, a
-   * new `repl` is recorded and that node's engine adds or removes replicas on its next repair pass.
+   * Changes a volume in place: any key, as long as only `online` ones differ from the volume (effectiveChange).
+   * Size and replication need the engine: where the volume is attached here they go through it; where it is
+   * detached this node attaches it for the change; where it is attached on another node, a new `repl` is recorded
+   * and that node's engine adds or removes replicas on its next repair pass. I/O tuning applies at once here, and
+   * on another node at its next repair pass.
    */
-  async update(name: string, change: VolumeUpdate): Promise<VolumeView> {
+  async update(name: string, asked: VolumeChange): Promise<VolumeView> {
     const record = await this.options.catalog.get(name);
-    const { size, repl, labels } = change;
+    const { size, repl, ...recordOnly } = effectiveChange(record.spec, asked);
     if (size !== undefined) {
       if (size < record.spec.size) {
         throw new SpecError(
@@ -255,14 +252,10 @@ export class VolumeService {
         throw new SpecError("size", `must be a multiple of the block size (${record.spec.blockSize} bytes)`);
       }
     }
-    if (repl !== undefined && (!Number.isInteger(repl) || repl < 1 || repl > 3)) {
-      throw new SpecError("repl", "must be 1, 2 or 3");
-    }
-    const grows = size !== undefined && size !== record.spec.size;
     const updated = await this.local.serialize(record.id, async () => {
       const here = this.local.get(record.id);
       const attachment = here ? undefined : await this.options.catalog.attachment(record.id);
-      if (attachment && grows) {
+      if (attachment && size !== undefined) {
         throw new ConflictError(
           "volume.attached_elsewhere",
           `volume "${name}" is attached on ${attachment.node}: resize it there`,
@@ -271,13 +264,12 @@ export class VolumeService {
       }
       const next = await this.options.catalog.update(record.id, (r) => ({
         ...r,
-        spec: { ...r.spec, ...(repl !== undefined && { repl }), ...(labels !== undefined && { labels }) },
+        spec: { ...r.spec, ...recordOnly, ...(repl !== undefined && { repl }) },
       }));
-      const needsEngine = grows || (repl !== undefined && repl !== record.spec.repl);
-      if (!needsEngine || attachment) return next;
+      if ((size === undefined && repl === undefined) || attachment) return next;
       const entry = here ?? (await this.local.attach(next));
       try {
-        if (grows) await this.local.grow(record.id, size);
+        if (size !== undefined) await this.local.grow(record.id, size);
         entry.record = next;
         await entry.replicas.repair();
       } finally {
