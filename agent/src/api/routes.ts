@@ -1,6 +1,5 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
-import { SpecError } from "../errors.js";
 import { changeFromFields, ONLINE_KEYS, specFromInput, volumeKeysJsonSchema } from "../volume-spec/index.js";
 import type { VolumeService } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
