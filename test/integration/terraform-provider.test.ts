@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { type ApiVolume, GIB, hcl, ProviderFixture, providerBlock, volume } from "./terraform-support.js";
 
 // The real `terraform` CLI (1.11) runs the built provider (providers/bin, through dev_overrides) against a real
-// agent with a local store. Volumes have one replica here: terraform-replicas.test.ts changes replicas 2 -> 3 on
+// agent with a local store. Volumes have one replica here: key-walk.test.ts changes replicas 1 -> 2 (and every other key) on
 // a 3-node dev cluster.
 
 const fx = new ProviderFixture(test);
