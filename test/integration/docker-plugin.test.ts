@@ -136,10 +136,41 @@ test("mount writes files; containers share one mount; the last unmount unmounts 
   await ok("/VolumeDriver.Unmount", { Name: spec, ID: "c3" });
 });
 
+test("scale=3 through Docker and through REST make the same set: NAME.1 to NAME.3, each with the same spec", async () => {
+  await ok("/VolumeDriver.Create", { Name: "name=dset,size=32M,scale=3,io_priority=high", Opts: null });
+  const rest = await agent.api("POST", "/v1/volumes", {
+    spec: "name=rset,size=32M,scale=3,io_priority=high",
+  });
+  assert.is(rest.status, 201, JSON.stringify(rest.body));
+  const fromRest = rest.body as {
+    name: string;
+    scale: number;
+    members: Array<{ name: string; spec: string }>;
+  };
+  const fromDocker = (await agent.api("GET", "/v1/volume-sets/dset")).body as typeof fromRest;
+  const shape = (set: typeof fromRest) =>
+    set.members.map((m) => [m.name.replace(`${set.name}.`, ""), m.spec.replace(`name=${m.name},`, "")]);
+  assert.equal([fromRest.name, fromRest.scale, fromDocker.scale], ["rset", 3, 3]);
+  assert.equal(
+    shape(fromRest).map(([index]) => index),
+    ["1", "2", "3"],
+  );
+  assert.equal(shape(fromDocker), shape(fromRest));
+  assert.match(fromRest.members[0]?.spec ?? "", "scale=3");
+  const again = await agent.api("POST", "/v1/volumes", { spec: "name=rset,scale=3" });
+  assert.equal(
+    [again.status, (again.body as { error: { code: string } }).error.code],
+    [409, "volume.exists"],
+  );
+  for (const set of ["dset", "rset"])
+    assert.is((await agent.api("DELETE", `/v1/volume-sets/${set}`)).status, 204);
+  assert.is((await agent.api("GET", "/v1/volume-sets/rset")).status, 404);
+});
+
 test("scale=2: each new container gets its own member, a third is refused, a freed one is reused", async () => {
   const spec = "name=cache,size=32M,scale=2";
   await ok("/VolumeDriver.Create", { Name: spec, Opts: null });
-  assert.is((await inspect("cache.1")).scale, 2, "the set is recorded by its first member");
+  assert.is((await inspect("cache.2")).scale, 2, "every member is made at create");
 
   const a = String((await ok("/VolumeDriver.Mount", { Name: spec, ID: "a" })).Mountpoint);
   const b = String((await ok("/VolumeDriver.Mount", { Name: spec, ID: "b" })).Mountpoint);

@@ -184,11 +184,34 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes",
-      summary: "Creates a volume from an inline spec and/or separate keys.",
+      summary:
+        "Creates a volume from an inline spec and/or separate keys. With `scale` above 1 it creates the set NAME.1 to NAME.N and answers with the set (`name`, `scale`, `members`), as GET /v1/volume-sets/NAME does.",
       body: CreateBody,
       documentedBody: createBodyDocument(),
       status: 201,
-      handler: ({ body: { spec, ...fields } }) => volumes.create(specFromInput(spec, fields)),
+      handler: ({ body: { spec, ...fields } }) => {
+        const asked = specFromInput(spec, fields);
+        return (asked.scale ?? 1) > 1 ? volumes.createSet(asked) : volumes.create(asked);
+      },
+    }),
+    route({
+      method: "GET",
+      url: "/v1/volume-sets/:name",
+      summary: "A volume set (a name created with scale above 1): its scale and its members.",
+      params: NameParams,
+      handler: ({ params }) => volumes.inspectSet(params.name),
+    }),
+    route({
+      method: "DELETE",
+      url: "/v1/volume-sets/:name",
+      summary:
+        "Deletes every member of a volume set; refused, deleting nothing, while any member is attached.",
+      params: NameParams,
+      status: 204,
+      handler: async ({ params }) => {
+        await volumes.deleteSet(params.name);
+        return null;
+      },
     }),
     route({
       method: "GET",

@@ -5,3 +5,10 @@ export { ReplicaAccess } from "./replica-access.js";
 export { ReplicaAuthority } from "./replica-authority.js";
 export { VolumeService, type VolumeServiceOptions } from "./service.js";
 export type { VolumeView } from "./view.js";
+export {
+  checkSetName,
+  memberName,
+  memberSpec,
+  membersOf,
+  type VolumeSetView,
+} from "./volume-set.js";

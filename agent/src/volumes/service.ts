@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import type { Logger } from "pino";
 import { placementFor, placeReplicas } from "../cluster/index.js";
 import type { ResyncProgress } from "../engine/index.js";
-import { ConflictError, SpecError } from "../errors.js";
+import { ConflictError, NotFoundError, SpecError } from "../errors.js";
 import { cleanupStale } from "../frontend/index.js";
 import type { NodeIdentity } from "../transport/index.js";
 import {
@@ -18,6 +18,7 @@ import { LocalVolumes } from "./local-volumes.js";
 import type { ReplicaRecord, VolumeRecord } from "./records.js";
 import type { ReplicaAccess } from "./replica-access.js";
 import { canonicalSpec, type VolumeView, viewOf } from "./view.js";
+import { checkSetName, memberName, memberSpec, membersOf, type VolumeSetView } from "./volume-set.js";
 
 export interface VolumeServiceOptions {
   /** This node's id. */
@@ -119,6 +120,56 @@ export class VolumeService {
       for (const r of replicas) await access.destroy(r.node, volumeId).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Creates a set (scale > 1): every member, `NAME.1` to `NAME.N`, each placed as create places one volume. Refused
+   * when a volume has the set's name or any member's; a member that fails to be made takes the ones made before
+   * it with it, so a set is all there or not at all.
+   */
+  async createSet(partial: PartialVolumeSpec): Promise<VolumeSetView> {
+    const scale = partial.scale ?? 1;
+    if (scale < 2) throw new SpecError("scale", `must be more than 1 for a set, not ${scale}`);
+    checkSetName(partial);
+    const set = { ...partial, scale };
+    const names = [set.name, ...Array.from({ length: scale }, (_, i) => memberName(set.name, i + 1))];
+    for (const name of names) {
+      if (await this.options.catalog.find(name)) {
+        throw new ConflictError("volume.exists", `volume "${name}" already exists`, "name");
+      }
+    }
+    const members: VolumeView[] = [];
+    try {
+      for (let i = 1; i <= scale; i++) members.push(await this.create(memberSpec(set, i)));
+    } catch (err) {
+      for (const m of members) await this.delete(m.name).catch(() => undefined);
+      throw err;
+    }
+    return { name: set.name, scale, members };
+  }
+
+  /** The set called `name`: its members as they are (NotFoundError when it has none). */
+  async inspectSet(name: string): Promise<VolumeSetView> {
+    const volumes = await this.list();
+    const first = volumes.find((v) => v.name === memberName(name, 1));
+    const members = first ? membersOf(volumes, name, first.scale) : [];
+    if (!first || first.scale < 2) throw new NotFoundError("volume_set", name);
+    return { name, scale: first.scale, members };
+  }
+
+  /** Deletes every member of a set; refused, deleting nothing, while any member is attached. */
+  async deleteSet(name: string): Promise<void> {
+    const { members } = await this.inspectSet(name);
+    const busy = members.filter((m) => m.attachedOn !== null);
+    if (busy.length > 0) {
+      const where = busy.map((m) => `${m.name} on ${m.attachedOn}`).join(", ");
+      throw new ConflictError(
+        "volume.attached",
+        `set "${name}" has volumes in use: ${where}; unmount them first`,
+        "name",
+      );
+    }
+    for (const m of members) await this.delete(m.name);
   }
 
   async list(): Promise<VolumeView[]> {

@@ -263,7 +263,15 @@ function specFromParameters(name: string, parameters: Record<string, string>): P
       );
     }
   }
-  return { ...specFromFields(keys), ...specFromFields({ name }), name };
+  const spec = { ...specFromFields(keys), ...specFromFields({ name }), name };
+  // A CSI volume is one volume; a set would need NodePublish to pick a member per pod, which is not built.
+  if ((spec.scale ?? 1) > 1) {
+    throw new CsiError(
+      status.INVALID_ARGUMENT,
+      `parameters: scale=${spec.scale} makes a set of volumes, which CSI cannot serve yet; give each pod its own claim (a StatefulSet's volumeClaimTemplates)`,
+    );
+  }
+  return spec;
 }
 
 function zonesOf(topologies: Topology[]): string[] {

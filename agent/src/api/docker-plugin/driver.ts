@@ -1,8 +1,14 @@
 import type { Logger } from "pino";
 import { ConflictError, HoldfastError, NotFoundError, OperationError } from "../../errors.js";
 import { type PartialVolumeSpec, parseSpec } from "../../volume-spec/index.js";
-import type { VolumeService, VolumeView } from "../../volumes/index.js";
-import { checkCompatible, memberIndex, memberName, readDockerName } from "./names.js";
+import {
+  memberName,
+  memberSpec,
+  membersOf,
+  type VolumeService,
+  type VolumeView,
+} from "../../volumes/index.js";
+import { checkCompatible, readDockerName } from "./names.js";
 
 /** A Docker volume name read: one volume, or a set of up to `scale` volumes (`scale=N` in the spec). */
 type Target =
@@ -26,8 +32,8 @@ export interface DockerVolume {
  * A name with `scale=N` stands for the set `NAME.1` ... `NAME.N`; each Mount for a new container takes a member
  * that no other container uses: a detached one, else one attached on a node that is down (VolumeService.mount
  * takes it over, or refuses when that node is alive), else a new one. Every member keeps `scale=N` in its own
- * spec, which is how a bare name (`docker volume create --name cache -o scale=3`) is known as a set later; a set
- * is recorded by creating its first member.
+ * spec, which is how a bare name (`docker volume create --name cache -o scale=3`) is known as a set later. Create
+ * makes every member at once (VolumeService.createSet), as the REST API, CSI and Terraform do.
  */
 export class DockerVolumeDriver {
   /** Container IDs holding each volume mounted here through this plugin, by volume name. */
@@ -57,7 +63,16 @@ export class DockerVolumeDriver {
           "scale",
         );
       }
-      await this.ensure({ ...target.asked, name: memberName(target.name, 1) });
+      if ((await this.members(target)).length === 0) {
+        try {
+          await this.volumes.createSet({ ...target.asked, scale: target.scale });
+          return;
+        } catch (err) {
+          // Another node made it first (two containers of one app starting at once): fine if it matches.
+          if (!(err instanceof ConflictError && err.code === "volume.exists")) throw err;
+        }
+      }
+      for (const member of await this.members(target)) checkCompatible(member, target.asked);
     });
   }
 
@@ -212,9 +227,10 @@ export class DockerVolumeDriver {
     const detached = members.filter((m) => m.attachedOn === null).sort(localFirst);
     const elsewhere = members.filter((m) => m.attachedOn !== null && m.attachedOn !== this.nodeId);
     const taken = new Set(members.map((m) => m.name));
-    const missing = Array.from({ length: set.scale }, (_, i) => memberName(set.name, i + 1)).filter(
-      (name) => !taken.has(name),
-    );
+    // Members deleted one by one since the set was made are made again, as the set's own.
+    const missing = Array.from({ length: set.scale }, (_, i) =>
+      memberSpec({ ...set.asked, scale: set.scale }, i + 1),
+    ).filter((spec) => !taken.has(spec.name));
     const refusals: string[] = [];
     for (const m of [...detached, ...elsewhere]) {
       try {
@@ -225,10 +241,10 @@ export class DockerVolumeDriver {
         refusals.push(err.message);
       }
     }
-    for (const name of missing) {
+    for (const spec of missing) {
       try {
-        await this.volumes.create({ ...set.asked, name, scale: set.scale });
-        return await this.volumes.mount(name);
+        await this.volumes.create(spec);
+        return await this.volumes.mount(spec.name);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         refusals.push(err.message);
@@ -257,12 +273,7 @@ export class DockerVolumeDriver {
 
   /** The existing members of a set, by index. */
   private async members(set: Extract<Target, { kind: "set" }>): Promise<VolumeView[]> {
-    return (await this.volumes.list())
-      .filter((v) => memberIndex(set.name, set.scale, v.name) !== undefined)
-      .sort(
-        (a, b) =>
-          (memberIndex(set.name, set.scale, a.name) ?? 0) - (memberIndex(set.name, set.scale, b.name) ?? 0),
-      );
+    return membersOf(await this.volumes.list(), set.name, set.scale);
   }
 
   /** The volume called `name` (a name, not an id), or undefined. */

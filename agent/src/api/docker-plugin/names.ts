@@ -1,9 +1,6 @@
 import { ConflictError, SpecError } from "../../errors.js";
 import { lookupKey, type PartialVolumeSpec, parseSpec, specFromFields } from "../../volume-spec/index.js";
-import type { VolumeView } from "../../volumes/index.js";
-
-/** Longest volume name (volume-spec/names.ts): a set's member names must fit in it too. */
-const MAX_NAME = 63;
+import { checkSetName, type VolumeView } from "../../volumes/index.js";
 
 /**
  * What a Docker volume name asks for: Docker keeps calling a volume by the string it was created with, which is
@@ -24,28 +21,8 @@ export function readDockerName(given: string, opts: Record<string, string> = {})
     }
   }
   const spec = { ...fromName, ...fromOpts, name: fromName.name };
-  const scale = spec.scale ?? 1;
-  if (scale > 1 && `${spec.name}.${scale}`.length > MAX_NAME) {
-    throw new SpecError(
-      "name",
-      `too long for scale=${scale}: member names such as "${spec.name}.${scale}" must fit in ${MAX_NAME} characters`,
-    );
-  }
+  checkSetName(spec);
   return spec;
-}
-
-/** Member `index` (1-based) of the set called `base`: `cache.1`, `cache.2`, ... */
-export function memberName(base: string, index: number): string {
-  return `${base}.${index}`;
-}
-
-/** The index of `name` in the set called `base` of `scale` members, or undefined when it is not one of them. */
-export function memberIndex(base: string, scale: number, name: string): number | undefined {
-  if (!name.startsWith(`${base}.`)) return undefined;
-  const index = Number(name.slice(base.length + 1));
-  return Number.isInteger(index) && index >= 1 && index <= scale && name === memberName(base, index)
-    ? index
-    : undefined;
 }
 
 /** `key=value` as a spec writes it, for messages and comparisons. */
