@@ -172,6 +172,11 @@ export class HoldfastVolume extends cdktf.TerraformResource {
     return this.getStringMapAttribute("labels");
   }
 
+  /** With `scale` above 1 the resource is a set of volumes: their names, NAME.1 to NAME.N. Null for one volume. */
+  get members(): string[] {
+    return this.getListAttribute("members");
+  }
+
   /** The volume's name (volume name: 1-63 letters, digits, "_", "-", "." starting with a letter or digit). Required unless `spec` is given. Changing it replaces the volume. */
   get name(): string {
     return this.getStringAttribute("name");

@@ -4,11 +4,11 @@ import { createSecureContext, rootCertificates } from "node:tls";
 import got, { type Agents, type Got, HTTPError, type RequestError } from "got";
 import type { NodeStatus } from "../../agent/src/cluster/index.js";
 import { schemeHint, type TlsProblem, tlsProblem } from "../../agent/src/transport/tls-trust.js";
-import type { VolumeView } from "../../agent/src/volumes/index.js";
+import type { VolumeSetView, VolumeView } from "../../agent/src/volumes/index.js";
 import type { Logger } from "./plugin/log.js";
 import { type Diagnostic, error } from "./protocol/index.js";
 
-export type { NodeStatus, VolumeView };
+export type { NodeStatus, VolumeSetView, VolumeView };
 
 /** The agent's `GET /v1/cluster`. */
 export interface ClusterView {
@@ -200,8 +200,29 @@ export class HoldfastClient {
     }
   }
 
-  createVolume(body: Record<string, unknown>, signal?: AbortSignal): Promise<VolumeView> {
+  /** Creates a volume, or with `scale` above 1 a set, which the agent answers with instead. */
+  createVolume(body: Record<string, unknown>, signal?: AbortSignal): Promise<VolumeView | VolumeSetView> {
     return this.call("POST", "v1/volumes", signal, body);
+  }
+
+  /** One volume set by name, or null when it has no members. */
+  async volumeSet(name: string, signal?: AbortSignal): Promise<VolumeSetView | null> {
+    try {
+      return await this.call<VolumeSetView>("GET", `v1/volume-sets/${encodeURIComponent(name)}`, signal);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /** Deletes every member of a set; a set that is already gone counts as deleted. */
+  async deleteVolumeSet(name: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.call("DELETE", `v1/volume-sets/${encodeURIComponent(name)}`, signal);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return;
+      throw err;
+    }
   }
 
   /** Changes a volume in place: `{size}`, `{repl}`, `{labels}` and the other keys the agent can change online. */

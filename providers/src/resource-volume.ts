@@ -1,6 +1,6 @@
 import type { VolumeSpec } from "../../agent/src/volume-spec/index.js";
 import { formatSize, parseSpec, specFromFields, withDefaults } from "../../agent/src/volume-spec/index.js";
-import { apiDiagnostic, HoldfastClient, type VolumeView } from "./client.js";
+import { apiDiagnostic, HoldfastClient, type VolumeSetView, type VolumeView } from "./client.js";
 import {
   type AttributeSchema,
   type Diagnostic,
@@ -33,7 +33,7 @@ import {
  */
 
 /** Attributes only the agent sets. */
-const COMPUTED = ["id", "state", "replica_nodes", "attached_node", "created_at"] as const;
+const COMPUTED = ["id", "state", "replica_nodes", "attached_node", "created_at", "members"] as const;
 
 const NAME = VOLUME_ATTRIBUTES.find((attr) => attr.key.field === "name") as VolumeAttribute;
 const SIZE = VOLUME_ATTRIBUTES.find((attr) => attr.key.field === "size") as VolumeAttribute;
@@ -75,6 +75,11 @@ const schema = {
     computed("replica_nodes", ["list", "string"], "Nodes that hold a replica of the volume."),
     computed("attached_node", "string", "The node the volume is attached on, or null."),
     computed("created_at", "string", "When the volume was created (RFC 3339)."),
+    computed(
+      "members",
+      ["list", "string"],
+      "With `scale` above 1 the resource is a set of volumes: their names, NAME.1 to NAME.N. Null for one volume.",
+    ),
   ] satisfies AttributeSchema[],
   blocks: [timeoutsBlock],
 };
@@ -251,8 +256,41 @@ function plan({ prior, config }: { prior: ObjectValue | null; config: ObjectValu
 
 // Create, read, update, delete, import.
 
+/** A volume as the resource sees it: one volume, or a set shown as one (see asView). */
+type ResourceView = VolumeView & { members?: string[] };
+
+/**
+ * A set as one resource: its first member's keys under the set's name (every member has the same ones), the
+ * set's name as its id, every member's replicas, attached while any member is.
+ */
+function asView(answer: VolumeView | VolumeSetView): ResourceView {
+  if (!("members" in answer)) return answer;
+  const [first] = answer.members;
+  if (!first) throw new Error(`volume set ${answer.name} has no members`);
+  return {
+    ...first,
+    id: answer.name,
+    name: answer.name,
+    state: answer.members.some((m) => m.state === "attached") ? "attached" : "detached",
+    attachedOn: null,
+    replicas: answer.members.flatMap((m) => m.replicas),
+    members: answer.members.map((m) => m.name),
+  };
+}
+
+const isSet = (state: ObjectValue | null) => typeof state?.scale === "number" && state.scale > 1;
+
+/** The volume or set `state` describes, as it is now; null when it is gone. */
+async function fetchView(client: HoldfastClient, state: ObjectValue, signal: AbortSignal) {
+  if (isSet(state)) {
+    const set = await client.volumeSet(String(state.name), signal);
+    return set && asView(set);
+  }
+  return client.volume(String(state.id ?? state.name), signal);
+}
+
 /** The state for a volume as the agent shows it, keeping `base`'s spelling of each value that is the same. */
-function stateFromView(view: VolumeView, base: ObjectValue | null): ObjectValue {
+function stateFromView(view: ResourceView, base: ObjectValue | null): ObjectValue {
   const state: ObjectValue = { id: view.id, spec: base?.spec ?? null, timeouts: base?.timeouts ?? null };
   for (const attr of VOLUME_ATTRIBUTES) {
     const actual = toTerraform(attr, view[attr.key.field]);
@@ -264,6 +302,7 @@ function stateFromView(view: VolumeView, base: ObjectValue | null): ObjectValue 
   state.replica_nodes = view.replicas.map((replica) => replica.node);
   state.attached_node = view.attachedOn;
   state.created_at = view.createdAt;
+  state.members = view.members ?? null;
   return state;
 }
 
@@ -306,18 +345,18 @@ async function create(
   planned: ObjectValue,
   config: ObjectValue,
 ) {
-  const view = await client.createVolume(createBody(config), signal);
+  const view = asView(await client.createVolume(createBody(config), signal));
   return stateFromView(view, planned);
 }
 
 async function update(client: HoldfastClient, signal: AbortSignal, prior: ObjectValue, planned: ObjectValue) {
-  const id = String(prior.id);
   const body = updateBody(prior, planned);
-  const view =
-    Object.keys(body).length > 0
-      ? await client.updateVolume(id, body, signal)
-      : await client.volume(id, signal);
-  if (!view) throw new Error(`volume ${id} no longer exists`);
+  if (Object.keys(body).length > 0) {
+    const targets = isSet(prior) ? ((prior.members ?? []) as string[]) : [String(prior.id)];
+    for (const target of targets) await client.updateVolume(target, body, signal);
+  }
+  const view = await fetchView(client, prior, signal);
+  if (!view) throw new Error(`volume ${String(prior.name)} no longer exists`);
   return stateFromView(view, planned);
 }
 
@@ -334,7 +373,8 @@ async function apply(
   if (!(client instanceof HoldfastClient)) return { value: prior, diagnostics: [client] };
   try {
     if (planned === null) {
-      await client.deleteVolume(String(prior?.id), signal);
+      if (isSet(prior)) await client.deleteVolumeSet(String(prior?.name), signal);
+      else await client.deleteVolume(String(prior?.id), signal);
       return { value: null, diagnostics: [] };
     }
     if (prior === null)
@@ -370,7 +410,7 @@ async function read(ctx: ProviderContext, state: ObjectValue): Promise<Result<Ob
   const client = ctx.client();
   if (!(client instanceof HoldfastClient)) return { value: state, diagnostics: [client] };
   try {
-    const view = await client.volume(String(state.id ?? state.name), ctx.stopSignal);
+    const view = await fetchView(client, state, ctx.stopSignal);
     // Gone behind Terraform's back: a null state makes the next plan create it again.
     return { value: view ? stateFromView(view, state) : null, diagnostics: [] };
   } catch (err) {
@@ -395,7 +435,9 @@ async function importVolume(ctx: ProviderContext, id: string): Promise<Result<Ob
     }
   }
   try {
-    const view = await client.volume(name, ctx.stopSignal);
+    const found =
+      (await client.volume(name, ctx.stopSignal)) ?? (await client.volumeSet(name, ctx.stopSignal));
+    const view = found && asView(found);
     if (!view)
       return {
         value: null,

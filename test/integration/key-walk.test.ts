@@ -194,6 +194,39 @@ test("Terraform: online keys update in place, replace keys plan a replacement, f
   await tf.apply();
 });
 
+test("scale=3 through Terraform makes the set REST makes; an online change reaches every member", async () => {
+  const shape = (members: Array<{ name: string; spec: string }>, base: string) =>
+    members.map((m) => [m.name.replace(`${base}.`, ""), m.spec.replace(`name=${m.name},`, "")]);
+  assert.is((await api("POST", "/v1/volumes", { spec: "name=rset,size=32M,scale=3" })).status, 201);
+  const rest = (await api("GET", "/v1/volume-sets/rset")).body as unknown as {
+    members: Array<{ name: string; spec: string }>;
+  };
+  await tf.write({
+    "main.tf": `${providerBlock()}resource "holdfast_volume" "set" {\n  spec = "name=tset,size=32M,scale=3"\n}\n`,
+  });
+  await tf.apply();
+  const made = (await api("GET", "/v1/volume-sets/tset")).body as unknown as typeof rest;
+  assert.equal(shape(made.members, "tset"), shape(rest.members, "rset"));
+  assert.match(
+    await tf.ok("state", "show", "-no-color", "holdfast_volume.set"),
+    /members\s+= \[\s+"tset\.1",\s+"tset\.2",\s+"tset\.3",/,
+  );
+  assert.is((await tf.plan()).code, 0, "no changes after the create");
+
+  await tf.write({
+    "main.tf": `${providerBlock()}resource "holdfast_volume" "set" {\n  spec = "name=tset,size=32M,scale=3,io_profile=db"\n}\n`,
+  });
+  const plan = await tf.plan();
+  assert.match(plan.stdout, "update in-place");
+  await tf.apply();
+  for (const index of [1, 2, 3]) assert.is((await inspect(`tset.${index}`)).ioProfile, "db");
+  assert.is((await tf.plan()).code, 0);
+  await tf.write({ "main.tf": providerBlock() });
+  await tf.apply();
+  assert.is((await api("GET", "/v1/volume-sets/tset")).status, 404, "destroy deleted every member");
+  assert.is((await api("DELETE", "/v1/volume-sets/rset")).status, 204);
+});
+
 test("import then plan is empty, for a volume declared as a spec and as attributes", async () => {
   const spec = "name=walk-imp-spec,size=2G,repl=2,io_profile=db,labels=app:pg";
   assert.is((await api("POST", "/v1/volumes", { spec })).status, 201);
