@@ -1,17 +1,17 @@
-import { type AgentConfigInput, AgentConfigSchema } from "../agent/src/config/index.js";
+import {
+  type AgentConfigInput,
+  AgentConfigSchema,
+  type SharedSettingName,
+} from "../agent/src/config/index.js";
 import { SpecError } from "../agent/src/errors.js";
 import type { IConstruct } from "./cdktf.js";
 
 /**
- * The agent settings a construct passes through unchanged to every node's agent config. Typed from the agent's
- * own schema (agent/src/config), so a renamed or retyped key fails to compile here instead of at boot.
+ * The agent settings a construct passes through unchanged to every node's agent config: the rows of the agent's
+ * settings table (agent/src/config/settings.ts) whose scope is `shared`, typed by their schemas, so a new shared
+ * setting is a prop with no edit here and a renamed or retyped one fails to compile instead of at boot.
  */
-export type AgentSettings = Partial<
-  Pick<
-    AgentConfigInput,
-    "dataDir" | "mountDir" | "leaseTtl" | "logLevel" | "inlineIo" | "pluginSocket" | "csiSocket"
-  >
->;
+export type AgentSettings = Partial<Pick<AgentConfigInput, SharedSettingName>>;
 
 /** The agent's state directory on every node unless `agent.dataDir` says otherwise. */
 export const DEFAULT_DATA_DIR = "/var/lib/holdfast";

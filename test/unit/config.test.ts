@@ -1,11 +1,19 @@
 import { rejects } from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { joinHostPort, loadAgentConfig, splitHostPort } from "../../agent/src/config/index.js";
+import { buildProgram } from "../../agent/src/cli/program.js";
+import {
+  AGENT_SETTINGS,
+  joinHostPort,
+  loadAgentConfig,
+  splitHostPort,
+} from "../../agent/src/config/index.js";
 import { SpecError } from "../../agent/src/errors.js";
+import { renderSettingsDoc, SETTINGS_DOC_PATH } from "../../scripts/gen-settings-docs.js";
 
 test("defaults fill in, flags override the file, paths become absolute", async () => {
   const dir = await mkdtemp(join(tmpdir(), "hf-config-"));
@@ -85,6 +93,46 @@ test("a config file that is not JSON names the file", async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** `holdfast agent ARGS` up to the config check: every case here fails there, before anything starts. */
+async function agentRefuses(args: string[], field: string): Promise<void> {
+  const program = buildProgram();
+  await rejects(
+    () => program.parseAsync(["node", "holdfast", "agent", ...args]),
+    (err: unknown) => err instanceof SpecError && err.field === field,
+    `${args.join(" ")} should be refused naming ${field}`,
+  );
+}
+
+test("every setting but the secret token is a flag of `holdfast agent`, reaching the setting it names", async () => {
+  const agent = buildProgram().commands.find((c) => c.name() === "agent");
+  const help = agent?.helpInformation() ?? "";
+  for (const [name, row] of Object.entries(AGENT_SETTINGS)) {
+    if (row.flag && "none" in row.flag) assert.not.match(help, `--${name}`, name);
+  }
+  assert.match(help, "--no-inline-io");
+  assert.match(help, "--lease-ttl <seconds>");
+  assert.match(help, "(default 5)");
+  // Each fails the schema under the setting's own name, so the flag reached that setting.
+  await agentRefuses(["--data-dir", "/x", "--pool", "a", "--pool", ""], "pools.1");
+  await agentRefuses(["--data-dir", "/x", "--certificate-name", "not a name"], "certificateNames.0");
+  await agentRefuses(["--data-dir", "/x", "--lease-ttl", "1"], "leaseTtl");
+  await agentRefuses(["--api", "127.0.0.1:9001"], "dataDir");
+});
+
+test("a switch left off does not override the config file (commander's default for --no-inline-io is true)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hf-config-"));
+  try {
+    await writeFile(join(dir, "agent.json"), JSON.stringify({ dataDir: dir, inlineIo: "yes" }));
+    await agentRefuses(["--config", join(dir, "agent.json")], "inlineIo");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("docs/agent-settings.md is what scripts/gen-settings-docs.ts writes from the table", () => {
+  assert.fixture(readFileSync(SETTINGS_DOC_PATH, "utf8"), renderSettingsDoc());
 });
 
 test.run();

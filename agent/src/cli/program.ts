@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import pino from "pino";
 import type { NodeStatus } from "../cluster/index.js";
-import { type AgentConfigInput, loadAgentConfig } from "../config/index.js";
+import { loadAgentConfig, settingFlags } from "../config/index.js";
 import { ConflictError } from "../errors.js";
 import { startAgent } from "../node-agent.js";
 import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
@@ -43,115 +43,41 @@ export function buildProgram(): Command {
       caFile: program.opts().ca ?? (process.env.HOLDFAST_CA || undefined),
     });
 
-  program
+  const agentCommand = program
     .command("agent")
-    .description("run the node agent in the foreground")
-    .option("--config <file>", "JSON file with the same settings as the flags (flags win)")
-    .option("--data-dir <dir>", "directory for the agent's state")
-    .option(
-      "--store <store>",
-      'metadata store: "local" or etcds://HOST:PORT[,HOST:PORT] (etcd over mutual TLS)',
-    )
-    .option("--etcd-ca <file>", "PEM file of the CA that signed etcd's certificates")
-    .option("--etcd-cert <file>", "PEM file of the etcd client certificate (its CN is the etcd user)")
-    .option("--etcd-key <file>", "PEM file of the etcd client certificate's key")
-    .option("--etcd-plain-http", "allow etcd:// (plain HTTP, no client certificate): a lab only")
-    .option("--cluster <name>", "the cluster's name in the store (default: default)")
-    .option("--node-id <id>", "this node's id (default: the host name)")
-    .option("--api <host:port>", "REST API address (default 127.0.0.1:9001)")
-    .option(
-      "--api-plain-http",
-      "without a cluster certificate, serve plain HTTP beyond loopback (a lab: tokens in clear)",
-    )
-    .option("--pool <dir>", "storage pool directory (repeatable; default <data-dir>/pool)", collect)
-    .option("--zone <zone>", "failure domain: zone")
-    .option("--rack <rack>", "failure domain: rack")
-    .option("--lease-ttl <seconds>", "seconds until a silent node counts as down (default 5)", Number)
-    .option("--replication <host:port>", "replication port, mutual TLS (default: API host, API port + 1)")
-    .option("--tls-dir <dir>", "this node's ca.crt, node.crt, node.key (default <data-dir>/tls)")
-    .option(
-      "--join-token <token-or-file>",
-      "a one-time join token, or a file holding one: without a certificate, the node asks the signer with it",
-    )
-    .option(
-      "--identity-document <file>",
-      'a cloud identity document, {"document", "signature"}: without a certificate or join token, the node asks with it',
-    )
-    .option(
-      "--replica-timeout <seconds>",
-      "seconds a node may be down before its replicas are rebuilt elsewhere (default 600)",
-      Number,
-    )
-    .option(
-      "--quarantine-ttl <seconds>",
-      "seconds a quarantined replica is kept before it is destroyed (default 604800: 7 days)",
-      Number,
-    )
-    .option(
-      "--adopt-identity",
-      "start although the node id, cluster or store differs from what the data dir recorded, and record the new one",
-    )
-    .option(
-      "--mount-dir <dir>",
-      "the mount root: default parent of mount points, and where API mounts must be (default /var/lib/holdfast/mounts)",
-    )
-    .option(
-      "--api-request-timeout <seconds>",
-      "seconds a client has to send a whole API request (default 30)",
-      Number,
-    )
-    .option("--api-max-connections <n>", "API connections open at once (default 256)", Number)
-    .option(
-      "--plugin-socket <path>",
-      'Docker volume plugin socket, or "none" (default /run/docker/plugins/holdfast.sock)',
-    )
-    .option("--csi-socket <path>", 'CSI plugin socket, or "none" (default /run/holdfast/csi.sock)')
-    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
-    .action(async (opts) => {
-      const flags: Partial<AgentConfigInput> = {
-        dataDir: opts.dataDir,
-        store: opts.store,
-        etcdCa: opts.etcdCa,
-        etcdCert: opts.etcdCert,
-        etcdKey: opts.etcdKey,
-        etcdPlainHttp: opts.etcdPlainHttp,
-        cluster: opts.cluster,
-        nodeId: opts.nodeId,
-        api: opts.api,
-        apiPlainHttp: opts.apiPlainHttp,
-        pools: opts.pool,
-        zone: opts.zone,
-        rack: opts.rack,
-        mountDir: opts.mountDir,
-        apiRequestTimeout: opts.apiRequestTimeout,
-        apiMaxConnections: opts.apiMaxConnections,
-        leaseTtl: opts.leaseTtl,
-        replication: opts.replication,
-        tlsDir: opts.tlsDir,
-        joinToken: opts.joinToken,
-        identityDocument: opts.identityDocument,
-        replicaTimeout: opts.replicaTimeout,
-        quarantineTtl: opts.quarantineTtl,
-        adoptIdentity: opts.adoptIdentity,
-        pluginSocket: opts.pluginSocket,
-        csiSocket: opts.csiSocket,
-        logLevel: opts.logLevel,
+    .description("run the node agent in the foreground (settings: docs/agent-settings.md)")
+    .option("--config <file>", "JSON file with the same settings as the flags (flags win)");
+  // One flag per setting, from the settings table that also builds the config schema.
+  const settingOptions = settingFlags().map((flag) => {
+    const option = new Option(flag.flags, flag.help);
+    if (flag.value === "number") option.argParser(Number);
+    if (flag.value === "list") option.argParser(collect);
+    agentCommand.addOption(option);
+    // `--pool` is commander's `pool`; the setting is `pools`.
+    return { setting: flag.name, key: option.attributeName() };
+  });
+  agentCommand.action(async (opts: Record<string, unknown>, cmd: Command) => {
+    // Only what was given on the command line: commander's own defaults (a --no- switch's true) would
+    // otherwise override the config file.
+    const flags: Record<string, unknown> = {};
+    for (const { setting, key } of settingOptions) {
+      if (cmd.getOptionValueSource(key) === "cli") flags[setting] = opts[key];
+    }
+    const config = await loadAgentConfig({ file: opts.config as string | undefined, flags });
+    const logger = pino({ level: config.logLevel });
+    const agent = await startAgent(config, logger);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, "stopping");
+        agent.stop().then(resolve, (err) => {
+          logger.error({ err }, "stop failed");
+          resolve();
+        });
       };
-      const config = await loadAgentConfig({ file: opts.config, flags });
-      const logger = pino({ level: config.logLevel });
-      const agent = await startAgent(config, logger);
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          logger.info({ signal }, "stopping");
-          agent.stop().then(resolve, (err) => {
-            logger.error({ err }, "stop failed");
-            resolve();
-          });
-        };
-        process.once("SIGTERM", () => stop("SIGTERM"));
-        process.once("SIGINT", () => stop("SIGINT"));
-      });
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
     });
+  });
 
   registerVolumeCommands(program, { client, format });
   registerDevCommands(program, { format });

@@ -2,11 +2,17 @@ export {
   type AgentConfig,
   type AgentConfigInput,
   AgentConfigSchema,
-  HostPort,
-  joinHostPort,
   loadAgentConfig,
   loadStoreSettings,
-  Name,
   type StoreSettings,
-  splitHostPort,
 } from "./config.js";
+export {
+  AGENT_SETTINGS,
+  defaultOf,
+  type Setting,
+  type SettingFlag,
+  type SettingName,
+  type SharedSettingName,
+  settingFlags,
+} from "./settings.js";
+export { HostPort, joinHostPort, Name, splitHostPort } from "./values.js";

@@ -9,7 +9,7 @@ import {
   verify,
 } from "node:crypto";
 import { z } from "zod";
-import { Name } from "../config/config.js";
+import { Name } from "../config/index.js";
 import { SpecError } from "../errors.js";
 import type { MetaStore } from "../meta/index.js";
 

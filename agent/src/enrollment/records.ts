@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Name } from "../config/config.js";
+import { Name } from "../config/index.js";
 
 /** Store keys of enrollment, under the cluster's root (`/holdfast/<cluster>`). */
 export const enrollmentKeys = (root: string) => ({
