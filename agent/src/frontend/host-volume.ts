@@ -1,6 +1,6 @@
 import { mkdir, readdir, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { BlockDevice } from "../engine/block-device.js";
+import type { BlockDevice } from "../contracts/index.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import {
   type FilesystemType,

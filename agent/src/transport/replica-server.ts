@@ -1,8 +1,8 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
+import { FencedError, VolumeId } from "../contracts/index.js";
 import { ForbiddenError, HoldfastError } from "../errors.js";
-import { FencedError, type Replica } from "../replica/index.js";
-import { VolumeId } from "../volumes/record-schemas.js";
+import type { Replica } from "../replica/index.js";
 import { type NodeIdentity, serialOf, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
 import {
   corkedWriter,

@@ -1,8 +1,8 @@
 import { readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { VolumeId } from "../contracts/index.js";
 import { HoldfastError, NotFoundError, OperationError } from "../errors.js";
 import { Replica } from "../replica/index.js";
-import { VolumeId } from "./record-schemas.js";
 
 /**
  * The directory of a volume's replica in a pool. The one place an id becomes a path, so the one place it is
