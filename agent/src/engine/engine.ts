@@ -5,7 +5,7 @@ import {
   type ReplicaTarget,
   type ServingLease,
 } from "../contracts/index.js";
-import { HoldfastError, OperationError } from "../errors.js";
+import { OperationError, UnavailableError } from "../errors.js";
 import { RegionLocks, regionsOf } from "./region-locks.js";
 import { WriteOrder } from "./write-order.js";
 
@@ -365,11 +365,11 @@ export class Engine implements BlockDevice {
       throw err.cause;
     }
     await this.drop([err.target], err.cause);
-    throw new HoldfastError(
+    throw new UnavailableError(
       "engine.check_failed",
       `a replica of volume ${this.options.volumeId} failed during the check and left the in-sync set ` +
         `(${err.message}); it resyncs once it answers again: check again then`,
-      { status: 503, cause: err.cause },
+      err.cause,
     );
   }
 

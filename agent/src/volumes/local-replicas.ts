@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { VolumeId } from "../contracts/index.js";
-import { HoldfastError, NotFoundError, OperationError } from "../errors.js";
+import { InputError, NotFoundError, OperationError } from "../errors.js";
 import { Replica } from "../replica/index.js";
 
 /**
@@ -10,10 +10,11 @@ import { Replica } from "../replica/index.js";
  */
 export function replicaDir(pool: string, volumeId: string): string {
   if (!VolumeId.safeParse(volumeId).success) {
-    throw new HoldfastError("replica.bad_id", `a volume id must be hex, not ${JSON.stringify(volumeId)}`, {
-      field: "volumeId",
-      status: 400,
-    });
+    throw new InputError(
+      "replica.bad_id",
+      `a volume id must be hex, not ${JSON.stringify(volumeId)}`,
+      "volumeId",
+    );
   }
   return join(pool, "replicas", volumeId);
 }
