@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import got, { type Got, HTTPError, RequestError } from "got";
 import { HoldfastError, InputError, OperationError, SpecError } from "../errors.js";
-import { schemeHint, tlsProblem } from "../transport/tls-trust.js";
+import { schemeHint, tlsProblem } from "../tls-trust/index.js";
 
 /** Where the CLI finds the agent: `HOLDFAST_API`, `HOLDFAST_TOKEN` and `HOLDFAST_CA` (or `--ca`). */
 export interface ClientOptions {
