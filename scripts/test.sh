@@ -6,5 +6,5 @@ bash scripts/ensure-deps.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 npx tsc --noEmit
-npx biome check .
+npm run --silent lint
 exec node scripts/run-tests.mjs "$@"

@@ -1,6 +1,6 @@
 import { CommanderError } from "commander";
 import { buildProgram } from "./cli/program.js";
-import { HoldfastError } from "./errors.js";
+import { HoldfastError, InputError } from "./errors.js";
 
 /**
  * grpc-js (etcd3's transport) sets the TLS server name to the etcd member's address, an IP wherever etcd is reached by
@@ -29,7 +29,7 @@ async function main(): Promise<number> {
     }
     if (err instanceof HoldfastError) {
       process.stderr.write(`holdfast: ${err.message}\n`);
-      return err.status === 400 ? 2 : 1;
+      return err instanceof InputError ? 2 : 1;
     }
     process.stderr.write(`holdfast: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentConfig } from "./config/index.js";
-import { HoldfastError } from "./errors.js";
+import { InputError } from "./errors.js";
 import { type MetaStore, readRecord } from "./meta/index.js";
 import { ClusterRecordSchema } from "./volumes/record-schemas.js";
 import type { ClusterRecord, StoreKeys } from "./volumes/records.js";
@@ -16,9 +16,9 @@ interface DataDirIdentity {
 }
 
 /** The agent was started as someone else than its data dir records: exit code 2, the user must choose. */
-export class IdentityError extends HoldfastError {
+export class IdentityError extends InputError {
   constructor(field: string, message: string) {
-    super("identity.mismatch", message, { field, status: 400 });
+    super("identity.mismatch", message, field);
   }
 }
 

@@ -3,7 +3,7 @@ import { Agent } from "node:https";
 import { createSecureContext, rootCertificates } from "node:tls";
 import got, { type Agents, type Got, HTTPError, type RequestError } from "got";
 import type { NodeStatus } from "../../agent/src/cluster/index.js";
-import { schemeHint, type TlsProblem, tlsProblem } from "../../agent/src/transport/tls-trust.js";
+import { schemeHint, type TlsProblem, tlsProblem } from "../../agent/src/tls-trust/index.js";
 import type { VolumeSetView, VolumeView } from "../../agent/src/volumes/index.js";
 import type { Logger } from "./plugin/log.js";
 import { type Diagnostic, error } from "./protocol/index.js";

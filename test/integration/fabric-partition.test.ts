@@ -2,7 +2,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { FencedError } from "../../agent/src/replica/index.js";
+import { FencedError } from "../../agent/src/contracts/index.js";
 import { loadIdentity, RemoteReplica } from "../../agent/src/transport/index.js";
 import { DevCluster, waitFor } from "../support/dev-cluster.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";

@@ -8,10 +8,14 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { BlockDevice } from "../../agent/src/engine/block-device.js";
+import type { BlockDevice } from "../../agent/src/contracts/index.js";
 import { ConflictError, OperationError } from "../../agent/src/errors.js";
-import { readMounts } from "../../agent/src/frontend/filesystem.js";
-import { cleanupStale, type ExposedVolume, exposeVolume } from "../../agent/src/frontend/index.js";
+import {
+  cleanupStale,
+  type ExposedVolume,
+  exposeVolume,
+  readMounts,
+} from "../../agent/src/frontend/index.js";
 import { listLoops } from "../../agent/src/frontend/loop.js";
 import { MemoryDevice } from "../support/memory-device.js";
 

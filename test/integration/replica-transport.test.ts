@@ -8,8 +8,9 @@ import { connect } from "node:tls";
 import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { FencedError } from "../../agent/src/contracts/index.js";
 import { Engine } from "../../agent/src/engine/index.js";
-import { FencedError, Replica } from "../../agent/src/replica/index.js";
+import { Replica } from "../../agent/src/replica/index.js";
 import {
   clientTlsOptions,
   createClusterCa,

@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
-import type { ReplicaTarget } from "../../agent/src/engine/index.js";
+import { FencedError, REGION_SIZE, type ReplicaTarget } from "../../agent/src/contracts/index.js";
 import { OperationError } from "../../agent/src/errors.js";
-import { FencedError, REGION_SIZE } from "../../agent/src/replica/index.js";
 
 const PAGE = 4096;
 

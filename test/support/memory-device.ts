@@ -1,4 +1,4 @@
-import type { BlockDevice } from "../../agent/src/engine/block-device.js";
+import type { BlockDevice } from "../../agent/src/contracts/index.js";
 
 /**
  * A BlockDevice held in memory, one Buffer per written 64 KiB chunk, for tests of the frontends that should

@@ -6,8 +6,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { apiTransport, isLoopback } from "../../agent/src/api/index.js";
 import { SpecError } from "../../agent/src/errors.js";
+import { schemeHint, tlsProblem } from "../../agent/src/tls-trust/index.js";
 import { createClusterCa, issueNodeIdentity, saveIdentity } from "../../agent/src/transport/index.js";
-import { schemeHint, tlsProblem } from "../../agent/src/transport/tls-trust.js";
 
 // How the API listens (api/api-transport.ts): HTTPS with a certificate, plain only on loopback or when told to.
 

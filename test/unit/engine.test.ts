@@ -1,8 +1,8 @@
 import { rejects } from "node:assert/strict";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Engine, type ReplicaTarget } from "../../agent/src/engine/index.js";
-import { REGION_SIZE } from "../../agent/src/replica/index.js";
+import { REGION_SIZE, type ReplicaTarget } from "../../agent/src/contracts/index.js";
+import { Engine } from "../../agent/src/engine/index.js";
 import { connectionLost, deferred, drain, FakeReplica, ioError } from "../support/fake-replica.js";
 
 const SIZE = 16 * REGION_SIZE;

@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { FencedError } from "../../agent/src/contracts/index.js";
 import { Engine } from "../../agent/src/engine/index.js";
-import { EpochGate, FencedError, Replica } from "../../agent/src/replica/index.js";
+import { EpochGate, Replica } from "../../agent/src/replica/index.js";
 import { deferred, drain } from "../support/fake-replica.js";
 
 let dir = "";

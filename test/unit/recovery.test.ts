@@ -7,7 +7,7 @@ import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { loadAgentConfig } from "../../agent/src/config/index.js";
-import { HoldfastError } from "../../agent/src/errors.js";
+import { HoldfastError, InputError } from "../../agent/src/errors.js";
 import { LocalStore } from "../../agent/src/meta/index.js";
 import { checkIdentity } from "../../agent/src/node-identity.js";
 import { withDefaults } from "../../agent/src/volume-spec/index.js";
@@ -162,12 +162,12 @@ test("identity: another node id, another cluster or a store without the cluster 
       .then((c) => checkIdentity(c, s, storeKeys(c.cluster), true))
       .then(
         () => undefined,
-        (e: HoldfastError) => [e.code, e.field, e.status, e.message],
+        (e: HoldfastError) => [e.code, e.field, e instanceof InputError, e.message],
       );
   assert.is(await refusal({}), undefined, "first start records the identity");
   assert.is(await refusal({}), undefined);
   const renamed = await refusal({ nodeId: "b" });
-  assert.equal(renamed?.slice(0, 3), ["identity.mismatch", "nodeId", 400]);
+  assert.equal(renamed?.slice(0, 3), ["identity.mismatch", "nodeId", true]);
   assert.match(String(renamed?.[3]), /node "a".*node "b".*--adopt-identity/);
   assert.equal((await refusal({ cluster: "u" }))?.slice(0, 2), ["identity.mismatch", "cluster"]);
   const empty = await LocalStore.open(join(dir, "empty.json"));

@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { REGION_SIZE } from "../../agent/src/contracts/index.js";
 import { RegionLocks, regionsOf } from "../../agent/src/engine/region-locks.js";
 import { WriteOrder } from "../../agent/src/engine/write-order.js";
-import { REGION_SIZE } from "../../agent/src/replica/index.js";
 import { deferred, drain } from "../support/fake-replica.js";
 
 /** Records when `p` settles, so a test can ask "has it yet?" after the queue drained. */

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { FencedError } from "../../agent/src/contracts/index.js";
 import { ForbiddenError } from "../../agent/src/errors.js";
 import { LocalStore } from "../../agent/src/meta/index.js";
-import { FencedError } from "../../agent/src/replica/index.js";
 import { withDefaults } from "../../agent/src/volume-spec/index.js";
 import { ReplicaAuthority, storeKeys, VolumeCatalog } from "../../agent/src/volumes/index.js";
 

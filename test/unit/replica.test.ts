@@ -6,14 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { FencedError, REGION_SIZE } from "../../agent/src/contracts/index.js";
 import { Engine } from "../../agent/src/engine/index.js";
-import {
-  FencedError,
-  InlineIo,
-  REGION_SIZE,
-  Replica,
-  type ReplicaSession,
-} from "../../agent/src/replica/index.js";
+import { InlineIo, Replica, type ReplicaSession } from "../../agent/src/replica/index.js";
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;

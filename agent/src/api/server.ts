@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import { ForbiddenError, HoldfastError, SpecError } from "../errors.js";
 import type { VolumeService } from "../volumes/index.js";
+import { httpStatusOf } from "./http-status.js";
 import { createMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import type { Route } from "./route.js";
@@ -123,9 +124,10 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   });
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof HoldfastError) {
-      if (err.status >= 500) req.log.error({ err }, err.message);
-      if (err.status === 500) return reply.code(500).send(internal(req, err.code));
-      return reply.code(err.status).send({ error: err.toJSON() });
+      const status = httpStatusOf(err);
+      if (status >= 500) req.log.error({ err }, err.message);
+      if (status === 500) return reply.code(500).send(internal(req, err.code));
+      return reply.code(status).send({ error: err.toJSON() });
     }
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {

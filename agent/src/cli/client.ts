@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import got, { type Got, HTTPError, RequestError } from "got";
-import { HoldfastError, OperationError, SpecError } from "../errors.js";
-import { schemeHint, tlsProblem } from "../transport/tls-trust.js";
+import { HoldfastError, InputError, OperationError, SpecError } from "../errors.js";
+import { schemeHint, tlsProblem } from "../tls-trust/index.js";
 
 /** Where the CLI finds the agent: `HOLDFAST_API`, `HOLDFAST_TOKEN` and `HOLDFAST_CA` (or `--ca`). */
 export interface ClientOptions {
@@ -78,10 +78,11 @@ function toHoldfastError(err: unknown, url: string, caFile: string | undefined):
       | { error?: { code?: string; message?: string; field?: string } }
       | undefined;
     const e = body?.error;
-    return new HoldfastError(e?.code ?? "http.error", e?.message ?? err.message, {
-      field: e?.field,
-      status: err.response.statusCode,
-    });
+    const code = e?.code ?? "http.error";
+    const message = e?.message ?? err.message;
+    // A 400 is the caller's input again on this side, so the CLI exits 2 for it as for input it refused itself.
+    if (err.response.statusCode === 400) return new InputError(code, message, e?.field);
+    return new HoldfastError(code, message, { field: e?.field });
   }
   if (err instanceof RequestError) {
     const problem = tlsProblem(err.code);

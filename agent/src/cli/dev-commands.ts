@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { type DevState, devDown, devStart, devStop, devUp } from "../dev/index.js";
 import { SpecError } from "../errors.js";
+import { type DevState, devDown, devStart, devStop, devUp } from "./dev-cluster.js";
 import { type OutputFormat, print, table } from "./output.js";
 
 type Context = { format: (cmd: Command) => OutputFormat };

@@ -1,4 +1,4 @@
-import { REGION_SIZE } from "../replica/index.js";
+import { REGION_SIZE } from "../contracts/index.js";
 
 /** The regions `[offset, offset+length)` touches. */
 export function regionsOf(offset: number, length: number): number[] {

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { ConflictError, OperationError } from "../errors.js";
 import { commandError, type RunOptions, run, runStatus } from "./run.js";
 
@@ -13,13 +12,6 @@ export interface Probe {
   type?: string;
   /** The partition table type, for a device partitioned rather than formatted. */
   partitionTable?: string;
-}
-
-/** One line of /proc/self/mountinfo. */
-export interface MountEntry {
-  mountPoint: string;
-  fsType: string;
-  source: string;
 }
 
 /** Probes the device itself (`blkid -p`), not blkid's cache, which knows nothing of a new loop device. */
@@ -90,22 +82,4 @@ export async function growExtOffline(dev: string): Promise<void> {
   // 1: errors were found and corrected.
   if (check.code > 1) throw commandError("volume.grow", "e2fsck", args, check);
   await run("volume.grow", "resize2fs", [dev]);
-}
-
-/** The mounts of this process's mount namespace. */
-export async function readMounts(): Promise<MountEntry[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  return text
-    .split("\n")
-    .filter((line) => line.includes(" - "))
-    .map((line) => {
-      const [left = "", right = ""] = line.split(" - ", 2);
-      const [fsType = "", source = ""] = right.split(" ");
-      return { mountPoint: unescapeOctal(left.split(" ")[4] ?? ""), fsType, source: unescapeOctal(source) };
-    });
-}
-
-/** mountinfo writes space, tab, newline and backslash as octal escapes. */
-function unescapeOctal(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }

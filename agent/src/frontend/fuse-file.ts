@@ -1,7 +1,7 @@
 import { mkdir, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import Fuse from "fuse-native";
-import type { BlockDevice } from "../engine/block-device.js";
+import type { BlockDevice } from "../contracts/index.js";
 import { OperationError } from "../errors.js";
 import type { Logger } from "./log.js";
 import { withDeadline } from "./run.js";

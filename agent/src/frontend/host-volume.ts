@@ -1,6 +1,6 @@
 import { mkdir, readdir, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { BlockDevice } from "../engine/block-device.js";
+import type { BlockDevice } from "../contracts/index.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import {
   type FilesystemType,
@@ -9,13 +9,13 @@ import {
   makeFilesystem,
   mountFilesystem,
   probe,
-  readMounts,
   unmountFilesystem,
 } from "./filesystem.js";
 import { type FuseFile, serveFuseFile } from "./fuse-file.js";
 import { connectKernelNbd, disconnectKernelNbd, kernelNbdAvailable } from "./kernel-nbd.js";
 import { type Logger, silentLogger } from "./log.js";
 import { attachLoop, detachLoop, listLoops, loopSize, refreshLoopCapacity } from "./loop.js";
+import { readMounts } from "./mountinfo.js";
 
 export interface HostVolumeOptions {
   /** Volume name: the FUSE file's name and the label in log messages (1-63 letters, digits, ".", "_", "-"). */

@@ -1,5 +1,5 @@
 import { Etcd3, EtcdPermissionDeniedError, type IOptions } from "etcd3";
-import { HoldfastError } from "../errors.js";
+import { UnavailableError } from "../errors.js";
 import type {
   Compare,
   MetaStore,
@@ -10,12 +10,12 @@ import type {
 } from "./store.js";
 
 /** The store could not be reached or answered with an error: control operations fail at once, clearly. */
-export class StoreUnavailableError extends HoldfastError {
+export class StoreUnavailableError extends UnavailableError {
   constructor(endpoints: string[], cause: unknown) {
     super(
       "meta.unavailable",
       `the metadata store (etcd at ${endpoints.join(", ")}) is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`,
-      { status: 503, cause },
+      cause,
     );
   }
 }
@@ -24,12 +24,12 @@ export class StoreUnavailableError extends HoldfastError {
  * etcd answered, and refused: the client certificate's user has no role for the key (etcd RBAC). A configuration
  * fault, not an outage: it says whose certificate and which prefix to grant.
  */
-export class StoreForbiddenError extends HoldfastError {
+export class StoreForbiddenError extends UnavailableError {
   constructor(prefix: string, cause: unknown) {
     super(
       "meta.forbidden",
       `the metadata store (etcd) refused access to ${prefix}: the client certificate's user (its CN) needs a role with readwrite on that prefix (holdfast etcd grant)`,
-      { status: 503, cause },
+      cause,
     );
   }
 }

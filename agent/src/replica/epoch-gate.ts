@@ -1,15 +1,4 @@
-import { ConflictError } from "../errors.js";
-
-/** Raised when a request carries an epoch that is not the replica's admitted one: its engine is stale. */
-export class FencedError extends ConflictError {
-  constructor(
-    readonly epoch: number,
-    /** The highest epoch the replica has been asked to admit. */
-    readonly highest: number,
-  ) {
-    super("replica.fenced", `epoch ${epoch} is not this replica's epoch ${highest}: the engine is fenced`);
-  }
-}
+import { FencedError } from "../contracts/index.js";
 
 /**
  * Admission of engines to one replica. Every request carries its engine's epoch and runs only at the epoch admitted

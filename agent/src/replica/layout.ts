@@ -3,8 +3,6 @@ import { z } from "zod";
 
 /** Bytes per allocation-map bit: the unit a later copy-on-write layer copies up (as qcow2's clusters). */
 export const CLUSTER_SIZE = 64 * 1024;
-/** Bytes per activity-log bit and per resync checksum: the unit reconciled after a crash. */
-export const REGION_SIZE = 4 * 1024 * 1024;
 
 /** `replica.json`: what a replica is. Written once at create and rewritten on grow. */
 export const ReplicaManifest = z.object({

@@ -2,13 +2,14 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { promisify } from "node:util";
+import { REGION_SIZE } from "../contracts/index.js";
 import { ConflictError, OperationError } from "../errors.js";
 import { ActivityLog } from "./activity-log.js";
 import { BitmapFile } from "./bitmap-file.js";
 import { EpochGate } from "./epoch-gate.js";
 import { closeFile, openFile, readAt, replaceFile, syncData, writeAt } from "./file-io.js";
 import { inlineIo } from "./inline-io.js";
-import { CLUSTER_SIZE, REGION_SIZE, ReplicaManifest, replicaPaths } from "./layout.js";
+import { CLUSTER_SIZE, ReplicaManifest, replicaPaths } from "./layout.js";
 
 const run = promisify(execFile);
 /** Zeroing ranges at least this long punches a hole instead of writing zeros. */

@@ -1,7 +1,6 @@
 import { connect, type TLSSocket } from "node:tls";
-import type { ReplicaTarget } from "../engine/index.js";
+import { FencedError, type ReplicaTarget } from "../contracts/index.js";
 import { ForbiddenError, OperationError } from "../errors.js";
-import { FencedError } from "../replica/index.js";
 import { clientTlsOptions, type NodeIdentity } from "./cluster-ca.js";
 import {
   corkedWriter,

@@ -1,8 +1,8 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import { ForbiddenError, HoldfastError } from "../errors.js";
-import { FencedError, type Replica } from "../replica/index.js";
-import { VolumeId } from "../volumes/record-schemas.js";
+import { FencedError, VolumeId } from "../contracts/index.js";
+import { ConflictError, ForbiddenError, InputError, NotFoundError } from "../errors.js";
+import type { Replica } from "../replica/index.js";
 import { type NodeIdentity, serialOf, serverTlsOptions, verifiedPeerNodeId } from "./cluster-ca.js";
 import {
   corkedWriter,
@@ -382,7 +382,7 @@ export class ReplicaServer {
         await replica.grow(r.epoch, r.offset);
         return undefined;
       default:
-        throw new HoldfastError("replication.bad_op", `unknown operation ${r.op}`, { status: 400 });
+        throw new InputError("replication.bad_op", `unknown operation ${r.op}`);
     }
   }
 }
@@ -393,16 +393,14 @@ function parseReplicaSpec(payload: Buffer): ReplicaSpec {
   try {
     parsed = JSON.parse(payload.toString()) as Partial<ReplicaSpec>;
   } catch {
-    throw new HoldfastError("replication.bad_request", "payload is not JSON", { status: 400 });
+    throw badRequest("payload is not JSON");
   }
   const { volumeId, size = 0, blockSize = 4096 } = parsed;
   if (typeof volumeId !== "string" || !VolumeId.safeParse(volumeId).success) {
-    throw new HoldfastError("replication.bad_request", "volumeId must be hex", { status: 400 });
+    throw badRequest("volumeId must be hex");
   }
   if (!Number.isSafeInteger(size) || size < 0 || !Number.isSafeInteger(blockSize) || blockSize <= 0) {
-    throw new HoldfastError("replication.bad_request", "size and blockSize must be whole numbers", {
-      status: 400,
-    });
+    throw badRequest("size and blockSize must be whole numbers");
   }
   return { volumeId, size, blockSize };
 }
@@ -416,14 +414,16 @@ function parseVolumeId(payload: Buffer): string {
   }
 }
 
-function badRequest(message: string): HoldfastError {
-  return new HoldfastError("replication.bad_request", message, { status: 400 });
+function badRequest(message: string): InputError {
+  return new InputError("replication.bad_request", message);
 }
 
 function statusOf(err: unknown): number {
   if (err instanceof FencedError) return Status.Fenced;
   if (err instanceof ForbiddenError) return Status.Forbidden;
   if (err instanceof RangeError) return Status.Range;
-  if (err instanceof HoldfastError && err.status < 500) return Status.BadRequest;
+  // The request's own fault; anything else (an OperationError, a bare Error) is the replica's I/O failing.
+  if (err instanceof InputError || err instanceof NotFoundError || err instanceof ConflictError)
+    return Status.BadRequest;
   return Status.Io;
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { VolumeId } from "../contracts/index.js";
 import { ConflictError, NotFoundError, OperationError } from "../errors.js";
 import {
   BadRecordError,
@@ -10,12 +11,7 @@ import {
   type StoredValue,
 } from "../meta/index.js";
 import type { VolumeSpec } from "../volume-spec/index.js";
-import {
-  AttachmentRecordSchema,
-  TombstoneRecordSchema,
-  VolumeId,
-  VolumeRecordSchema,
-} from "./record-schemas.js";
+import { AttachmentRecordSchema, TombstoneRecordSchema, VolumeRecordSchema } from "./record-schemas.js";
 import type { AttachmentRecord, ReplicaRecord, StoreKeys, TombstoneRecord, VolumeRecord } from "./records.js";
 
 /**

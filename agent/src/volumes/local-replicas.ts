@@ -1,8 +1,8 @@
 import { readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { HoldfastError, NotFoundError, OperationError } from "../errors.js";
+import { VolumeId } from "../contracts/index.js";
+import { InputError, NotFoundError, OperationError } from "../errors.js";
 import { Replica } from "../replica/index.js";
-import { VolumeId } from "./record-schemas.js";
 
 /**
  * The directory of a volume's replica in a pool. The one place an id becomes a path, so the one place it is
@@ -10,10 +10,11 @@ import { VolumeId } from "./record-schemas.js";
  */
 export function replicaDir(pool: string, volumeId: string): string {
   if (!VolumeId.safeParse(volumeId).success) {
-    throw new HoldfastError("replica.bad_id", `a volume id must be hex, not ${JSON.stringify(volumeId)}`, {
-      field: "volumeId",
-      status: 400,
-    });
+    throw new InputError(
+      "replica.bad_id",
+      `a volume id must be hex, not ${JSON.stringify(volumeId)}`,
+      "volumeId",
+    );
   }
   return join(pool, "replicas", volumeId);
 }

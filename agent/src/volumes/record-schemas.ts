@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Name } from "../config/index.js";
+import { VolumeId } from "../contracts/index.js";
 import { SpecError } from "../errors.js";
 import { specFromFields, type VolumeSpec, withDefaults } from "../volume-spec/index.js";
 import type {
@@ -15,9 +16,6 @@ import type {
  * What each volume record read from the store must be before anything acts on it (meta/records.ts reads them):
  * specs go through the key table, as API input does; ids and node names have the shapes they have at creation.
  */
-
-/** A volume id: it names a replica's directory and store keys, so nothing but hex. */
-export const VolumeId = z.string().regex(/^[0-9a-f]{1,64}$/, "must be 1 to 64 lowercase hex digits");
 
 const Timestamp = z.string().min(1).max(64);
 const Path = z.string().max(4096);

@@ -1,6 +1,6 @@
 import type { Membership, NodeStatus } from "../cluster/index.js";
 import { splitHostPort } from "../config/index.js";
-import type { ReplicaTarget } from "../engine/index.js";
+import type { ReplicaTarget } from "../contracts/index.js";
 import { OperationError } from "../errors.js";
 import { type NodeIdentity, RemoteReplica, type RemoteReplicaOptions } from "../transport/index.js";
 import type { LocalReplicas } from "./local-replicas.js";

@@ -1,5 +1,5 @@
+import { FencedError } from "../contracts/index.js";
 import { ForbiddenError } from "../errors.js";
-import { FencedError } from "../replica/index.js";
 import type { ReplicaPolicy } from "../transport/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 

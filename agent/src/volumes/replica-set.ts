@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
 import { type NodeStatus, placementFor, placeReplicas } from "../cluster/index.js";
-import { Engine, type ReplicaTarget, type ResyncProgress, type ServingLease } from "../engine/index.js";
+import { FencedError, type ReplicaTarget, type ServingLease } from "../contracts/index.js";
+import { Engine, type ResyncProgress } from "../engine/index.js";
 import { OperationError } from "../errors.js";
 import { StoreUnavailableError } from "../meta/index.js";
-import { FencedError } from "../replica/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { AttachmentRecord, ReplicaRecord, VolumeRecord } from "./records.js";
 import type { OpenReplica, ReplicaAccess } from "./replica-access.js";

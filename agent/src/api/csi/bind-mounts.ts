@@ -2,34 +2,11 @@ import { execFile } from "node:child_process";
 import { mkdir, readFile, rmdir } from "node:fs/promises";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
+import { type MountEntry, readMounts } from "../../frontend/index.js";
 import type { VolumeView } from "../../volumes/index.js";
 import { CsiError } from "./status.js";
 
 const exec = promisify(execFile);
-
-/** One mount as /proc/self/mountinfo shows it. */
-export interface MountEntry {
-  mountPoint: string;
-  /** `major:minor` of the file system's device: a bind mount shows the same as its source. */
-  device: string;
-  readOnly: boolean;
-}
-
-/** The mounts of this process's mount namespace. */
-export async function readMounts(): Promise<MountEntry[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  return text
-    .split("\n")
-    .filter((line) => line.includes(" - "))
-    .map((line) => {
-      const fields = line.split(" ");
-      return {
-        mountPoint: unescapeOctal(fields[4] ?? ""),
-        device: fields[2] ?? "",
-        readOnly: (fields[5] ?? "").split(",").includes("ro"),
-      };
-    });
-}
 
 /** The last mount on `path` (the one a process sees), if any. */
 export async function mountAt(path: string): Promise<MountEntry | undefined> {
@@ -104,9 +81,4 @@ async function run(command: string, args: string[]): Promise<void> {
       `${command} ${args.join(" ")} failed: ${stderr || (err as Error).message}`,
     );
   }
-}
-
-/** mountinfo writes space, tab, newline and backslash as octal escapes. */
-function unescapeOctal(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }

@@ -1,6 +1,6 @@
 import { type handleUnaryCall, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { HoldfastError } from "../../errors.js";
+import { ConflictError, HoldfastError, InputError, NotFoundError } from "../../errors.js";
 
 /** An answer with the gRPC status code the CSI spec asks for in that case. */
 export class CsiError extends Error {
@@ -24,9 +24,9 @@ export function need<T>(value: T | null | undefined | "", field: string): T {
 function codeOf(err: unknown): status {
   if (err instanceof CsiError) return err.code;
   if (err instanceof HoldfastError) {
-    if (err.status === 400) return status.INVALID_ARGUMENT;
-    if (err.status === 404) return status.NOT_FOUND;
-    if (err.status === 409) return status.FAILED_PRECONDITION;
+    if (err instanceof InputError) return status.INVALID_ARGUMENT;
+    if (err instanceof NotFoundError) return status.NOT_FOUND;
+    if (err instanceof ConflictError) return status.FAILED_PRECONDITION;
   }
   return status.INTERNAL;
 }

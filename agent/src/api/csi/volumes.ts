@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import { HoldfastError } from "../../errors.js";
+import { NotFoundError } from "../../errors.js";
 import { DEFAULT_BLOCK_SIZE, lookupKey, MAX_SIZE } from "../../volume-spec/index.js";
 import type { VolumeService, VolumeView } from "../../volumes/index.js";
 import type { CapacityRange, CsiVolume, VolumeCapability } from "./messages.js";
@@ -76,7 +76,7 @@ export async function findVolume(
     const view = await volumes.inspect(key);
     return view[by] === key ? view : undefined;
   } catch (err) {
-    if (err instanceof HoldfastError && err.status === 404) return undefined;
+    if (err instanceof NotFoundError) return undefined;
     throw err;
   }
 }

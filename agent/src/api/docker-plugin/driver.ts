@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { ConflictError, HoldfastError, NotFoundError, OperationError } from "../../errors.js";
+import { ConflictError, NotFoundError, OperationError } from "../../errors.js";
 import { type PartialVolumeSpec, parseSpec } from "../../volume-spec/index.js";
 import {
   memberName,
@@ -282,7 +282,7 @@ export class DockerVolumeDriver {
       const view = await this.volumes.inspect(name);
       return view.name === name ? view : undefined;
     } catch (err) {
-      if (err instanceof HoldfastError && err.status === 404) return undefined;
+      if (err instanceof NotFoundError) return undefined;
       throw err;
     }
   }

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { HoldfastError, OperationError, SpecError } from "../../errors.js";
 import type { VolumeService } from "../../volumes/index.js";
+import { httpStatusOf } from "../http-status.js";
 import { DockerVolumeDriver } from "./driver.js";
 import { claimSocket, restrictSocket } from "./unix-socket.js";
 
@@ -120,7 +121,8 @@ export async function serveDockerPlugin(options: DockerPluginOptions): Promise<D
     reply.header("content-type", PLUGIN_CONTENT_TYPE);
   });
   app.setErrorHandler((err, req, reply) => {
-    const status = err instanceof HoldfastError ? err.status : (err as { statusCode?: number }).statusCode;
+    const status =
+      err instanceof HoldfastError ? httpStatusOf(err) : (err as { statusCode?: number }).statusCode;
     if (!status || status >= 500) req.log.error({ err, url: req.url }, "docker plugin call failed");
     else req.log.warn({ url: req.url, err: (err as Error).message }, "docker plugin call refused");
     return reply.code(status ?? 500).send({ Err: (err as Error).message });

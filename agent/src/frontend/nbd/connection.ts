@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import type { BlockDevice } from "../../engine/block-device.js";
+import type { BlockDevice } from "../../contracts/index.js";
 import type { Logger } from "../log.js";
 import { ByteQueue } from "./byte-queue.js";
 import { answerOption, type ExportInfo } from "./handshake.js";

@@ -1,6 +1,6 @@
 import { lstat, rm } from "node:fs/promises";
 import net from "node:net";
-import type { BlockDevice } from "../../engine/block-device.js";
+import type { BlockDevice } from "../../contracts/index.js";
 import { OperationError, SpecError } from "../../errors.js";
 import { type Logger, silentLogger } from "../log.js";
 import { Connection, type ExportContext } from "./connection.js";

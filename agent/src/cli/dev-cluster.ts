@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { ApiClient } from "../cli/client.js";
 import { enrollWithCa } from "../enrollment/index.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
 import { grantClusterAccess, openEtcdStore } from "../meta/index.js";
@@ -15,6 +14,7 @@ import {
   rootTls,
   saveCa,
 } from "../transport/index.js";
+import { ApiClient } from "./client.js";
 
 /** What `dev up` started, kept in `<dir>/dev.json` so that `dev stop|start|down` find it again. */
 const DevState = z.object({

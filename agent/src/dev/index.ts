@@ -1,1 +1,0 @@
-export { type DevState, type DevUpOptions, devDown, devStart, devStop, devUp } from "./dev-cluster.js";
