@@ -84,7 +84,14 @@ class HeldDevice implements BlockDevice {
 }
 
 function tuned(device: BlockDevice, ioProfile: TunedDevice["current"]["ioProfile"], shares = new IoShares()) {
-  return new TunedDevice({ device, shares, ioProfile, ioPriority: "medium", readAheadBytes: WINDOW });
+  return new TunedDevice({
+    device,
+    shares,
+    ioProfile,
+    ioPriority: "medium",
+    readAheadBytes: WINDOW,
+    readAheadWindowBytes: WINDOW,
+  });
 }
 
 /** Records when `p` settles, so a test can ask "has it yet?" after the queue drained. */
@@ -112,14 +119,22 @@ test("sequential: later reads of a stream are served from the window read ahead"
   const held = new HeldDevice();
   held.holding = false;
   await held.memory.write(0, Buffer.alloc(SIZE / 4, 7));
-  const device = tuned(held, "sequential");
+  // 64 KiB ahead in 16 KiB windows: several prefetches in flight side by side.
+  const device = new TunedDevice({
+    device: held,
+    shares: new IoShares(),
+    ioProfile: "sequential",
+    ioPriority: "medium",
+    readAheadBytes: WINDOW,
+    readAheadWindowBytes: WINDOW / 4,
+  });
   for (let offset = 0; offset < 256 * KiB; offset += 4 * KiB) {
     const bytes = await device.read(offset, 4 * KiB);
     assert.ok(bytes.equals(Buffer.alloc(4 * KiB, 7)));
   }
-  assert.ok(held.calls.read < 10, `64 reads cost ${held.calls.read} device reads`);
+  assert.ok(held.calls.read < 24, `64 reads cost ${held.calls.read} device reads`);
   assert.ok(device.stats.readAheadHits > 50);
-  assert.ok(device.stats.readAheadBytes <= 4 * WINDOW, "memory stays bounded");
+  assert.ok(device.stats.readAheadBytes <= WINDOW + WINDOW / 2, "memory stays bounded");
 });
 
 test("read-ahead never returns stale bytes: a write starts and completes while the prefetch is in flight", async () => {

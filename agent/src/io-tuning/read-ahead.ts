@@ -21,15 +21,16 @@ export interface ReadAheadOptions {
   /** The wrapped device's size now (it grows online). */
   size: () => number;
   /**
-   * Bytes read ahead at once.
+   * How far ahead of a sequential reader bytes are kept in flight or held.
    * @default 1 MiB
    */
-  windowBytes?: number;
+  aheadBytes?: number;
   /**
-   * Windows held or in flight at once: the memory bound is `windows * windowBytes` per volume.
-   * @default 4
+   * Bytes one prefetch reads. Several run side by side to cover `aheadBytes`: one large read would make every reader
+   * in its range wait for all of it, and the replica serves reads one at a time per request.
+   * @default 256 KiB
    */
-  windows?: number;
+  windowBytes?: number;
 }
 
 /** How many of the last reads `adaptive` looks at, and how many of them must be sequential to read ahead. */
@@ -40,9 +41,9 @@ export const ADAPTIVE_THRESHOLD = 12;
 export type ReadAheadMode = "off" | "on" | "adaptive";
 
 /**
- * Sequential read-ahead over a BlockDevice. A read that starts where the previous one ended prefetches the window
- * after it; later reads inside a window are served from it, and a reader past a window's middle starts the next, so
- * a streaming reader finds its bytes in memory.
+ * Sequential read-ahead over a BlockDevice. A read that starts where the previous one ended, or that a window holds,
+ * keeps the next `aheadBytes` in flight or held, in windows of `windowBytes`; reads inside a window are served from
+ * it, so a streaming reader finds its bytes in memory. Memory: at most `aheadBytes` plus two windows per volume.
  *
  * It never returns bytes older than an acknowledged write. Every write, trim or zeroing calls `mutating` before it
  * reaches the device and `mutated` after its answer: a held window it overlaps is dropped at once, an in-flight one is
@@ -55,6 +56,7 @@ export class ReadAhead {
   /** Reads served from memory, and prefetches issued (for metrics and tests). */
   hits = 0;
   prefetches = 0;
+  private readonly aheadBytes: number;
   private readonly windowBytes: number;
   private readonly maxWindows: number;
   /** In insertion order: the oldest held window is the one evicted. */
@@ -65,8 +67,9 @@ export class ReadAhead {
   private sequentialRecent = 0;
 
   constructor(private readonly options: ReadAheadOptions) {
-    this.windowBytes = options.windowBytes ?? 1024 * 1024;
-    this.maxWindows = options.windows ?? 4;
+    this.aheadBytes = options.aheadBytes ?? 1024 * 1024;
+    this.windowBytes = Math.min(options.windowBytes ?? 256 * 1024, this.aheadBytes);
+    this.maxWindows = Math.ceil(this.aheadBytes / this.windowBytes) + 2;
   }
 
   /** Serves a read from a window when one holds it, else from the device; starts the prefetches it calls for. */
@@ -74,17 +77,13 @@ export class ReadAhead {
     const end = offset + length;
     const sequential = this.observe(offset, end);
     const window = this.covering(offset, end);
+    if (this.mode !== "off" && (window || (sequential && this.active()))) this.extend(end);
     if (window) {
-      if (this.mode !== "off" && end >= window.start + (window.end - window.start) / 2) {
-        this.prefetch(window.end);
-      }
       const data = window.data ?? (await window.pending);
       if (data) {
         this.hits++;
         return Buffer.from(data.subarray(offset - window.start, end - window.start));
       }
-    } else if (sequential && this.active()) {
-      this.prefetch(end);
     }
     return this.options.read(offset, length);
   }
@@ -110,7 +109,7 @@ export class ReadAhead {
     this.sequentialRecent = 0;
   }
 
-  /** Bytes held or in flight now: at most `windows * windowBytes`. */
+  /** Bytes held or in flight now: at most `aheadBytes` plus two windows. */
   get bytes(): number {
     let total = 0;
     for (const w of this.windows) total += w.end - w.start;
@@ -138,17 +137,27 @@ export class ReadAhead {
     return undefined;
   }
 
-  /** Starts reading the window at `start`, unless one is there, a mutation overlaps it, or memory is taken. */
-  private prefetch(start: number): void {
+  /** Keeps `[from, from + aheadBytes)` covered by windows, held or in flight, as far as it can. */
+  private extend(from: number): void {
+    let start = from;
+    while (start < from + this.aheadBytes) {
+      const window = this.covering(start, start + 1) ?? this.prefetch(start);
+      if (!window) return;
+      start = window.end;
+    }
+  }
+
+  /** Starts reading the window at `start`, unless one overlaps it, a mutation does, or memory is taken. */
+  private prefetch(start: number): Window | undefined {
     const end = Math.min(start + this.windowBytes, this.options.size());
-    if (start >= end) return;
+    if (start >= end) return undefined;
     const range = { start, end };
-    for (const window of this.windows) if (overlaps(window, range)) return;
-    for (const mutation of this.mutations) if (overlaps(mutation, range)) return;
+    for (const window of this.windows) if (overlaps(window, range)) return undefined;
+    for (const mutation of this.mutations) if (overlaps(mutation, range)) return undefined;
     if (this.windows.size >= this.maxWindows) {
       const [oldest] = this.windows;
       // A window in flight is never evicted: its readers would then miss the mutations that make it stale.
-      if (!oldest?.data) return;
+      if (!oldest?.data) return undefined;
       this.windows.delete(oldest);
     }
     const window: Window = { start, end, stale: false };
@@ -166,6 +175,7 @@ export class ReadAhead {
       },
     );
     this.windows.add(window);
+    return window;
   }
 
   private discard(window: Window): void {

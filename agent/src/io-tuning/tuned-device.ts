@@ -32,15 +32,15 @@ export interface TunedDeviceOptions extends IoTuning {
   /** The node's shares, which every volume attached here draws its slots from. */
   shares: IoShares;
   /**
-   * Bytes one read-ahead fetches.
+   * How far ahead of a sequential reader bytes are kept in flight or held.
    * @default 1 MiB
    */
   readAheadBytes?: number;
   /**
-   * Read-ahead windows held or in flight at once, per volume.
-   * @default 4
+   * Bytes one prefetch reads; several run side by side.
+   * @default 256 KiB
    */
-  readAheadWindows?: number;
+  readAheadWindowBytes?: number;
 }
 
 /**
@@ -64,8 +64,8 @@ export class TunedDevice implements BlockDevice {
     this.readAhead = new ReadAhead({
       read: (offset, length) => this.lane.run(() => device.read(offset, length)),
       size: () => device.size,
-      windowBytes: options.readAheadBytes,
-      windows: options.readAheadWindows,
+      aheadBytes: options.readAheadBytes,
+      windowBytes: options.readAheadWindowBytes,
     });
     this.flushes = new FlushGroup(() => this.lane.run(() => device.flush()));
     this.tuning = { ioProfile: options.ioProfile, ioPriority: options.ioPriority };
