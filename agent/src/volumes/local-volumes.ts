@@ -5,6 +5,7 @@ import type { Engine } from "../engine/index.js";
 import { ConflictError, SpecError } from "../errors.js";
 import { type ExposedVolume, exposeVolume } from "../frontend/index.js";
 import { NbdServer } from "../frontend/nbd/index.js";
+import { IoShares, type IoTuning, TunedDevice } from "../io-tuning/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { AttachmentRecord, VolumeRecord } from "./records.js";
 import type { ReplicaAccess } from "./replica-access.js";
@@ -13,12 +14,17 @@ import { ReplicaSet } from "./replica-set.js";
 /** A unix socket path must fit in sockaddr_un (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
 
-/** A volume attached on this node: its engine, its NBD server, and its host block device once exposed. */
+/**
+ * A volume attached on this node: its engine, the tuned device its frontends serve (the engine behind its I/O
+ * profile and priority), its NBD server, and its host block device once exposed.
+ */
 interface Attached {
   record: VolumeRecord;
   attachment: AttachmentRecord;
   replicas: ReplicaSet;
+  /** For engine-only work (grow, check, resync); frontends get `device`. */
   engine: Engine;
+  device: TunedDevice;
   nbd: NbdServer;
   exposed?: ExposedVolume;
 }
@@ -35,6 +41,11 @@ export interface LocalVolumesOptions {
   /** How long a replica's node may stay down before its replicas are rebuilt elsewhere. */
   replicaTimeoutMs: number;
   logger: Logger;
+  /**
+   * Requests in flight to the engines of all volumes attached here at once; past it, volumes take turns by priority.
+   * @default 32
+   */
+  ioSlots?: number;
 }
 
 /**
@@ -44,8 +55,12 @@ export interface LocalVolumesOptions {
 export class LocalVolumes {
   private readonly attached = new Map<string, Attached>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** One for the node: every attached volume's requests draw from the same slots. */
+  private readonly shares: IoShares;
 
-  constructor(private readonly options: LocalVolumesOptions) {}
+  constructor(private readonly options: LocalVolumesOptions) {
+    this.shares = new IoShares({ limit: options.ioSlots });
+  }
 
   /** The local state of an attached volume, if it is attached here. */
   get(id: string): Attached | undefined {
@@ -97,6 +112,7 @@ export class LocalVolumes {
       return true;
     });
     let replicas: ReplicaSet | undefined;
+    let device: TunedDevice | undefined;
     let nbd: NbdServer | undefined;
     try {
       replicas = await ReplicaSet.open({
@@ -106,22 +122,30 @@ export class LocalVolumes {
         catalog,
         logger,
         replicaTimeoutMs: this.options.replicaTimeoutMs,
+        onRecord: (fresh) => this.retune(record.id, fresh.spec),
       });
       const engine = replicas.engine;
+      device = new TunedDevice({
+        device: engine,
+        shares: this.shares,
+        ioProfile: record.spec.ioProfile,
+        ioPriority: record.spec.ioPriority,
+      });
       await mkdir(join(runDir, "nbd"), { recursive: true, mode: 0o700 });
       nbd = new NbdServer({
-        device: engine,
+        device,
         exportName: record.spec.name,
         socketPath: nbdSocket,
         logger: logger.child({ volume: record.spec.name }),
       });
       await nbd.listen();
-      const entry: Attached = { record, attachment, replicas, engine, nbd };
+      const entry: Attached = { record, attachment, replicas, engine, device, nbd };
       this.attached.set(record.id, entry);
       logger.info({ volume: record.spec.name, epoch: attachment.epoch }, "volume attached");
       return entry;
     } catch (err) {
       await nbd?.close().catch(() => undefined);
+      device?.close();
       await replicas?.close().catch(() => undefined);
       await catalog.detach(record.id, attachment.epoch);
       throw err;
@@ -129,8 +153,8 @@ export class LocalVolumes {
   }
 
   /**
-   * One repair pass on every volume attached here: resync, rebuild, and match the replication factor. The volumes'
-   * passes run side by side: one waiting on a node that does not answer must not hold up the others.
+   * One repair pass on every volume attached here: resync, rebuild, match the replication factor, and apply an
+   * io_profile or io_priority changed through another node's API. The volumes' passes run side by side: one waiting on a node that does not answer must not hold up the others.
    */
   async repairAll(): Promise<void> {
     if (this.attached.size === 0) return;
@@ -148,6 +172,21 @@ export class LocalVolumes {
           ),
       ),
     );
+  }
+
+  /**
+   * Applies a volume's new io_profile and io_priority to its I/O here, while it runs; a no-op where the volume is
+   * not attached. The record kept here follows, so the repair pass does not apply it again.
+   */
+  retune(id: string, spec: IoTuning): void {
+    const entry = this.attached.get(id);
+    if (!entry) return;
+    const { ioProfile, ioPriority } = spec;
+    const current = entry.device.current;
+    if (current.ioProfile === ioProfile && current.ioPriority === ioPriority) return;
+    entry.device.retune({ ioProfile, ioPriority });
+    entry.record = { ...entry.record, spec: { ...entry.record.spec, ioProfile, ioPriority } };
+    this.options.logger.info({ volume: entry.record.spec.name, ioProfile, ioPriority }, "volume retuned");
   }
 
   /** Exposes an attached volume as a host block device and mounts its file system at `target`. */
@@ -193,6 +232,7 @@ export class LocalVolumes {
       .catch((err) =>
         this.options.logger.warn({ volume: entry.record.spec.name, err: String(err) }, "final flush failed"),
       );
+    entry.device.close();
     await entry.replicas.close();
     this.attached.delete(entry.record.id);
   }
@@ -217,7 +257,7 @@ export class LocalVolumes {
     if (entry.exposed) return entry.exposed;
     const exposed = await exposeVolume({
       name: entry.record.spec.name,
-      device: entry.engine,
+      device: entry.device,
       fuseDir: join(this.options.runDir, "fuse"),
       fs: entry.record.spec.fs,
       nbdSocket: entry.attachment.nbdSocket,

@@ -16,6 +16,12 @@ export interface ReplicaSetOptions {
   logger: Logger;
   /** How long a replica's node may stay down before the replica is rebuilt on another node. */
   replicaTimeoutMs: number;
+  /**
+   * Told of the volume's record each time a repair pass reads it fresh from the store, so that a change made through
+   * another node's API (io_profile, io_priority) reaches the I/O here.
+   * @default - none
+   */
+  onRecord?: (record: VolumeRecord) => void;
 }
 
 /** A replica this engine has open: in sync, or catching up. */
@@ -178,6 +184,7 @@ export class ReplicaSet {
     if (this.closed || this.engine.isStopped) return;
     const { access, catalog, replicaTimeoutMs, logger } = this.options;
     let record = await catalog.get(this.id);
+    this.options.onRecord?.(record);
     const nodes = known ?? (await access.nodes());
     const byId = new Map(nodes.map((n) => [n.id, n]));
     // A replica whose node's lease expired is asked whether it still answers: a dead node fails at once (or, frozen,
