@@ -74,9 +74,9 @@ export interface HoldfastVolumeConfig extends cdktf.TerraformMetaArguments {
   readonly blockSize?: number;
   /** Filesystem made on the volume; `none` leaves a raw block device. Value: ext4, xfs, none. Default: `"ext4"`. Spec key `fs`. Changing it replaces the volume. */
   readonly filesystem?: string;
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
+  /** The volume's share of its node's I/O when volumes contend for it: high 4, medium 2, low 1 (weighted fair queuing). Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   readonly ioPriority?: string;
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
+  /** The access pattern to tune for: `sequential` reads ahead; `db`, `db_remote`, `cms` and `auto` coalesce concurrent flushes; `random` and `none` do neither (docs/decisions/0011-io-tuning.md). Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   readonly ioProfile?: string;
   /** Labels for selecting and grouping volumes. Value: Kubernetes-style labels, key:value separated by ";". Default: `{}`. Changes in place. */
   readonly labels?: { [key: string]: string };
@@ -157,12 +157,12 @@ export class HoldfastVolume extends cdktf.TerraformResource {
     return this.getStringAttribute("id");
   }
 
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
+  /** The volume's share of its node's I/O when volumes contend for it: high 4, medium 2, low 1 (weighted fair queuing). Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   get ioPriority(): string {
     return this.getStringAttribute("io_priority");
   }
 
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
+  /** The access pattern to tune for: `sequential` reads ahead; `db`, `db_remote`, `cms` and `auto` coalesce concurrent flushes; `random` and `none` do neither (docs/decisions/0011-io-tuning.md). Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   get ioProfile(): string {
     return this.getStringAttribute("io_profile");
   }
@@ -386,12 +386,12 @@ export class DataHoldfastVolume extends cdktf.TerraformDataSource {
     return this.getStringAttribute("id");
   }
 
-  /** Class of storage to place replicas on. Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
+  /** The volume's share of its node's I/O when volumes contend for it: high 4, medium 2, low 1 (weighted fair queuing). Value: high, medium, low (or 3, 2, 1). Default: `"medium"`. Changes in place. */
   get ioPriority(): string {
     return this.getStringAttribute("io_priority");
   }
 
-  /** The access pattern to tune for; `auto` picks one from observed I/O. Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
+  /** The access pattern to tune for: `sequential` reads ahead; `db`, `db_remote`, `cms` and `auto` coalesce concurrent flushes; `random` and `none` do neither (docs/decisions/0011-io-tuning.md). Value: sequential, random, db, db_remote, cms, auto, none. Default: `"auto"`. Changes in place. */
   get ioProfile(): string {
     return this.getStringAttribute("io_profile");
   }

@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { VOLUME_KEYS, type VolumeKey } from "../../agent/src/volume-spec/index.js";
 import { apiOverTls } from "../support/agent-process.js";
-import { DevCluster, type VolumeJson } from "../support/dev-cluster.js";
+import { DevCluster, type VolumeJson, waitFor } from "../support/dev-cluster.js";
 import { buildProvider, providerBlock, TerraformDir, volume } from "./terraform-support.js";
 
 // Every row of the key table, through the real API, the real CLI and the real terraform CLI on a 3-node dev
@@ -105,6 +105,25 @@ test("API: online keys change in place; the others are refused unless unchanged;
     assert.is(update.body.error?.field, key.name);
   }
   assert.is((await api("GET", "/v1/volumes/walk-planned")).status, 404, "no planned key made a volume");
+});
+
+test("io_profile and io_priority reach an attached volume's I/O at once, also when changed through another node", async () => {
+  assert.is((await api("POST", "/v1/volumes", { name: "walk-tune" })).status, 201);
+  assert.is((await api("POST", "/v1/volumes/walk-tune/attach")).status, 200);
+  const retuned = (profile: string, priority: string) =>
+    waitFor(`node1 retunes walk-tune to ${profile}/${priority}`, async () =>
+      (await cluster.agentLog("node1"))
+        .split("\n")
+        .filter((line) => line.includes('"volume retuned"'))
+        .map((line) => JSON.parse(line))
+        .find((e) => e.volume === "walk-tune" && e.ioProfile === profile && e.ioPriority === priority),
+    );
+  assert.is((await api("PATCH", "/v1/volumes/walk-tune", { io_profile: "db" })).status, 200);
+  await retuned("db", "medium");
+  const other = await cluster.hf(["volume", "update", "walk-tune", "--io-priority", "low"], "node2");
+  assert.is(other.code, 0, other.stderr);
+  await retuned("db", "low");
+  assert.is((await api("POST", "/v1/volumes/walk-tune/detach")).status, 200);
 });
 
 test("CLI: `volume update` takes every online key; planned keys exit 2 from create and update", async () => {

@@ -1,8 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { BlockDevice } from "../../agent/src/engine/index.js";
+import type { BlockDevice } from "../../agent/src/contracts/index.js";
 import { IoShares, TunedDevice } from "../../agent/src/io-tuning/index.js";
-import { ADAPTIVE_HISTORY } from "../../agent/src/io-tuning/read-ahead.js";
 import { deferred, drain } from "../support/fake-replica.js";
 import { MemoryDevice } from "../support/memory-device.js";
 
@@ -221,16 +220,13 @@ test("retune drops the read-ahead cache; a profile without read-ahead reads the 
   assert.is(held.calls.read - before, 6, "random: one device read per read, no prefetch");
 });
 
-test("auto reads ahead only once most recent reads were sequential", async () => {
+test("auto does not read ahead (measured slower over page-cached replicas: bench/results/tuning.md)", async () => {
   const held = new HeldDevice();
   held.holding = false;
   const device = tuned(held, "auto");
-  // Random reads: no prefetch.
-  for (let i = 0; i < ADAPTIVE_HISTORY; i++) await device.read(((i * 37) % 64) * 64 * KiB, 4 * KiB);
-  assert.is(device.stats.prefetches, 0);
   for (let offset = 0; offset < 128 * KiB; offset += 4 * KiB) await device.read(offset, 4 * KiB);
-  assert.ok(device.stats.prefetches > 0, "a sequential run turns read-ahead on");
-  assert.ok(device.stats.readAheadHits > 0);
+  assert.is(device.stats.prefetches, 0);
+  assert.is(held.calls.read, 32, "one device read per read");
 });
 
 test("flush coalescing: a flush issued during another waits for the next one, and N queued cost one flush", async () => {

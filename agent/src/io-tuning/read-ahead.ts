@@ -33,12 +33,8 @@ export interface ReadAheadOptions {
   windowBytes?: number;
 }
 
-/** How many of the last reads `adaptive` looks at, and how many of them must be sequential to read ahead. */
-export const ADAPTIVE_HISTORY = 16;
-export const ADAPTIVE_THRESHOLD = 12;
-
-/** `on`: read ahead whenever a read follows the previous one; `adaptive`: only once most recent reads did. */
-export type ReadAheadMode = "off" | "on" | "adaptive";
+/** `on`: read ahead whenever a read follows the previous one. */
+export type ReadAheadMode = "off" | "on";
 
 /**
  * Sequential read-ahead over a BlockDevice. A read that starts where the previous one ended, or that a window holds,
@@ -63,8 +59,6 @@ export class ReadAhead {
   private readonly windows = new Set<Window>();
   private readonly mutations = new Set<Mutation>();
   private lastEnd = -1;
-  private readonly recent: boolean[] = [];
-  private sequentialRecent = 0;
 
   constructor(private readonly options: ReadAheadOptions) {
     this.aheadBytes = options.aheadBytes ?? 1024 * 1024;
@@ -77,7 +71,7 @@ export class ReadAhead {
     const end = offset + length;
     const sequential = this.observe(offset, end);
     const window = this.covering(offset, end);
-    if (this.mode !== "off" && (window || (sequential && this.active()))) this.extend(end);
+    if (this.mode === "on" && (window || sequential)) this.extend(end);
     if (window) {
       const data = window.data ?? (await window.pending);
       if (data) {
@@ -105,8 +99,6 @@ export class ReadAhead {
   clear(): void {
     for (const window of this.windows) this.discard(window);
     this.lastEnd = -1;
-    this.recent.length = 0;
-    this.sequentialRecent = 0;
   }
 
   /** Bytes held or in flight now: at most `aheadBytes` plus two windows. */
@@ -116,19 +108,11 @@ export class ReadAhead {
     return total;
   }
 
-  /** Records the read in the recent history; whether it follows the previous one. */
+  /** Whether the read follows the previous one. */
   private observe(offset: number, end: number): boolean {
     const sequential = offset === this.lastEnd;
     this.lastEnd = end;
-    this.recent.push(sequential);
-    if (sequential) this.sequentialRecent++;
-    if (this.recent.length > ADAPTIVE_HISTORY && this.recent.shift()) this.sequentialRecent--;
     return sequential;
-  }
-
-  private active(): boolean {
-    if (this.mode === "on") return true;
-    return this.mode === "adaptive" && this.sequentialRecent >= ADAPTIVE_THRESHOLD;
   }
 
   /** The window holding all of `[offset, end)`; partial overlaps go to the device rather than being stitched. */

@@ -1,4 +1,4 @@
-import type { BlockDevice } from "../engine/index.js";
+import type { BlockDevice } from "../contracts/index.js";
 import type { IoPriority, IoProfile } from "../volume-spec/index.js";
 import { FlushGroup } from "./flush-group.js";
 import type { IoLane, IoShares } from "./io-shares.js";
@@ -15,8 +15,8 @@ export const PROFILES: Readonly<Record<IoProfile, ProfileBehaviour>> = {
   random: { readAhead: "off", coalesceFlushes: false },
   db: { readAhead: "off", coalesceFlushes: true },
   db_remote: { readAhead: "off", coalesceFlushes: true },
-  cms: { readAhead: "adaptive", coalesceFlushes: true },
-  auto: { readAhead: "adaptive", coalesceFlushes: true },
+  cms: { readAhead: "off", coalesceFlushes: true },
+  auto: { readAhead: "off", coalesceFlushes: true },
   none: { readAhead: "off", coalesceFlushes: false },
 };
 

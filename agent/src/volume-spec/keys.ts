@@ -227,7 +227,7 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     default: "auto",
     status: "supported",
     mutability: "online",
-    doc: "The access pattern to tune for; `auto` picks one from observed I/O.",
+    doc: "The access pattern to tune for: `sequential` reads ahead; `db`, `db_remote`, `cms` and `auto` coalesce concurrent flushes; `random` and `none` do neither (docs/decisions/0011-io-tuning.md).",
   },
   {
     name: "io_priority",
@@ -241,7 +241,7 @@ export const VOLUME_KEYS: readonly VolumeKey[] = [
     default: "medium",
     status: "supported",
     mutability: "online",
-    doc: "Class of storage to place replicas on.",
+    doc: "The volume's share of its node's I/O when volumes contend for it: high 4, medium 2, low 1 (weighted fair queuing).",
   },
   {
     name: "nodes",

@@ -317,6 +317,7 @@ export class VolumeService {
         ...r,
         spec: { ...r.spec, ...recordOnly, ...(repl !== undefined && { repl }) },
       }));
+      if (here) this.local.retune(record.id, next.spec);
       if ((size === undefined && repl === undefined) || attachment) return next;
       const entry = here ?? (await this.local.attach(next));
       try {
