@@ -29,4 +29,5 @@ export {
   type OnPremNodeGroupProps,
 } from "./on-prem-node-group.js";
 export { BOOT_TAGS, BOOT_VALUES } from "./user-data.js";
-export { HoldfastVolume, type HoldfastVolumeProps, type VolumeFields } from "./volume.js";
+export { HoldfastVolume, type HoldfastVolumeProps } from "./volume.js";
+export type { VolumeFields } from "./volume-fields.js";

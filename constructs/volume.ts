@@ -5,6 +5,7 @@ import {
   parseSpec,
   specFromFields,
   VOLUME_KEYS,
+  type VolumeKey,
   type VolumeSpec,
   withDefaults,
 } from "../agent/src/volume-spec/index.js";
@@ -16,14 +17,7 @@ import {
   type ITerraformDependable,
 } from "./cdktf.js";
 import type { HoldfastCluster } from "./cluster.js";
-
-/**
- * A volume's keys as separate props: every key of the spec table (VOLUME_KEYS) under its field name, typed as the
- * spec types it, or as the spec string for it (`size: "20G"`, `zones: "a;b"`).
- */
-export type VolumeFields = { readonly name: string } & {
-  readonly [F in Exclude<keyof VolumeSpec, "name">]?: VolumeSpec[F] | string;
-};
+import type { VolumeFields } from "./volume-fields.js";
 
 export interface HoldfastVolumeProps {
   /** The whole volume as an inline spec, `name=pgdata,size=20G,repl=3`. Give this or `volume`. @default - none */
@@ -38,11 +32,9 @@ export interface HoldfastVolumeProps {
   readonly dependsOn?: ITerraformDependable[];
 }
 
-/** Two keys have longer names in Terraform (providers/src/volume-attributes.ts); every other is the field name. */
-const ATTRIBUTE: Partial<Record<keyof VolumeSpec, keyof HoldfastVolumeConfig>> = {
-  repl: "replicas",
-  fs: "filesystem",
-};
+/** The binding's property for a key: its Terraform attribute in camel case (`block_size` is `blockSize`). */
+const propertyOf = (key: VolumeKey) =>
+  (key.terraform ?? key.name).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
  * A Holdfast volume through the provider's `holdfast_volume` resource, declared from an inline spec or from props.
@@ -100,7 +92,7 @@ export class HoldfastVolume extends Construct {
     for (const key of VOLUME_KEYS) {
       const value = this.spec[key.field];
       if (value === undefined) continue;
-      const attribute = ATTRIBUTE[key.field] ?? key.field;
+      const attribute = propertyOf(key);
       // Sizes and snapshot schedules go as their spec strings (`20G`); lists, maps, numbers and booleans as JSON.
       config[attribute] =
         key.kind.type === "size" || key.kind.type === "schedule"

@@ -1,7 +1,9 @@
+import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { HoldfastProvider, Testing } from "../../constructs/cdktf.js";
 import { HoldfastCluster, HoldfastVolume, OnPremNodeGroup } from "../../constructs/index.js";
+import { renderVolumeProps, VOLUME_PROPS_PATH } from "../../scripts/gen-volume-props.js";
 import { fakeArtifact, resources, synth, testStack } from "../support/constructs.js";
 
 function stack() {
@@ -79,6 +81,23 @@ test("more replicas than the cluster's zones with spread: zones is an error; ove
   };
   assert.throws(() => synth(build("zones")), /pg: repl=3 with spread: zones needs 3 zones; cluster c has 2/);
   synth(build("nodes"));
+});
+
+test("a planned key fails synthesis naming the prop and what it waits for; its default passes", () => {
+  const s = stack();
+  assert.throws(
+    () => new HoldfastVolume(s, "enc", { volume: { name: "enc", secure: true } }),
+    (err: Error) => /volume: secure: is not built yet/.test(err.message) && /in test\/enc/.test(err.message),
+  );
+  assert.throws(
+    () => new HoldfastVolume(s, "sh", { spec: "name=sh,shared=true" }),
+    /spec: shared: is not built yet/,
+  );
+  new HoldfastVolume(s, "plain", { volume: { name: "plain", secure: false } });
+});
+
+test("constructs/volume-fields.ts is what scripts/gen-volume-props.ts writes from the key table", () => {
+  assert.fixture(readFileSync(VOLUME_PROPS_PATH, "utf8"), renderVolumeProps());
 });
 
 test.run();
