@@ -401,17 +401,19 @@ rebuild(
       "name=moved,size=64M,repl=2,nodes=node1;node2;node3",
     ]);
     const holders = created.replicas.map((r) => r.node);
-    const [engine, lost] = holders as [string, string];
+    // node1 goes down whenever it holds a replica: the CLI's default node, so every ask must name a live one.
+    const lost = holders.includes("node1") ? "node1" : (holders[1] as string);
+    const engine = holders.find((n) => n !== lost) as string;
     await small.json(["volume", "attach", "moved"], engine);
     const stale = join(small.dir, lost, "data", "pool", "replicas", created.id);
     await small.stop(lost, "SIGTERM");
     const spare = ["node1", "node2", "node3"].find((n) => !holders.includes(n)) as string;
+    // Asked of the engine's node: the CLI's default, node1, may be the one stopped (placement picks the holders).
     await waitFor("the replica rebuilt on the spare node", async () => {
-      const v = await small.json<{ replicas: Array<{ node: string; state: string }> }>([
-        "volume",
-        "inspect",
-        "moved",
-      ]);
+      const v = await small.json<{ replicas: Array<{ node: string; state: string }> }>(
+        ["volume", "inspect", "moved"],
+        engine,
+      );
       return v.replicas.some((r) => r.node === spare && r.state === "in-sync") ? v : undefined;
     });
     assert.is(await exists(stale), true);
