@@ -4,6 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { VOLUME_KEYS } from "../../agent/src/volume-spec/index.js";
 import { AgentProcess, ROOT, sh } from "../support/agent-process.js";
+import { departures } from "../support/json-shape.js";
 import { NBD, RawNbdClient } from "../support/nbd-client.js";
 
 // Bad input at every edge of a real agent: each gets a clear error, and the agent keeps serving.
@@ -149,6 +150,31 @@ test("the OpenAPI document describes every route", async () => {
   for (const key of VOLUME_KEYS) assert.ok(create.properties[key.name], `create body documents ${key.name}`);
   assert.equal(create.properties.fs.enum, ["ext4", "xfs", "none"]);
   assert.is(create.properties.repl.anyOf[0].maximum, 3);
+});
+
+test("real answers are what the OpenAPI document says they are: every field documented, every required one sent", async () => {
+  const doc = (await agent.api("GET", "/v1/openapi.json")).body;
+  const documented = (path: string, method: string, status = "200") =>
+    doc.paths[path][method].responses[status].content["application/json"].schema;
+  const made = await agent.api("POST", "/v1/tokens", { role: "viewer", name: "shape" });
+  const answers: Array<[string, string, { status: number; body: unknown }, string?]> = [
+    ["/v1/volumes", "get", await agent.api("GET", "/v1/volumes")],
+    ["/v1/volumes/{name}", "get", await agent.api("GET", "/v1/volumes/keep")],
+    ["/v1/volumes/{name}/check", "post", await agent.api("POST", "/v1/volumes/keep/check")],
+    ["/v1/cluster", "get", await agent.api("GET", "/v1/cluster")],
+    ["/v1/nodes", "get", await agent.api("GET", "/v1/nodes")],
+    ["/v1/quarantine", "get", await agent.api("GET", "/v1/quarantine")],
+    ["/v1/tokens", "get", await agent.api("GET", "/v1/tokens")],
+    ["/v1/tokens", "post", made, "201"],
+  ];
+  for (const [path, method, answer, status] of answers) {
+    assert.ok(answer.status < 300, `${method} ${path}: ${answer.status}`);
+    assert.equal(departures(documented(path, method, status), answer.body), [], `${method} ${path}`);
+  }
+  // And the check can fail: an answer with a field the document does not have.
+  const view = documented("/v1/volumes/{name}", "get");
+  const keep = (await agent.api("GET", "/v1/volumes/keep")).body;
+  assert.equal(departures(view, { ...keep, colour: "red" }), ["$.colour: sent, not documented"]);
 });
 
 /** The unix socket path inside an `nbd+unix:///NAME?socket=PATH` URI. */

@@ -41,7 +41,10 @@ export function openApiDocument(routes: Route[], version: string) {
           }
         : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "Success" },
+        [String(r.status ?? 200)]: {
+          description: "Success",
+          ...(r.response ? { content: { "application/json": { schema: r.response } } } : {}),
+        },
         "4XX": {
           description: "Bad input, unknown volume, or a conflict",
           content: { "application/json": { schema: ErrorBody } },

@@ -13,6 +13,8 @@ export interface Route<P extends z.ZodType = z.ZodType, B extends z.ZodType = z.
   body?: B;
   /** The body's schema for the OpenAPI document, when it says more than `body` (which may defer to the spec). */
   documentedBody?: Record<string, unknown>;
+  /** The JSON Schema of a successful answer, for the OpenAPI document (see responses.ts). @default - no body */
+  response?: Record<string, unknown>;
   /** Status of a successful answer. @default 200 */
   status?: number;
   /** The role a token needs for this route. @default "viewer" for GET, "operator" for the rest */

@@ -4,6 +4,7 @@ import { changeFromFields, ONLINE_KEYS, specFromInput, volumeKeysJsonSchema } fr
 import type { VolumeService } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
 import type { Recovery } from "../volumes/recovery.js";
+import * as answers from "./responses.js";
 import { route } from "./route.js";
 import { type ApiTokens, ROLES } from "./tokens.js";
 
@@ -104,6 +105,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/tokens",
+      response: answers.newToken,
       summary: "Makes an API token; the answer holds its secret, shown this once and stored only hashed.",
       role: "admin",
       body: TokenBody,
@@ -113,6 +115,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/tokens",
+      response: answers.listOf(answers.token),
       summary: "The API tokens: id, role, name, creation and expiry (never the secrets).",
       role: "admin",
       handler: () => tokens.list(),
@@ -132,6 +135,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/cluster",
+      response: answers.cluster,
       summary: "The cluster, its nodes and a count of volumes by state.",
       handler: async () => {
         const [cluster, list, quarantine] = await Promise.all([
@@ -155,6 +159,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/nodes",
+      response: answers.listOf(answers.nodeStatus),
       summary: "Nodes of the cluster, each with the number of its quarantined replicas.",
       handler: async () => {
         const [cluster, quarantine] = await Promise.all([info.cluster(), info.quarantine.list()]);
@@ -164,12 +169,14 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/quarantine",
+      response: answers.listOf(answers.quarantined),
       summary: "Replicas that no volume listed when their node started: kept until purged or their TTL.",
       handler: () => info.quarantine.list(),
     }),
     route({
       method: "POST",
       url: "/v1/quarantine/purge",
+      response: answers.listOf(answers.quarantined),
       summary: "Destroys quarantined replicas (never one a volume lists); answers those destroyed.",
       role: "admin",
       body: PurgeBody,
@@ -178,12 +185,14 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/volumes",
+      response: answers.listOf(answers.volumeView),
       summary: "Every volume.",
       handler: () => volumes.list(),
     }),
     route({
       method: "POST",
       url: "/v1/volumes",
+      response: { oneOf: [answers.volumeView, answers.volumeSet] },
       summary:
         "Creates a volume from an inline spec and/or separate keys. With `scale` above 1 it creates the set NAME.1 to NAME.N and answers with the set (`name`, `scale`, `members`), as GET /v1/volume-sets/NAME does.",
       body: CreateBody,
@@ -197,6 +206,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/volume-sets/:name",
+      response: answers.volumeSet,
       summary: "A volume set (a name created with scale above 1): its scale and its members.",
       params: NameParams,
       handler: ({ params }) => volumes.inspectSet(params.name),
@@ -216,6 +226,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "GET",
       url: "/v1/volumes/:name",
+      response: answers.volumeView,
       summary: "One volume, by name or id.",
       params: NameParams,
       handler: ({ params }) => volumes.inspect(params.name),
@@ -223,6 +234,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "PATCH",
       url: "/v1/volumes/:name",
+      response: answers.volumeView,
       summary: `Changes a volume in place while in use: ${ONLINE_KEYS.map((k) => k.name).join(", ")}.`,
       params: NameParams,
       body: UpdateBody,
@@ -232,6 +244,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes/:name/check",
+      response: answers.check,
       summary:
         "Compares every in-sync replica region by region: `identical` says whether they agree, `differing` lists the regions (4 MiB each) where they do not.",
       params: NameParams,
@@ -254,6 +267,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes/:name/attach",
+      response: answers.volumeView,
       summary: "Attaches the volume on this node and serves it over NBD.",
       params: NameParams,
       handler: ({ params }) => volumes.attach(params.name),
@@ -261,6 +275,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes/:name/detach",
+      response: answers.volumeView,
       summary: "Stops serving the volume on this node.",
       params: NameParams,
       handler: ({ params }) => volumes.detach(params.name),
@@ -268,6 +283,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes/:name/mount",
+      response: answers.volumeView,
       summary: "Attaches, makes the file system on first use, and mounts the volume on this node.",
       params: NameParams,
       body: MountBody,
@@ -276,6 +292,7 @@ export function volumeRoutes(volumes: VolumeService, info: ClusterInfo, tokens: 
     route({
       method: "POST",
       url: "/v1/volumes/:name/unmount",
+      response: answers.volumeView,
       summary: "Unmounts and detaches the volume on this node.",
       params: NameParams,
       handler: ({ params }) => volumes.unmount(params.name),

@@ -13,7 +13,7 @@ export function allows(held: Role, needed: Role): boolean {
 }
 
 /** A token as the store keeps it: its secret only as a SHA-256 hash (the secret is 32 random bytes). */
-const TokenRecordSchema = z.object({
+export const TokenRecordSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{16}$/),
   role: z.enum(ROLES),
   name: z.string().max(128),

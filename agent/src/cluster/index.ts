@@ -1,2 +1,8 @@
-export { Membership, type MembershipOptions, type NodeInfo, type NodeStatus } from "./membership.js";
+export {
+  Membership,
+  type MembershipOptions,
+  type NodeInfo,
+  NodeInfoSchema,
+  type NodeStatus,
+} from "./membership.js";
 export { type PlacementNode, type PlacementRequest, placementFor, placeReplicas } from "./placement.js";

@@ -10,7 +10,7 @@ import {
 } from "../meta/index.js";
 
 /** A node record read back from the store: its addresses are where the CLI sends tokens and engines dial. */
-const NodeInfoSchema = z.object({
+export const NodeInfoSchema = z.object({
   id: Name,
   api: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).refine(
     (url) => {

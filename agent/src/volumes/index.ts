@@ -1,5 +1,6 @@
 export { VolumeCatalog } from "./catalog.js";
 export { LocalReplicas } from "./local-replicas.js";
+export { QuarantineRecordSchema } from "./record-schemas.js";
 export { type AttachmentRecord, type ReplicaRecord, storeKeys, type VolumeRecord } from "./records.js";
 export { ReplicaAccess } from "./replica-access.js";
 export { ReplicaAuthority } from "./replica-authority.js";
