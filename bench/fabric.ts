@@ -4,14 +4,14 @@
 // and resync throughput. Writes bench/results/fabric.{json,md}.
 
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ROOT } from "../test/support/agent-process.js";
 import { DevCluster } from "../test/support/dev-cluster.js";
 import { NBD, RawNbdClient } from "../test/support/nbd-client.js";
 import { JOBS as ALL_JOBS, type FioJob, type FioResult, PRECONDITION, runFio } from "./fio.js";
+import { saveResults } from "./report.js";
 import { killAllChildren } from "./system.js";
 import { localFileTarget, nbdkitTarget } from "./targets.js";
 
@@ -156,14 +156,9 @@ async function main(): Promise<void> {
     const fo = await failover(cluster);
     log("resync");
     const rs = await resync(cluster, work);
-    const dir = join(ROOT, "bench/results");
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, "fabric.json"),
-      `${JSON.stringify({ date: new Date().toISOString(), loadBefore: before, results, failover: fo, resync: rs }, null, 2)}\n`,
-    );
     const md = markdown(results, fo, rs, before);
-    await writeFile(join(dir, "fabric.md"), md);
+    const raw = { date: new Date().toISOString(), loadBefore: before, results, failover: fo, resync: rs };
+    await saveResults("fabric", raw, md);
     console.log(md);
   } finally {
     await cluster?.down();

@@ -7,15 +7,16 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { statSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from "../providers/src/plugin/serve.js";
 import { selfSignedCertificate } from "../providers/src/plugin/tls-certificate.js";
 import { ROOT } from "../test/support/agent-process.js";
+import { saveResults } from "./report.js";
 
 const PROVIDER = join(ROOT, "providers/bin/terraform-provider-holdfast");
-const RESULTS = join(ROOT, "bench/results");
+const _RESULTS = join(ROOT, "bench/results");
 /** The issue's limit on start to handshake, on this machine. */
 const LIMIT_MS = 200;
 
@@ -182,7 +183,6 @@ async function main() {
     pass: mtls.medianMs < LIMIT_MS,
     series: [...nodeRows, plain, first, cold, mtls],
   };
-  await writeFile(join(RESULTS, "provider-startup.json"), `${JSON.stringify(results, null, 2)}\n`);
   const rows = results.series.map(
     (s) =>
       `| ${s.name} | ${s.medianMs} | ${s.p90Ms} | ${s.minMs} | ${s.maxMs} | ${s.inside.loadedMs ?? "-"} | ${s.inside.tlsMs ?? "-"} | ${s.inside.handshakeMs ?? "-"} | ${s.inside.cpuMs ?? "-"} | ${s.codeCache} |`,
@@ -237,7 +237,7 @@ is not a dependency here, and would make the one file a 99 MB copy of Node per p
 Regenerate with \`node --import tsx bench/provider-startup.ts\`. Figures move with other work on the machine; compare
 the rows of one run with each other.
 `;
-  await writeFile(join(RESULTS, "provider-startup.md"), md);
+  await saveResults("provider-startup", results, md);
   process.stdout.write(md);
 }
 

@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ROOT } from "../test/support/agent-process.js";
 import type { FioJob, FioResult } from "./fio.js";
 import type { ProfileSummary } from "./profile.js";
 import type { CpuUse } from "./system.js";
@@ -253,4 +256,12 @@ export function markdown(r: BenchResults): string {
       "",
     ]),
   ].join("\n");
+}
+
+/** Writes a bench's raw numbers and its report as bench/results/NAME.json and NAME.md. */
+export async function saveResults(name: string, results: unknown, md: string): Promise<void> {
+  const dir = join(ROOT, "bench/results");
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(join(dir, `${name}.md`), md);
 }

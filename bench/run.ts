@@ -3,7 +3,7 @@
 // and prints the table. See bench/README.md.
 
 import { rmSync } from "node:fs";
-import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { freePort, ROOT } from "../test/support/agent-process.js";
@@ -16,6 +16,7 @@ import {
   type MachineInfo,
   markdown,
   type ProfileRun,
+  saveResults,
   throughputTable,
 } from "./report.js";
 import { backgroundCores, killAllChildren, measureCpu, run } from "./system.js";
@@ -60,9 +61,7 @@ async function main(): Promise<void> {
       comparisons: compare(JOBS, results),
       profiles,
     };
-    await mkdir(RESULTS_DIR, { recursive: true });
-    await writeFile(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(join(RESULTS_DIR, "latest.md"), markdown(report));
+    await saveResults("latest", report, markdown(report));
     console.log(`\n${throughputTable(report.comparisons)}\n`);
     log("full report in bench/results/latest.md, raw numbers in bench/results/latest.json");
   } finally {

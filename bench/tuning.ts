@@ -3,11 +3,11 @@
 // in the key, run alternately in every round, so the machine's drift hits both alike. Writes
 // bench/results/tuning.{json,md}.
 
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../test/support/agent-process.js";
 import { DevCluster } from "../test/support/dev-cluster.js";
+import { saveResults } from "./report.js";
 import { backgroundCores, killAllChildren, measureCpu, run } from "./system.js";
 
 /** Every timed job runs this many rounds per volume; the median is reported (one 6 s run swings by 2x here). */
@@ -284,11 +284,8 @@ async function main(): Promise<void> {
       fsync,
       priority: { highLow, mediumMedium },
     };
-    const dir = join(ROOT, "bench/results");
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "tuning.json"), `${JSON.stringify(results, null, 2)}\n`);
     const md = markdown(results);
-    await writeFile(join(dir, "tuning.md"), md);
+    await saveResults("tuning", results, md);
     console.log(md);
   } finally {
     await cluster?.down();
