@@ -60,9 +60,10 @@ module.exports = {
     },
     {
       name: "no-module-cycles",
-      comment: "No cycle between modules of the agent either: an import cycle makes load order matter.",
+      comment:
+        "No cycle between modules of the agent, the provider or the constructs: an import cycle makes load order matter.",
       severity: "error",
-      from: { path: "^agent/src/" },
+      from: { path: "^(agent/src|providers/src|constructs)/" },
       to: { circular: true },
     },
   ],

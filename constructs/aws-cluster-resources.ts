@@ -1,3 +1,4 @@
+import { invalid } from "./agent-settings.js";
 import {
   AssetType,
   Construct,
@@ -20,7 +21,34 @@ import {
 } from "./cdktf.js";
 import type { HoldfastCluster } from "./cluster.js";
 
-export interface AwsClusterResourcesProps {
+/**
+ * How the API token reaches AWS nodes: fetched at boot, never written into user data. The cluster CA's key never
+ * reaches them: a node enrolls with its instance identity document, answered by `holdfast cluster sign` where the
+ * operator keeps the CA (docs/decisions/0010-trust-boundary.md).
+ */
+export interface AwsSecretsProps {
+  /** The AWS service that keeps them. @default "secretsmanager" */
+  readonly store?: "secretsmanager" | "ssm";
+  /** An existing secret ARN (Secrets Manager) or SecureString parameter name (SSM) holding the API token. @default - a new secret with a random 48-character token */
+  readonly token?: string;
+  /**
+   * An existing secret ARN or SecureString parameter name holding the cluster's etcd client certificate as JSON
+   * `{"ca": PEM, "crt": PEM, "key": PEM}` (`holdfast etcd client` writes the three files). SSM cannot create an empty
+   * parameter, so with `store: "ssm"` this is required.
+   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
+   */
+  readonly etcdClient?: string;
+}
+
+/** What the AWS node groups of one cluster share, given on any of them (the same on each that gives it). */
+export interface AwsSharedProps {
+  /** API token and etcd client certificate handling. @default - in Secrets Manager, created by the construct */
+  readonly secrets?: AwsSecretsProps;
+  /** An existing KMS key (ARN) for EBS drives, secrets and the artifact bucket. @default - a new key with rotation on */
+  readonly kmsKeyArn?: string;
+}
+
+export interface AwsClusterResourcesProps extends AwsSharedProps {
   readonly cluster: HoldfastCluster;
   readonly vpcId: string;
 }
@@ -28,9 +56,36 @@ export interface AwsClusterResourcesProps {
 /**
  * What every AWS node group of one cluster shares: the KMS key, the API token secret (no CA: nodes enroll), the private bucket
  * holding the agent artifact, and the security groups of the nodes and of their API load balancers. Made once, by
- * the first AwsNodeGroup (HoldfastCluster.awsResources), so an on-prem-only cluster creates no AWS resources.
+ * the first AwsNodeGroup (AwsClusterResources.of), so an on-prem-only cluster creates no AWS resources, and the
+ * cloud-neutral HoldfastCluster knows nothing of them.
  */
 export class AwsClusterResources extends Construct {
+  /**
+   * The cluster's AWS resources, made by the first AWS node group that asks. A later group must be in the same VPC,
+   * and give the same `shared` props or none: the resources exist already.
+   */
+  static of(cluster: HoldfastCluster, vpcId: string, shared: AwsSharedProps | undefined, asker: Construct) {
+    const existing = cluster.node.tryFindChild("aws");
+    if (existing instanceof AwsClusterResources) {
+      if (existing.vpcId !== vpcId) {
+        throw invalid(
+          asker,
+          "vpcId",
+          `every AwsNodeGroup of a cluster must be in one VPC (${existing.vpcId})`,
+        );
+      }
+      if (shared && JSON.stringify(shared) !== JSON.stringify(existing.shared)) {
+        throw invalid(
+          asker,
+          "shared",
+          `differs from the cluster's AWS resources, made by an earlier AwsNodeGroup: give it on the first one, or the same on each`,
+        );
+      }
+      return existing;
+    }
+    return new AwsClusterResources(cluster, "aws", { cluster, vpcId, ...shared });
+  }
+
   readonly vpcId: string;
   readonly kmsKeyArn: string;
   readonly secretStore: "secretsmanager" | "ssm";
@@ -58,17 +113,24 @@ export class AwsClusterResources extends Construct {
     super(scope, id);
     const { cluster } = props;
     const name = cluster.clusterName;
+    if (props.secrets?.store === "ssm" && !props.secrets.etcdClient && cluster.etcdTls) {
+      throw invalid(
+        this,
+        "secrets.etcdClient",
+        'with store "ssm" give the name of an existing SecureString parameter holding the cluster\'s etcd client certificate',
+      );
+    }
     const tags = { ...cluster.tags };
     this.vpcId = props.vpcId;
     this.account = new DataAwsCallerIdentity(this, "account");
     this.partition = new DataAwsPartition(this, "partition");
-    this.kmsKeyArn = cluster.props.kmsKeyArn ?? this.createKey(name, tags);
+    this.kmsKeyArn = props.kmsKeyArn ?? this.createKey(name, tags);
 
-    this.secretStore = cluster.props.secrets?.store ?? "secretsmanager";
-    const token = cluster.props.secrets?.token ?? this.createToken(name, tags);
+    this.secretStore = props.secrets?.store ?? "secretsmanager";
+    const token = props.secrets?.token ?? this.createToken(name, tags);
     const etcd = !cluster.etcdTls
       ? undefined
-      : (cluster.props.secrets?.etcdClient ??
+      : (props.secrets?.etcdClient ??
         new SecretsmanagerSecret(this, "etcd-client", {
           name: `holdfast/${name}/etcd-client`,
           description: `Holdfast ${name}'s etcd client certificate: {"ca": PEM, "crt": PEM, "key": PEM}, put once by the operator (holdfast etcd client)`,
@@ -128,10 +190,19 @@ export class AwsClusterResources extends Construct {
       tags: { ...tags, Name: `holdfast-${name}-api` },
     });
     this.rules();
+    cluster.onNodeGroup((group) => {
+      if (group.kind === "on-prem") this.admitHosts(group.hosts.map((h) => h.address));
+    });
+  }
+
+  /** The shared props these resources were made with, which every later AWS node group must agree with. */
+  get shared(): AwsSharedProps {
+    const { secrets, kmsKeyArn } = this.props;
+    return { ...(secrets && { secrets }), ...(kmsKeyArn && { kmsKeyArn }) };
   }
 
   /** Admits cluster traffic from on-prem hosts (their fixed addresses), once per address. */
-  admitHosts(addresses: readonly string[]): void {
+  private admitHosts(addresses: readonly string[]): void {
     const { ports } = this.props.cluster;
     for (const address of addresses) {
       if (this.admitted.has(address)) continue;

@@ -1,6 +1,6 @@
 import type { AgentConfigInput } from "../agent/src/config/index.js";
 import { checkedAgentConfig, DEFAULT_DATA_DIR, invalid } from "./agent-settings.js";
-import type { AwsClusterResources } from "./aws-cluster-resources.js";
+import { AwsClusterResources, type AwsSharedProps } from "./aws-cluster-resources.js";
 import {
   Annotations,
   AutoscalingGroup,
@@ -52,6 +52,12 @@ export interface AwsNodeGroupProps {
   /** The cluster the nodes join. */
   readonly cluster: HoldfastCluster;
   readonly vpcId: string;
+  /**
+   * What every AWS node group of the cluster shares (secrets, KMS key): give it on the first one, or the same on
+   * each.
+   * @default - new ones, made by the first AWS node group
+   */
+  readonly shared?: AwsSharedProps;
   /** Subnets to spread nodes over, one per availability zone. */
   readonly subnets: readonly AwsSubnet[];
   /** Nodes in each zone. @default 1 */
@@ -109,7 +115,7 @@ export class AwsNodeGroup extends Construct {
     const { cluster } = props;
     const drives = props.dataDrives ?? [{ sizeGiB: 100 }];
     this.validate(drives);
-    const aws = cluster.awsResources(props.vpcId);
+    const aws = AwsClusterResources.of(cluster, props.vpcId, props.shared, this);
     this.aws = aws;
     const tags = { ...cluster.tags, ...props.tags, "holdfast:node-group": id };
     const nodesPerZone = props.nodesPerZone ?? 1;

@@ -4,7 +4,6 @@ import { basename, resolve } from "node:path";
 import { type AgentConfigInput, HostPort } from "../agent/src/config/index.js";
 import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/volume-spec/index.js";
 import { type AgentSettings, invalid } from "./agent-settings.js";
-import { AwsClusterResources } from "./aws-cluster-resources.js";
 import { Annotations, Construct, Lazy, TerraformOutput } from "./cdktf.js";
 
 /** What the cluster exposes once synthesized. */
@@ -44,25 +43,6 @@ export interface HoldfastPorts {
   readonly etcdPeer?: number;
 }
 
-/**
- * How the API token reaches AWS nodes: fetched at boot, never written into user data. The cluster CA's key never
- * reaches them: a node enrolls with its instance identity document, answered by `holdfast cluster sign` where the
- * operator keeps the CA (docs/decisions/0010-trust-boundary.md).
- */
-export interface ClusterSecretsProps {
-  /** The AWS service that keeps them. @default "secretsmanager" */
-  readonly store?: "secretsmanager" | "ssm";
-  /** An existing secret ARN (Secrets Manager) or SecureString parameter name (SSM) holding the API token. @default - a new secret with a random 48-character token */
-  readonly token?: string;
-  /**
-   * An existing secret ARN or SecureString parameter name holding the cluster's etcd client certificate as JSON
-   * `{"ca": PEM, "crt": PEM, "key": PEM}` (`holdfast etcd client` writes the three files). SSM cannot create an empty
-   * parameter, so with `store: "ssm"` this is required.
-   * @default - a new, empty Secrets Manager secret that you fill once before nodes can boot (see constructs/README.md)
-   */
-  readonly etcdClient?: string;
-}
-
 /** The replication the cluster's layout must be able to place: checked at synthesis against the node groups. */
 export interface ReplicationPolicy {
   /** Copies of each volume. @default - the `repl` key's default in the volume spec table */
@@ -80,8 +60,6 @@ export interface HoldfastClusterProps {
   readonly ports?: HoldfastPorts;
   /** CIDRs of clients allowed to reach the API (besides the cluster's own nodes). @default - none */
   readonly clientCidrs?: readonly string[];
-  /** API token handling on AWS. @default - in Secrets Manager, created by the construct */
-  readonly secrets?: ClusterSecretsProps;
   /**
    * The cluster CA's certificate (PEM: the ca.crt of `holdfast cluster init`; public, unlike its key), which clients
    * verify the nodes' HTTPS API by: {@link HoldfastCluster.providerConfig} passes it to the holdfast provider, and
@@ -95,8 +73,6 @@ export interface HoldfastClusterProps {
   readonly agent?: AgentSettings;
   /** The bundled agent (`node scripts/build-artifact.mjs`). @default - dist/holdfast-agent-<version>.tar.gz of this repository */
   readonly artifactPath?: string;
-  /** An existing KMS key (ARN) for EBS drives, secrets and the artifact bucket. @default - a new key with rotation on */
-  readonly kmsKeyArn?: string;
   /** Tags on every AWS resource the cluster creates. @default - only `holdfast:cluster` */
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -117,7 +93,8 @@ const CIDR = /^([0-9]{1,3}\.){3}[0-9]{1,3}\/([0-9]|[12][0-9]|3[0-2])$|^[0-9A-Fa-
 const REPO = resolve(import.meta.dirname, "..");
 
 /**
- * A Holdfast cluster: its name, metadata store, ports, secrets and the agent artifact its nodes install. Node
+ * A Holdfast cluster: its name, metadata store, ports and the agent artifact its nodes install, with nothing of any
+ * one cloud (AwsNodeGroup brings the AWS resources it needs). Node
  * groups (AwsNodeGroup, OnPremNodeGroup) join it; it checks at synthesis that their layout can hold the replication
  * policy, and outputs the API endpoints and the cluster id.
  */
@@ -131,7 +108,7 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
   readonly clusterId: string;
   readonly apiEndpoints: string[];
   private readonly groups: HoldfastNodeGroupInfo[] = [];
-  private aws?: AwsClusterResources;
+  private readonly groupListeners: Array<(group: HoldfastNodeGroupInfo) => void> = [];
 
   constructor(
     scope: Construct,
@@ -166,13 +143,6 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     if (plainEtcd(props.metadata)) {
       Annotations.of(this).addWarning(
         "metadata.plainHttp: agents speak plain HTTP to etcd, without a client certificate: a lab only",
-      );
-    }
-    if (props.secrets?.store === "ssm" && !props.secrets.etcdClient && !plainEtcd(props.metadata)) {
-      throw invalid(
-        this,
-        "secrets.etcdClient",
-        'with store "ssm" give the name of an existing SecureString parameter holding the cluster\'s etcd client certificate',
       );
     }
     if (props.caCertificate !== undefined && !props.caCertificate.includes("-----BEGIN CERTIFICATE-----")) {
@@ -252,19 +222,16 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
   /** Called by each node group's constructor. */
   register(group: HoldfastNodeGroupInfo): void {
     this.groups.push(group);
-    if (group.kind === "on-prem") this.aws?.admitHosts(group.hosts.map((h) => h.address));
+    for (const listener of this.groupListeners) listener(group);
   }
 
-  /** The AWS pieces every AWS node group shares (KMS key, secrets, artifact bucket, security group), made once. */
-  awsResources(vpcId: string): AwsClusterResources {
-    if (this.aws && this.aws.vpcId !== vpcId) {
-      throw invalid(this, "vpcId", `every AwsNodeGroup of a cluster must be in one VPC (${this.aws.vpcId})`);
-    }
-    if (!this.aws) {
-      this.aws = new AwsClusterResources(this, "aws", { cluster: this, vpcId });
-      this.aws.admitHosts(this.groups.flatMap((g) => g.hosts.map((h) => h.address)));
-    }
-    return this.aws;
+  /**
+   * Calls `listener` with every node group, those registered so far and each one after: how what one kind of group
+   * shares (AWS's security groups) learns of the others' hosts without the cluster knowing of either.
+   */
+  onNodeGroup(listener: (group: HoldfastNodeGroupInfo) => void): void {
+    this.groupListeners.push(listener);
+    for (const group of this.groups) listener(group);
   }
 
   /** How many distinct zones, racks or nodes the node groups declared so far cover. */

@@ -3,7 +3,7 @@
  * import goes through ./cdktf.ts, so moving to CDK Terrain is one file.
  */
 export { AGENT_CONFIG_PATH, type AgentSettings, DEFAULT_DATA_DIR } from "./agent-settings.js";
-export { AwsClusterResources } from "./aws-cluster-resources.js";
+export { AwsClusterResources, type AwsSecretsProps, type AwsSharedProps } from "./aws-cluster-resources.js";
 export {
   type AwsEndpoints,
   AwsNodeGroup,
@@ -13,7 +13,6 @@ export {
   MIN_DRIVE_GIB,
 } from "./aws-node-group.js";
 export {
-  type ClusterSecretsProps,
   HoldfastCluster,
   type HoldfastClusterProps,
   type HoldfastPorts,

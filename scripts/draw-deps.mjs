@@ -3,7 +3,7 @@
 // checks) into docs/architecture/deps.md: a Mermaid flowchart for reading, and the same arrows as a plain list that
 // diffs well in review. No graphviz needed.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
@@ -55,5 +55,14 @@ ${mermaid.join("\n")}
 ${list.join("\n")}
 \`\`\`
 `;
-writeFileSync(join(root, "docs", "architecture", "deps.md"), page);
-process.stdout.write(`${list.join("\n")}\n`);
+const file = join(root, "docs", "architecture", "deps.md");
+// `--check` (in npm run lint): fail when the committed picture is not what the sources draw now.
+if (process.argv.includes("--check")) {
+  if (readFileSync(file, "utf8") !== page) {
+    process.stderr.write("docs/architecture/deps.md is stale: run `npm run deps`\n");
+    process.exit(1);
+  }
+} else {
+  writeFileSync(file, page);
+  process.stdout.write(`${list.join("\n")}\n`);
+}

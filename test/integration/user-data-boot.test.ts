@@ -72,12 +72,12 @@ function synthesizeUserData(dataDir: string, device: string): string {
     clusterName: "dev",
     metadata: { etcdEndpoints: [`${NET}.10:2379`] },
     artifactPath: artifact.path,
-    secrets: { token: TOKEN_ARN, etcdClient: ETCD_ARN },
     agent: { dataDir, mountDir: join(dataDir, "mnt"), pluginSocket: "none", csiSocket: "none" },
   });
   new AwsNodeGroup(stack, "storage", {
     cluster,
     vpcId: "vpc-1",
+    shared: { secrets: { token: TOKEN_ARN, etcdClient: ETCD_ARN } },
     subnets: [{ subnetId: "subnet-a", availabilityZone: "us-east-1a" }],
     dataDrives: [{ sizeGiB: 10, deviceName: device }],
     endpoints: { s3: s3Url, secretsManager: aws.url },

@@ -202,9 +202,13 @@ test("with SSM, the policy grants ssm:GetParameter on the token's and the etcd c
     clusterName: "prod",
     metadata: { etcdEndpoints: ["10.0.0.5:2379"] },
     artifactPath,
-    secrets: { store: "ssm", etcdClient: "/holdfast/prod/etcd-client" },
   });
-  new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS });
+  new AwsNodeGroup(stack, "storage", {
+    cluster,
+    vpcId: "vpc-1",
+    subnets: SUBNETS,
+    shared: { secrets: { store: "ssm", etcdClient: "/holdfast/prod/etcd-client" } },
+  });
   const json = synth(stack);
   const policy = policyOf(json);
   assert.equal(policy.Statement[1]?.Action, ["ssm:GetParameter"]);
@@ -303,6 +307,32 @@ test("a bad agent setting fails synthesis naming the agent key", () => {
     () => new AwsNodeGroup(stack, "storage", { cluster, vpcId: "vpc-1", subnets: SUBNETS }),
     /^agent\.leaseTtl: must be at least 2 seconds/,
   );
+});
+
+test("AWS node groups share one set of AWS resources: a second group agrees with the first or is refused", () => {
+  const { stack, cluster } = build({ shared: { kmsKeyArn: "arn:aws:kms:us-east-1:1:key/a" } });
+  new AwsNodeGroup(stack, "more", { cluster, vpcId: "vpc-1", subnets: SUBNETS });
+  new AwsNodeGroup(stack, "same", {
+    cluster,
+    vpcId: "vpc-1",
+    subnets: SUBNETS,
+    shared: { kmsKeyArn: "arn:aws:kms:us-east-1:1:key/a" },
+  });
+  assert.throws(
+    () =>
+      new AwsNodeGroup(stack, "other-key", {
+        cluster,
+        vpcId: "vpc-1",
+        subnets: SUBNETS,
+        shared: { kmsKeyArn: "arn:aws:kms:us-east-1:1:key/b" },
+      }),
+    /^shared: differs from the cluster's AWS resources/,
+  );
+  assert.throws(
+    () => new AwsNodeGroup(stack, "other-vpc", { cluster, vpcId: "vpc-2", subnets: SUBNETS }),
+    /^vpcId: every AwsNodeGroup of a cluster must be in one VPC \(vpc-1\)/,
+  );
+  assert.equal(resources(synth(stack), "aws_kms_key"), [], "the given key, none made");
 });
 
 test("requireImdsv2: false is a warning, and the template then allows IMDSv1", () => {
