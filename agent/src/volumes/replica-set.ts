@@ -6,6 +6,7 @@ import { OperationError } from "../errors.js";
 import { StoreUnavailableError } from "../meta/index.js";
 import type { VolumeCatalog } from "./catalog.js";
 import type { AttachmentRecord, ReplicaRecord, VolumeRecord } from "./records.js";
+import { RepairPolicy } from "./repair-policy.js";
 import type { OpenReplica, ReplicaAccess } from "./replica-access.js";
 
 export interface ReplicaSetOptions {
@@ -34,23 +35,24 @@ interface Member extends OpenReplica {
  * replica that fails leaves it (through the engine, before the write it missed is acknowledged), and `repair`
  * brings the volume back to its replication factor: it resyncs replicas whose node is back, rebuilds those whose
  * node stayed down longer than the replica timeout on other nodes, and adds or removes replicas when `repl`
- * changed. Store updates go one at a time, in the order the engine made them.
+ * changed. Store updates go one at a time, in the order the engine made them. What to do and when (resync, wait,
+ * rebuild, which replica to remove) is RepairPolicy's; this class carries it out.
  */
 export class ReplicaSet {
   private readonly members = new Map<string, Member>();
   /** Replicas the engine dropped, by node: their resync copies what the engine recorded they missed. */
   private readonly dropped = new Map<string, ReplicaTarget>();
-  private readonly downSince = new Map<string, number>();
   private readonly progress = new Map<string, ResyncProgress>();
-  /** Resyncs that failed, by node: the next try waits longer each time (a full pool fails every time). */
-  private readonly backoff = new Map<string, { failures: number; until: number }>();
+  private readonly policy: RepairPolicy;
   private queue: Promise<unknown> = Promise.resolve();
   private repairing?: Promise<void>;
   private regaining?: Promise<void>;
   private closed = false;
   engine!: Engine;
 
-  private constructor(private readonly options: ReplicaSetOptions) {}
+  private constructor(private readonly options: ReplicaSetOptions) {
+    this.policy = new RepairPolicy(options.replicaTimeoutMs);
+  }
 
   private get id(): string {
     return this.options.record.id;
@@ -182,7 +184,7 @@ export class ReplicaSet {
 
   private async repairOnce(known?: NodeStatus[]): Promise<void> {
     if (this.closed || this.engine.isStopped) return;
-    const { access, catalog, replicaTimeoutMs, logger } = this.options;
+    const { access, catalog, logger } = this.options;
     let record = await catalog.get(this.id);
     this.options.onRecord?.(record);
     const nodes = known ?? (await access.nodes());
@@ -207,14 +209,9 @@ export class ReplicaSet {
     );
     for (const r of record.replicas) {
       if (this.members.has(r.node) || this.closed) continue;
-      if (byId.get(r.node)?.state === "up") {
-        this.downSince.delete(r.node);
-        if ((this.backoff.get(r.node)?.until ?? 0) <= Date.now()) await this.resync(r.node);
-        continue;
-      }
-      const since = this.downSince.get(r.node) ?? Date.now();
-      this.downSince.set(r.node, since);
-      if (Date.now() - since < replicaTimeoutMs) continue;
+      const step = this.policy.stepFor(r.node, byId.get(r.node)?.state === "up");
+      if (step === "resync") await this.resync(r.node);
+      if (step !== "rebuild") continue;
       logger.warn(
         { volume: record.spec.name, node: r.node },
         "replica's node down too long: rebuilding elsewhere",
@@ -233,7 +230,7 @@ export class ReplicaSet {
         ...rs.filter((x) => x.node !== r.node),
         { node: target.id, pool, state: "resyncing" },
       ]);
-      this.downSince.delete(r.node);
+      this.policy.replaced(r.node);
       this.forgetDropped(r.node);
       await this.resync(target.id);
     }
@@ -260,10 +257,13 @@ export class ReplicaSet {
   /** Removes `count` replicas: out-of-sync ones first, never the one reads come from. */
   private async removeExtra(record: VolumeRecord, count: number): Promise<void> {
     const primary = this.engine.inSync[0];
-    const order = [...record.replicas]
-      .filter((r) => this.members.get(r.node)?.target !== primary)
-      .sort((a, b) => Number(this.members.has(a.node)) - Number(this.members.has(b.node)));
-    for (const r of order.slice(0, count)) {
+    const extra = RepairPolicy.extra(
+      record.replicas,
+      count,
+      (node) => this.members.has(node),
+      (node) => this.members.get(node)?.target === primary,
+    );
+    for (const r of extra) {
       await this.persist((rs) => rs.filter((x) => x.node !== r.node));
       const member = this.members.get(r.node);
       if (member) {
@@ -305,7 +305,7 @@ export class ReplicaSet {
         onProgress: (p) => this.progress.set(node, { ...p }),
       });
       this.forgetDropped(node);
-      this.backoff.delete(node);
+      this.policy.resynced(node);
       const p = this.progress.get(node);
       logger.info(
         {
@@ -319,9 +319,7 @@ export class ReplicaSet {
         "replica resynced",
       );
     } catch (err) {
-      const failures = (this.backoff.get(node)?.failures ?? 0) + 1;
-      const delay = Math.min(2 ** failures, 300) * 1000;
-      this.backoff.set(node, { failures, until: Date.now() + delay });
+      const delay = this.policy.resyncFailed(node);
       logger.warn(
         { volume: record.spec.name, node, err: String(err), retryInMs: delay },
         "resync failed; will retry",
