@@ -2,6 +2,7 @@ import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from "no
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import pino from "pino";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -32,6 +33,7 @@ import {
   loadIdentity,
   type NodeIdentity,
   peerNodeId,
+  ReplicaServer,
 } from "../../agent/src/transport/index.js";
 
 // Enrollment against the local store (the same MetaStore contract as etcd): a node asks with a CSR and a proof, the
@@ -281,7 +283,7 @@ test("the revocation list: read at each handshake, refreshed for open connection
     handshakeReadMs: 50,
   });
   const seen: string[][] = [];
-  list.onRevoked((serials) => seen.push([...serials]));
+  list.onRevoked(({ serials }) => seen.push([...serials]));
   await list.start();
   assert.not.ok(await list.isRevoked(serial));
   await revoke(store, ROOT, { node: "node1" });
@@ -297,6 +299,62 @@ test("the revocation list: read at each handshake, refreshed for open connection
   assert.ok(Date.now() - started < 1000, "bounded by handshakeReadMs");
   assert.ok(list.has(serial));
   list.stop();
+});
+
+test("revoking a node cuts every connection of it, also one opened with a certificate the signer no longer lists", async () => {
+  // node2's first certificate, as after a renewal once it expired: the signer's record lists only the current one.
+  const first = await issueNodeIdentity(ca, { nodeId: "node2", addresses: ["127.0.0.1"] });
+  const made = await createJoinToken(store, ROOT, { node: "node2", ttlSeconds: 60 });
+  const joining = (await enroll("node2", withJoinToken(made.token))).outcome;
+  await signPending({ store, root: ROOT, ca, report });
+  assert.ok((await joining).identity);
+  const revocations = new RevocationList({ store, root: ROOT, report, logger: pino({ level: "silent" }) });
+  await revocations.start();
+  const refuse = () => Promise.reject(new Error("no replica operation in this test"));
+  const server = new ReplicaServer({
+    identity: await issueNodeIdentity(ca, { nodeId: "node1", addresses: ["127.0.0.1"] }),
+    host: "127.0.0.1",
+    port: 0,
+    logger: pino({ level: "silent" }),
+    openReplica: refuse,
+    closeReplica: () => undefined,
+    createReplica: refuse,
+    destroyReplica: refuse,
+    policy: { admit: refuse, create: refuse, destroy: refuse, write: refuse } as never,
+    revocations,
+  });
+  const port = await server.listen();
+  try {
+    const socket = tlsConnect({
+      host: "127.0.0.1",
+      port,
+      ca: first.caPem,
+      cert: first.certPem,
+      key: first.keyPem,
+      checkServerIdentity: () => undefined,
+    });
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", () => resolve());
+      socket.once("error", reject);
+    });
+    const revoked = await revoke(store, ROOT, { node: "node2" });
+    assert.not.ok(
+      revoked.some((r) => r.serial === certificateFacts(first.certPem).serial),
+      "the first certificate is not among the serials revoked",
+    );
+    await revocations.refresh();
+    const outcome = await Promise.race([
+      closed.then(() => "cut"),
+      new Promise((r) => setTimeout(() => r("still open"), 10_000)),
+    ]);
+    assert.is(outcome, "cut");
+    socket.destroy();
+  } finally {
+    revocations.stop();
+    await server.close();
+  }
 });
 
 test("the renewer replaces the identity in place and saves it when a third of its life is left; stop gives up a waiting renewal", async () => {

@@ -73,6 +73,11 @@ export const RevokedRecordSchema = z.object({
   node: Name.optional(),
   /** When the certificate expires, when known: after it, the record may go. */
   notAfter: z.string().max(64).optional(),
+  /**
+   * Revoked with its node (`cluster revoke --node`): every open connection of the node is cut, whichever of its
+   * certificates opened it (one opened before a renewal may be with a certificate the signer no longer lists).
+   */
+  wholeNode: z.boolean().optional(),
   revokedAt: z.string().max(64),
 });
 export type RevokedRecord = z.infer<typeof RevokedRecordSchema>;

@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 
-export type { RevocationCheck };
+export type { RevocationCheck, Revoked };
 
 import { NotFoundError, SpecError } from "../errors.js";
 import { type BadRecordError, type MetaStore, readRecord, readRecords } from "../meta/index.js";
-import type { RevocationCheck } from "../transport/replica-server.js";
+import type { RevocationCheck, Revoked } from "../transport/replica-server.js";
 import { CertRecordSchema, enrollmentKeys, type RevokedRecord, RevokedRecordSchema } from "./records.js";
 
 /**
@@ -14,7 +14,7 @@ import { CertRecordSchema, enrollmentKeys, type RevokedRecord, RevokedRecordSche
  */
 export class RevocationList implements RevocationCheck {
   private serials = new Set<string>();
-  private readonly listeners: Array<(serials: Set<string>) => void> = [];
+  private readonly listeners: Array<(revoked: Revoked) => void> = [];
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -52,10 +52,14 @@ export class RevocationList implements RevocationCheck {
       await store.list(enrollmentKeys(root).revokedAll),
       report,
     );
-    const next = new Set(records.map((r) => r.serial));
-    const added = new Set([...next].filter((s) => !this.serials.has(s)));
-    this.serials = next;
-    if (added.size > 0) for (const listener of this.listeners) listener(added);
+    const added = records.filter((r) => !this.serials.has(r.serial));
+    this.serials = new Set(records.map((r) => r.serial));
+    if (added.length === 0) return;
+    const revoked: Revoked = {
+      serials: new Set(added.map((r) => r.serial)),
+      nodes: new Set(added.flatMap((r) => (r.wholeNode && r.node ? [r.node] : []))),
+    };
+    for (const listener of this.listeners) listener(revoked);
   }
 
   has(serial: string): boolean {
@@ -83,7 +87,7 @@ export class RevocationList implements RevocationCheck {
     }
   }
 
-  onRevoked(listener: (serials: Set<string>) => void): void {
+  onRevoked(listener: (revoked: Revoked) => void): void {
     this.listeners.push(listener);
   }
 }
@@ -112,6 +116,7 @@ export async function revoke(
       node: cert.node,
       notAfter: c.notAfter,
       revokedAt: now,
+      wholeNode: true,
     }));
   } else {
     const serial = (target.serial as string).toLowerCase().replace(/:/g, "");

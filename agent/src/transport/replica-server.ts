@@ -60,8 +60,15 @@ export interface RevocationCheck {
   isRevoked(serial: string): Promise<boolean>;
   /** Whether `serial` was revoked when the list was last read. */
   has(serial: string): boolean;
-  /** Calls `listener` with serials revoked since the last refresh. */
-  onRevoked(listener: (serials: Set<string>) => void): void;
+  /** Calls `listener` with what was revoked since the last refresh. */
+  onRevoked(listener: (revoked: Revoked) => void): void;
+}
+
+/** What a refresh of the revocation list found newly revoked. */
+export interface Revoked {
+  serials: Set<string>;
+  /** Nodes revoked whole: their every connection goes, whichever certificate opened it. */
+  nodes: Set<string>;
 }
 
 /**
@@ -101,10 +108,11 @@ export class ReplicaServer {
     this.server = createServer({ ...serverTlsOptions(options.identity), handshakeTimeout }, (socket) =>
       this.admit(socket, handshakeTimeout),
     );
-    options.revocations?.onRevoked((serials) => {
+    options.revocations?.onRevoked(({ serials, nodes }) => {
       for (const socket of this.sockets) {
         const serial = serialOf(socket.getPeerCertificate());
-        if (!serials.has(serial)) continue;
+        const node = verifiedPeerNodeId(socket);
+        if (!serials.has(serial) && !(node !== undefined && nodes.has(node))) continue;
         options.logger.warn(
           { peer: verifiedPeerNodeId(socket), serial },
           "replication: peer's certificate revoked, disconnecting",
