@@ -29,18 +29,19 @@ module.exports = {
     },
     {
       name: "leaf-imports-only-errors",
-      comment: "volume-spec, contracts and tls-trust are leaves: of the agent they import only errors.",
+      comment:
+        "volume-spec, contracts and tls-trust are leaves: of the agent they import only errors and names.",
       severity: "error",
       from: { path: "^agent/src/(volume-spec|contracts|tls-trust)/" },
-      to: { path: "^agent/src/", pathNot: ["^agent/src/$1/", "^agent/src/errors\\.ts$"] },
+      to: { path: "^agent/src/", pathNot: ["^agent/src/$1/", "^agent/src/(errors|names)\\.ts$"] },
     },
     {
       name: "iac-uses-public-faces",
       comment:
-        "providers and constructs import the agent only through a folder's index.ts (or errors.ts), never its internals.",
+        "providers and constructs import the agent only through a folder's index.ts (or errors.ts, names.ts), never its internals.",
       severity: "error",
       from: { path: "^(providers|constructs)/" },
-      to: { path: "^agent/src/", pathNot: "^agent/src/([^/]+/index\\.ts|errors\\.ts)$" },
+      to: { path: "^agent/src/", pathNot: "^agent/src/([^/]+/index\\.ts|errors\\.ts|names\\.ts)$" },
     },
     {
       name: "no-unresolved-relative",

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { type AgentConfigInput, HostPort } from "../agent/src/config/index.js";
+import { isName } from "../agent/src/names.js";
 import { VOLUME_KEYS, type VolumeSpec } from "../agent/src/volume-spec/index.js";
 import { type AgentSettings, invalid } from "./agent-settings.js";
 import { Annotations, Construct, Lazy, TerraformOutput } from "./cdktf.js";
@@ -88,7 +89,6 @@ export interface HoldfastNodeGroupInfo {
   readonly hosts: readonly { name: string; address: string }[];
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const CIDR = /^([0-9]{1,3}\.){3}[0-9]{1,3}\/([0-9]|[12][0-9]|3[0-2])$|^[0-9A-Fa-f:]+\/[0-9]{1,3}$/;
 const REPO = resolve(import.meta.dirname, "..");
 
@@ -116,7 +116,7 @@ export class HoldfastCluster extends Construct implements IHoldfastCluster {
     readonly props: HoldfastClusterProps,
   ) {
     super(scope, id);
-    if (!NAME.test(props.clusterName)) {
+    if (!isName(props.clusterName)) {
       throw invalid(this, "clusterName", "must be 1-63 letters, digits, '_', '-' or '.'");
     }
     this.clusterName = props.clusterName;

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { type AgentConfigInput, joinHostPort } from "../agent/src/config/index.js";
+import { isName } from "../agent/src/names.js";
 import { AGENT_CONFIG_PATH, checkedAgentConfig, DEFAULT_DATA_DIR, invalid } from "./agent-settings.js";
 import { Construct, Lazy, TerraformOutput } from "./cdktf.js";
 import type { HoldfastCluster } from "./cluster.js";
@@ -56,8 +57,6 @@ export interface ChefNodeJson {
   holdfast_cookbook: CookbookAttributes;
   run_list: string[];
 }
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /**
  * On-prem Holdfast nodes: each host's configuration rendered as Chef node attribute JSON for the `holdfast`
@@ -164,7 +163,7 @@ export class OnPremNodeGroup extends Construct {
     if (this.hosts.length === 0) throw invalid(this, "hosts", "at least one host is required");
     const seen = new Set<string>();
     this.hosts.forEach((h, i) => {
-      if (!NAME.test(h.name))
+      if (!isName(h.name))
         throw invalid(this, `hosts[${i}].name`, "must be 1-63 letters, digits, '_', '-' or '.'");
       if (isIP(h.address) === 0)
         throw invalid(this, `hosts[${i}].address`, `"${h.address}" is not an IP address`);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { NodeStatus } from "../cluster/index.js";
+import { NAME_PATTERN } from "../names.js";
 import { changeFromFields, ONLINE_KEYS, specFromInput, volumeKeysJsonSchema } from "../volume-spec/index.js";
 import type { VolumeService } from "../volumes/index.js";
 import type { QuarantineRecord } from "../volumes/records.js";
@@ -18,10 +19,7 @@ export interface ClusterInfo {
 /** Which quarantined replicas to purge: one id, every one on a node, or one id on a node. */
 const PurgeBody = z
   .object({
-    node: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be a node id")
-      .optional(),
+    node: z.string().regex(NAME_PATTERN, "must be a node id").optional(),
     id: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a replica's volume id (letters, digits, '_' or '-')")

@@ -1,10 +1,9 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { NAME_PATTERN, NAME_RULE } from "../names.js";
 
 /** A cluster, node, zone or rack name; node ids in store records are checked against the same. */
-export const Name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '_', '-' or '.'");
+export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 
 /** HOST:PORT: a name, an IPv4 or a bracketed IPv6 address, and a port; node records in the store are checked by it. */
 export const HostPort = z

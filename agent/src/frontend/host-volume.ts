@@ -2,6 +2,7 @@ import { mkdir, readdir, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { BlockDevice } from "../contracts/index.js";
 import { ConflictError, OperationError, SpecError } from "../errors.js";
+import { isName } from "../names.js";
 import {
   type FilesystemType,
   growExtOffline,
@@ -78,12 +79,11 @@ interface Attachment {
   close(timeoutMs: number): Promise<void>;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const STEP_TIMEOUT_MS = 30_000;
 
 /** Exposes the device as a block device on this host: /dev/nbdN where the kernel has nbd, else FUSE file + loop. */
 export async function exposeVolume(opts: HostVolumeOptions): Promise<ExposedVolume> {
-  if (!NAME.test(opts.name)) {
+  if (!isName(opts.name)) {
     throw new SpecError("name", `"${opts.name}" is not a volume name: use letters, digits, ".", "_" and "-"`);
   }
   const logger = opts.logger ?? silentLogger;

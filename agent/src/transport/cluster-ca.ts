@@ -19,6 +19,7 @@ import { join } from "node:path";
 import type { ConnectionOptions, PeerCertificate, TLSSocket, TlsOptions } from "node:tls";
 import type * as X509 from "@peculiar/x509";
 import { OperationError, SpecError } from "../errors.js";
+import { isName, NAME_RULE } from "../names.js";
 
 /** A cluster's certificate authority: the CA cert (PEM) and its private key (PEM, PKCS#8). */
 export interface ClusterCa {
@@ -36,7 +37,6 @@ export interface NodeIdentity {
 /** The URI SAN prefix that carries a node id in a node certificate. */
 export const NODE_URI_PREFIX = "holdfast://node/";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const DNS_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const DAY_MS = 86_400_000;
@@ -68,7 +68,7 @@ export function loadX509(): Promise<typeof X509> {
 }
 
 function checkName(field: string, value: string): void {
-  if (!NAME.test(value)) throw new SpecError(field, "must be 1-63 letters, digits, '_', '-' or '.'");
+  if (!isName(value)) throw new SpecError(field, `must be ${NAME_RULE}`);
 }
 
 function validity(
@@ -308,7 +308,7 @@ export function peerNodeId(cert: PeerCertificate): string | undefined {
   for (const entry of san.split(", ")) {
     if (!entry.startsWith(`URI:${NODE_URI_PREFIX}`)) continue;
     const id = entry.slice(`URI:${NODE_URI_PREFIX}`.length);
-    if (NAME.test(id)) return id;
+    if (isName(id)) return id;
   }
   return undefined;
 }

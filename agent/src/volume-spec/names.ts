@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NAME_PATTERN } from "../names.js";
 import { scalar } from "./kinds.js";
 
 /** Zod string schema with one message for every way a value can fail (wrong type, wrong form). */
@@ -6,7 +7,7 @@ function pattern(test: (text: string) => boolean, message: string) {
   return z.string({ error: message }).refine(test, { error: message });
 }
 
-const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const VOLUME_NAME = NAME_PATTERN;
 /** Zones, racks and nodes: unlike Portworx, digits are fine (`us-east-1a`). */
 const PLACE_NAME = /^[A-Za-z0-9_.-]{1,63}$/;
 /** The name part of a Kubernetes label key, and a label value when not empty. */
