@@ -21,6 +21,22 @@ module.exports = {
       to: { path: "^agent/src/(cli|api)/", pathNot: "^agent/src/$1/" },
     },
     {
+      name: "folders-meet-at-faces",
+      comment:
+        "A folder of agent/src reaches another only through its index.ts, so each folder's face stays small.",
+      severity: "error",
+      from: { path: "^agent/src/([^/]+)/" },
+      to: { path: "^agent/src/[^/]+/", pathNot: ["^agent/src/$1/", "^agent/src/.+/index\\.ts$"] },
+    },
+    {
+      name: "roots-meet-at-faces",
+      comment:
+        "The files at the top of agent/src (node-agent.ts, main.ts, ...) reach a folder through its index.ts.",
+      severity: "error",
+      from: { path: "^agent/src/[^/]+\\.ts$" },
+      to: { path: "^agent/src/[^/]+/", pathNot: "^agent/src/.+/index\\.ts$" },
+    },
+    {
       name: "engine-is-above",
       comment: "engine uses replica and transport (through contracts); they never import engine.",
       severity: "error",

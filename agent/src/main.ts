@@ -1,5 +1,5 @@
 import { CommanderError } from "commander";
-import { buildProgram } from "./cli/program.js";
+import { buildProgram } from "./cli/index.js";
 import { HoldfastError, InputError } from "./errors.js";
 
 /**

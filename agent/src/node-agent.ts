@@ -17,13 +17,13 @@ import { certificateFacts, loadIdentity, type NodeIdentity, ReplicaServer } from
 import { VERSION } from "./version.js";
 import {
   LocalReplicas,
+  Recovery,
   ReplicaAccess,
   ReplicaAuthority,
   storeKeys,
   VolumeCatalog,
   VolumeService,
 } from "./volumes/index.js";
-import { Recovery } from "./volumes/recovery.js";
 
 /** A running node agent; `stop()` detaches its volumes and releases every host resource it holds. */
 export interface RunningAgent {

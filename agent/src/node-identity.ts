@@ -4,8 +4,7 @@ import { join } from "node:path";
 import type { AgentConfig } from "./config/index.js";
 import { InputError } from "./errors.js";
 import { type MetaStore, readRecord } from "./meta/index.js";
-import { ClusterRecordSchema } from "./volumes/record-schemas.js";
-import type { ClusterRecord, StoreKeys } from "./volumes/records.js";
+import { type ClusterRecord, ClusterRecordSchema, type StoreKeys } from "./volumes/index.js";
 
 /** Who a data dir belongs to, written on its first start: `<dataDir>/identity.json`. */
 interface DataDirIdentity {

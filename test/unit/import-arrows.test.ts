@@ -46,7 +46,7 @@ const PLANTS = [
   { file: "agent/src/engine/engine.ts", line: 'import "../cli/program.js";', rule: "below-imports-edge" },
   {
     file: "agent/src/engine/write-order.ts",
-    line: 'import "../cli/index.js";',
+    line: 'import "../nowhere/index.js";',
     rule: "no-unresolved-relative",
   },
   { file: "agent/src/replica/layout.ts", line: 'import "../engine/index.js";', rule: "engine-is-above" },
@@ -59,6 +59,11 @@ const PLANTS = [
     file: "providers/src/client.ts",
     line: 'import "../../agent/src/volume-spec/keys.js";',
     rule: "iac-uses-public-faces",
+  },
+  {
+    file: "agent/src/cluster/placement.ts",
+    line: 'import "../volumes/records.js";',
+    rule: "folders-meet-at-faces",
   },
   {
     file: "agent/src/meta/store.ts",

@@ -8,7 +8,7 @@ import { ConflictError } from "../errors.js";
 import { startAgent } from "../node-agent.js";
 import { createClusterCa, issueNodeIdentity, loadCa, saveCa, saveIdentity } from "../transport/index.js";
 import { VERSION } from "../version.js";
-import type { QuarantineRecord } from "../volumes/records.js";
+import type { QuarantineRecord } from "../volumes/index.js";
 import { ApiClient } from "./client.js";
 import { registerDevCommands } from "./dev-commands.js";
 import { registerEnrollmentCommands } from "./enrollment-commands.js";

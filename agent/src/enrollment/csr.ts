@@ -11,7 +11,7 @@ import {
   nodeNames,
   SIGNING,
   signNodeCertificate,
-} from "../transport/cluster-ca.js";
+} from "../transport/index.js";
 
 /** A certificate request made on a node: the CSR (PEM, PKCS#10) and the private key that never leaves the node. */
 export interface NodeCsr {

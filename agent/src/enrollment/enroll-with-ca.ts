@@ -1,5 +1,5 @@
 import type { MetaStore } from "../meta/index.js";
-import { type ClusterCa, type NodeIdentity, saveIdentity } from "../transport/cluster-ca.js";
+import { type ClusterCa, type NodeIdentity, saveIdentity } from "../transport/index.js";
 import { createJoinToken } from "./join-tokens.js";
 import { requestCertificate, withJoinToken } from "./request.js";
 import { signPending } from "./signer.js";

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { SpecError } from "../errors.js";
 import type { MetaStore } from "../meta/index.js";
-import { certificateFacts, type NodeIdentity, saveIdentity } from "../transport/cluster-ca.js";
+import { certificateFacts, type NodeIdentity, saveIdentity } from "../transport/index.js";
 import { JOIN_TOKEN_PREFIX, parseJoinToken } from "./join-tokens.js";
 import type { Proof } from "./records.js";
 import { requestCertificate, withJoinToken } from "./request.js";

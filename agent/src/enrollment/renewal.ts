@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { MetaStore } from "../meta/index.js";
-import { certificateFacts, type NodeIdentity, saveIdentity } from "../transport/cluster-ca.js";
+import { certificateFacts, type NodeIdentity, saveIdentity } from "../transport/index.js";
 import { requestCertificate, withCurrentIdentity } from "./request.js";
 
 /** Whether a certificate valid from `notBefore` to `notAfter` is due for renewal at `now`: a third of its life left. */

@@ -1,7 +1,7 @@
 import { createPrivateKey, sign } from "node:crypto";
 import { OperationError } from "../errors.js";
 import { type MetaStore, readRecord } from "../meta/index.js";
-import type { NodeIdentity } from "../transport/cluster-ca.js";
+import type { NodeIdentity } from "../transport/index.js";
 import { createNodeCsr } from "./csr.js";
 import { joinTokenProof } from "./join-tokens.js";
 import { CertRecordSchema, CsrRecordSchema, enrollmentKeys, type Proof } from "./records.js";

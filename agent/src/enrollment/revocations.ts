@@ -4,7 +4,7 @@ export type { RevocationCheck, Revoked };
 
 import { NotFoundError, SpecError } from "../errors.js";
 import { type BadRecordError, type MetaStore, readRecord, readRecords } from "../meta/index.js";
-import type { RevocationCheck, Revoked } from "../transport/replica-server.js";
+import type { RevocationCheck, Revoked } from "../transport/index.js";
 import { CertRecordSchema, enrollmentKeys, type RevokedRecord, RevokedRecordSchema } from "./records.js";
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { HoldfastError } from "../errors.js";
 import { type BadRecordError, filedUnder, type MetaStore, readRecord, readRecords } from "../meta/index.js";
-import { type ClusterCa, certificateFacts, NODE_CERT_DAYS } from "../transport/cluster-ca.js";
+import { type ClusterCa, certificateFacts, NODE_CERT_DAYS } from "../transport/index.js";
 import { signNodeCsr } from "./csr.js";
 import {
   type CertRecord,

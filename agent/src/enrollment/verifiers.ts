@@ -2,7 +2,7 @@ import { createPublicKey, verify, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { ForbiddenError } from "../errors.js";
 import { type Compare, type MetaStore, type Operation, readRecord } from "../meta/index.js";
-import { NODE_URI_PREFIX, serialOf } from "../transport/cluster-ca.js";
+import { NODE_URI_PREFIX, serialOf } from "../transport/index.js";
 import { JoinTokenRecordSchema, joinTokenKey, joinTokenSigned } from "./join-tokens.js";
 import { type CsrRecord, enrollmentKeys, type Proof } from "./records.js";
 

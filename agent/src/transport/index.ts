@@ -3,14 +3,20 @@ export {
   certificateFacts,
   clientTlsOptions,
   createClusterCa,
+  EC_KEY,
+  exportKeyPem,
+  generateKeys,
   issueNodeIdentity,
   loadCa,
   loadIdentity,
+  loadX509,
   NODE_CERT_DAYS,
   NODE_URI_PREFIX,
   type NodeCertificateOptions,
   type NodeIdentity,
+  nodeNames,
   peerNodeId,
+  SIGNING,
   saveCa,
   saveIdentity,
   serialOf,
@@ -26,4 +32,10 @@ export {
   rootTls,
 } from "./etcd-pki.js";
 export { RemoteReplica, type RemoteReplicaOptions } from "./remote-replica.js";
-export { type ReplicaPolicy, ReplicaServer, type ReplicaServerOptions } from "./replica-server.js";
+export {
+  type ReplicaPolicy,
+  ReplicaServer,
+  type ReplicaServerOptions,
+  type RevocationCheck,
+  type Revoked,
+} from "./replica-server.js";

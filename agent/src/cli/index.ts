@@ -1,0 +1,2 @@
+// The command line: what main.ts runs.
+export { buildProgram } from "./program.js";
