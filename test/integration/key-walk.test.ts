@@ -180,21 +180,24 @@ test("Terraform: online keys update in place, replace keys plan a replacement, f
   assert.is(new Set(after.replicas.map((r) => r.node)).size, after.repl, "one replica per node");
   assert.is((await tf.plan()).code, 0, "no changes after the update");
 
-  for (const key of notOnline) {
+  // Every replace key changed at once: one plan, each key's line forcing the replacement.
+  const replaced = notOnline.filter((k) => k.mutability === "replace");
+  const withReplaced = Object.fromEntries(replaced.map((k) => [attribute(k), { hcl: asHcl(k) }]));
+  await tf.write({ "main.tf": providerBlock() + volume("w", { ...base, ...all, ...withReplaced }) });
+  const replacing = await tf.plan();
+  assert.is(replacing.code, 2, replacing.stderr);
+  assert.match(replacing.stdout, "holdfast_volume.w must be replaced");
+  for (const key of replaced)
+    assert.match(replacing.stdout, new RegExp(`${attribute(key)}\\s+= .*# forces replacement`), key.name);
+  for (const key of notOnline.filter((k) => k.mutability === "fixed")) {
     await tf.write({
       "main.tf": providerBlock() + volume("w", { ...base, ...all, [attribute(key)]: { hcl: asHcl(key) } }),
     });
     const r = await tf.plan();
-    if (key.mutability === "replace") {
-      assert.is(r.code, 2, `${key.name}: ${r.stderr}`);
-      assert.match(r.stdout, "holdfast_volume.w must be replaced", key.name);
-      assert.match(r.stdout, new RegExp(`${attribute(key)}\\s+= .*# forces replacement`), key.name);
-    } else {
-      assert.match(r.stdout + r.stderr, `Cannot change ${attribute(key)}`, key.name);
-      const apply = await tf.run("apply", "-no-color", "-input=false", "-auto-approve");
-      assert.is(apply.code, 1, key.name);
-      assert.match(apply.stderr, `Error: Cannot change ${attribute(key)}`);
-    }
+    assert.match(r.stdout + r.stderr, `Cannot change ${attribute(key)}`, key.name);
+    const apply = await tf.run("apply", "-no-color", "-input=false", "-auto-approve");
+    assert.is(apply.code, 1, key.name);
+    assert.match(apply.stderr, `Error: Cannot change ${attribute(key)}`);
   }
   assert.is((await inspect("walk-tf")).id, before.id, "nothing was replaced by the plans");
 
