@@ -323,6 +323,97 @@ test("the attacher and kubelet lifecycle: publish, stage, publish to pods, write
   );
 });
 
+test("scale=3: CreateVolume makes the set NAME.1 to NAME.3 that REST makes; each staging takes its own member", async () => {
+  const request = {
+    name: "cache",
+    capacity_range: { required_bytes: 32 * MiB },
+    volume_capabilities: [mountCap("ext4", "MULTI_NODE_MULTI_WRITER")],
+    parameters: { scale: "3", io_profile: "db" },
+  };
+  const { volume } = await rpc("Controller", "CreateVolume", request);
+  assert.is(volume.volume_id, "set:cache");
+  assert.is(volume.capacity_bytes, 32 * MiB);
+  assert.equal(volume.volume_context, { name: "cache", scale: "3", members: "cache.1,cache.2,cache.3" });
+  const again = await rpc("Controller", "CreateVolume", request);
+  assert.is(again.volume.volume_id, "set:cache", "a retried CreateVolume answers with the same set");
+
+  // The same keys through REST make the same members, spec for spec, but for the name.
+  const rest = await agent.api("POST", "/v1/volumes", {
+    spec: "name=rest,size=32M,scale=3,io_profile=db,fs=ext4",
+  });
+  assert.is(rest.status, 201, JSON.stringify(rest.body));
+  const { body: set } = await agent.api("GET", "/v1/volume-sets/cache");
+  type Member = { name: string; spec: string };
+  const specs = (members: Member[], name: string) =>
+    members.map((m) => m.spec.replace(`name=${name}.`, "name=N."));
+  assert.equal(
+    set.members.map((m: Member) => m.name),
+    ["cache.1", "cache.2", "cache.3"],
+  );
+  assert.equal(specs(set.members, "cache"), specs(rest.body.members, "rest"));
+
+  const listed = await rpc("Controller", "ListVolumes", {});
+  const ids = listed.entries.map((e: { volume: { volume_id: string } }) => e.volume.volume_id);
+  assert.ok(ids.includes("set:cache") && ids.includes("set:rest"), `ListVolumes lists each set once: ${ids}`);
+  const memberIds = set.members.map((m: { id: string }) => m.id);
+  assert.not.ok(
+    ids.some((i: string) => memberIds.includes(i)),
+    "a set's members are not listed on their own",
+  );
+  const validated = await rpc("Controller", "ValidateVolumeCapabilities", {
+    volume_id: "set:cache",
+    volume_capabilities: [mountCap("ext4", "MULTI_NODE_MULTI_WRITER")],
+  });
+  assert.ok(validated.confirmed, validated.message);
+  await rpc("Controller", "ControllerPublishVolume", {
+    volume_id: "set:cache",
+    node_id: "node1",
+    volume_capability: mountCap("ext4", "MULTI_NODE_MULTI_WRITER"),
+  });
+
+  // One node stages the set once; a second staging path stands in for a second node (one agent runs here).
+  const cap = mountCap("ext4", "MULTI_NODE_MULTI_WRITER");
+  const stagingOf = (n: number) =>
+    join(agent.dir, `kubelet/plugins/csi.holdfast.io/pv/cache-${n}/globalmount`);
+  const stage = (n: number) => ({
+    volume_id: "set:cache",
+    staging_target_path: stagingOf(n),
+    volume_capability: cap,
+  });
+  await rpc("Node", "NodeStageVolume", stage(1));
+  await rpc("Node", "NodeStageVolume", stage(1));
+  await rpc("Node", "NodeStageVolume", stage(2));
+  const { body: staged } = await agent.api("GET", "/v1/volume-sets/cache");
+  const where = (m: { name: string; mountPath: string | null }) => `${m.name}@${m.mountPath}`;
+  const mountedMembers = staged.members.filter((m: { mountPath: string | null }) => m.mountPath);
+  assert.equal(
+    mountedMembers.map(where),
+    [`cache.1@${stagingOf(1)}`, `cache.2@${stagingOf(2)}`],
+    "each staging took its own member, and staging again kept it",
+  );
+  const pod = join(agent.dir, "kubelet/pods/cache-pod/volumes/kubernetes.io~csi/cache/mount");
+  await rpc("Node", "NodePublishVolume", { ...stage(2), target_path: pod });
+  await sh("sh", ["-c", `echo two > ${pod}/which && sync -f ${pod}/which`]);
+  assert.is((await readFile(join(stagingOf(2), "which"), "utf8")).trim(), "two");
+  assert.not.ok(await exists(join(stagingOf(1), "which")), "the members are separate volumes");
+  await fails("Node", "NodeUnstageVolume", stage(2), status.FAILED_PRECONDITION, /still published/);
+  await fails(
+    "Controller",
+    "DeleteVolume",
+    { volume_id: "set:cache" },
+    status.FAILED_PRECONDITION,
+    /set "cache" has volumes in use: cache.1 on node1, cache.2 on node1/,
+  );
+  await rpc("Node", "NodeUnpublishVolume", { volume_id: "set:cache", target_path: pod });
+  await rpc("Node", "NodeUnpublishVolume", { volume_id: "set:cache", target_path: pod });
+  for (const n of [1, 2]) await rpc("Node", "NodeUnstageVolume", stage(n));
+  assert.not.ok(await mounted(stagingOf(1)));
+  await rpc("Controller", "DeleteVolume", { volume_id: "set:cache" });
+  await rpc("Controller", "DeleteVolume", { volume_id: "set:cache" });
+  assert.is((await agent.api("GET", "/v1/volume-sets/cache")).status, 404);
+  assert.is((await agent.api("DELETE", "/v1/volume-sets/rest")).status, 204);
+});
+
 test("missing fields and what Holdfast cannot do: clear codes, and the agent keeps serving", async () => {
   const cap = mountCap();
   await fails(

@@ -14,9 +14,11 @@ export { Recovery } from "./recovery.js";
 export { ReplicaAccess } from "./replica-access.js";
 export { ReplicaAuthority } from "./replica-authority.js";
 export { VolumeService, type VolumeServiceOptions } from "./service.js";
+export { describeMembers, type MemberClaim, mountFreeMember, type SetTarget } from "./set-member.js";
 export type { VolumeView } from "./view.js";
 export {
   checkSetName,
+  memberIndex,
   memberName,
   memberSpec,
   membersOf,

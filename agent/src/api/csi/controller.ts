@@ -3,7 +3,13 @@ import type { Logger } from "pino";
 import type { NodeStatus } from "../../cluster/index.js";
 import { ConflictError, SpecError } from "../../errors.js";
 import { lookupKey, MAX_SIZE, type PartialVolumeSpec, specFromFields } from "../../volume-spec/index.js";
-import type { VolumeService, VolumeView } from "../../volumes/index.js";
+import {
+  memberIndex,
+  membersOf,
+  type VolumeService,
+  type VolumeSetView,
+  type VolumeView,
+} from "../../volumes/index.js";
 import { keyValue } from "../docker-plugin/index.js";
 import { checkGrowable } from "./bind-mounts.js";
 import type {
@@ -20,9 +26,14 @@ import { CsiError, need, unary } from "./status.js";
 import {
   capabilityProblem,
   checkCapability,
+  csiSet,
   csiVolume,
+  findSet,
   findVolume,
+  mustFindSet,
   mustFindVolume,
+  setNameOf,
+  setVolumeId,
   sizeFor,
   ZONE_KEY,
 } from "./volumes.js";
@@ -54,7 +65,7 @@ export function controllerService(o: ControllerOptions) {
 
   async function createVolume(req: CreateVolumeRequest) {
     const name = need(req.name, "name");
-    for (const c of need(req.volume_capabilities, "volume_capabilities")) checkCapability(c);
+    const capabilities = need(req.volume_capabilities, "volume_capabilities");
     if (req.volume_content_source) {
       throw new CsiError(
         status.INVALID_ARGUMENT,
@@ -62,7 +73,9 @@ export function controllerService(o: ControllerOptions) {
       );
     }
     const asked = specFromParameters(name, req.parameters);
-    const fsTypes = [...new Set(req.volume_capabilities.map((c) => c.mount?.fs_type).filter((f) => !!f))];
+    const isSet = (asked.scale ?? 1) > 1;
+    for (const c of capabilities) checkCapability(c, isSet);
+    const fsTypes = [...new Set(capabilities.map((c) => c.mount?.fs_type).filter((f) => !!f))];
     if (fsTypes.length > 1) {
       throw new CsiError(
         status.INVALID_ARGUMENT,
@@ -82,45 +95,83 @@ export function controllerService(o: ControllerOptions) {
     const fromTopology = asked.zones === undefined && requisite.length + preferred.length > 0;
     if (fromTopology) asked.zones = [...new Set([...preferred, ...requisite])];
 
-    let view = await findVolume(volumes, name, "name");
-    let created = false;
-    if (view) {
-      checkSame(view, asked, req.capacity_range?.limit_bytes ?? 0);
-    } else {
-      try {
-        view = await volumes.create(asked);
-        created = true;
-      } catch (err) {
-        if (err instanceof SpecError && fromTopology && PLACEMENT_KEYS.has(err.field ?? "")) {
-          throw new CsiError(
-            status.RESOURCE_EXHAUSTED,
-            `cannot place the volume as the topology asks: ${err.message}`,
-          );
-        }
-        // A retry of the same CreateVolume racing the first one: answer with the volume it made.
-        if (!(err instanceof ConflictError && err.code === "volume.exists")) throw err;
-        view = await findVolume(volumes, name, "name");
-        if (!view) throw err;
-        checkSame(view, asked, req.capacity_range?.limit_bytes ?? 0);
-      }
-    }
+    const limit = req.capacity_range?.limit_bytes ?? 0;
+    const made = await placed(fromTopology, () =>
+      isSet ? ensureSet(asked, limit) : ensureVolume(asked, limit),
+    );
     const zoneOf = await zones();
-    const volume = csiVolume(view, (n) => zoneOf.get(n));
-    const placed = volume.accessible_topology.map((t) => t.segments[ZONE_KEY]);
-    if (requisite.length > 0 && !placed.some((z) => z !== undefined && requisite.includes(z))) {
+    const volume =
+      made.kind === "set"
+        ? csiSet(made.set, (n) => zoneOf.get(n))
+        : csiVolume(made.view, (n) => zoneOf.get(n));
+    const landed = volume.accessible_topology.map((t) => t.segments[ZONE_KEY]);
+    if (requisite.length > 0 && !landed.some((z) => z !== undefined && requisite.includes(z))) {
       // Only `zones=` in the parameters can send a volume outside the requisite zones; never keep one made so.
-      if (created) await volumes.delete(view.name).catch(() => undefined);
+      if (made.created) {
+        const undo = made.kind === "set" ? volumes.deleteSet(name) : volumes.delete(name);
+        await undo.catch(() => undefined);
+      }
       throw new CsiError(
         status.RESOURCE_EXHAUSTED,
-        `could not place volume "${name}" in zones ${requisite.join(", ")} (it landed in ${placed.join(", ")})`,
+        `could not place volume "${name}" in zones ${requisite.join(", ")} (it landed in ${landed.join(", ")})`,
       );
     }
-    logger.info({ volume: name, id: view.id, spec: view.spec }, "csi volume created");
+    logger.info({ volume: name, id: volume.volume_id, scale: asked.scale ?? 1 }, "csi volume created");
     return { volume };
   }
 
+  /** The volume a CreateVolume asks for: made, or found from an earlier call and checked against the request. */
+  async function ensureVolume(asked: PartialVolumeSpec & { name: string }, limit: number): Promise<Made> {
+    const existing = await findVolume(volumes, asked.name, "name");
+    if (existing) {
+      checkSame(existing, asked, limit);
+      return { kind: "volume", view: existing, created: false };
+    }
+    try {
+      return { kind: "volume", view: await volumes.create(asked), created: true };
+    } catch (err) {
+      // A retry of the same CreateVolume racing the first one: answer with the volume it made.
+      if (!(err instanceof ConflictError && err.code === "volume.exists")) throw err;
+      const raced = await findVolume(volumes, asked.name, "name");
+      if (!raced) throw err;
+      checkSame(raced, asked, limit);
+      return { kind: "volume", view: raced, created: false };
+    }
+  }
+
+  /** The set a CreateVolume with `scale` > 1 asks for (VolumeService.createSet, as REST, Terraform and Docker). */
+  async function ensureSet(asked: PartialVolumeSpec & { name: string }, limit: number): Promise<Made> {
+    const existing = await findSet(volumes, setVolumeId(asked.name));
+    if (existing) {
+      for (const m of existing.members) checkSame(m, { ...asked, name: m.name }, limit);
+      return { kind: "set", set: existing, created: false };
+    }
+    return { kind: "set", set: await volumes.createSet(asked), created: true };
+  }
+
+  /** Runs `make`, turning a refusal to place the volume where the topology asks into RESOURCE_EXHAUSTED. */
+  async function placed(fromTopology: boolean, make: () => Promise<Made>): Promise<Made> {
+    try {
+      return await make();
+    } catch (err) {
+      if (err instanceof SpecError && fromTopology && PLACEMENT_KEYS.has(err.field ?? "")) {
+        throw new CsiError(
+          status.RESOURCE_EXHAUSTED,
+          `cannot place the volume as the topology asks: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+  }
+
   async function deleteVolume(req: VolumeIdRequest) {
-    const view = await findVolume(volumes, need(req.volume_id, "volume_id"));
+    const id = need(req.volume_id, "volume_id");
+    const set = await findSet(volumes, id);
+    if (set) {
+      await volumes.deleteSet(set.name);
+      return {};
+    }
+    const view = await findVolume(volumes, id);
     if (view) await volumes.delete(view.name);
     return {};
   }
@@ -128,12 +179,17 @@ export function controllerService(o: ControllerOptions) {
   async function controllerPublishVolume(req: ControllerPublishRequest) {
     const id = need(req.volume_id, "volume_id");
     const nodeId = need(req.node_id, "node_id");
-    checkCapability(need(req.volume_capability, "volume_capability"));
-    const view = await mustFindVolume(volumes, id);
+    const capability = need(req.volume_capability, "volume_capability");
+    const isSet = setNameOf(id) !== undefined;
+    checkCapability(capability, isSet);
     const nodes = await o.nodes();
+    if (isSet) await mustFindSet(volumes, id);
     if (!nodes.some((n) => n.id === nodeId)) {
       throw new CsiError(status.NOT_FOUND, `node ${nodeId} is not in the cluster`);
     }
+    // A set's member for the node is chosen when the node stages it (mountFreeMember).
+    if (isSet) return { publish_context: { node: nodeId } };
+    const view = await mustFindVolume(volumes, id);
     const holder =
       view.attachedOn && view.attachedOn !== nodeId ? nodes.find((n) => n.id === view.attachedOn) : undefined;
     if (holder?.state === "up") {
@@ -147,8 +203,17 @@ export function controllerService(o: ControllerOptions) {
   }
 
   async function controllerUnpublishVolume(req: VolumeIdRequest & { node_id: string }) {
-    const view = await findVolume(volumes, need(req.volume_id, "volume_id"));
-    if (!view?.attachedOn || (req.node_id && view.attachedOn !== req.node_id)) return {};
+    const id = need(req.volume_id, "volume_id");
+    const set = await findSet(volumes, id);
+    if (set) {
+      for (const m of set.members) await unpublishVolume(m, req.node_id);
+      return {};
+    }
+    return unpublishVolume(await findVolume(volumes, id), req.node_id);
+  }
+
+  async function unpublishVolume(view: VolumeView | undefined, nodeId: string) {
+    if (!view?.attachedOn || (nodeId && view.attachedOn !== nodeId)) return {};
     if (view.attachedOn === o.nodeId) {
       await volumes.detach(view.name);
       return {};
@@ -164,9 +229,10 @@ export function controllerService(o: ControllerOptions) {
   async function validateVolumeCapabilities(req: ValidateRequest) {
     const id = need(req.volume_id, "volume_id");
     const capabilities = need(req.volume_capabilities, "volume_capabilities");
-    const view = await mustFindVolume(volumes, id);
+    const isSet = setNameOf(id) !== undefined;
+    const view = isSet ? (await mustFindSet(volumes, id)).members[0] : await mustFindVolume(volumes, id);
     for (const c of capabilities) {
-      const problem = capabilityProblem(c) ?? fsProblem(view, c.mount?.fs_type);
+      const problem = capabilityProblem(c, isSet) ?? (view && fsProblem(view, c.mount?.fs_type));
       if (problem) return { message: problem };
     }
     return {
@@ -180,7 +246,7 @@ export function controllerService(o: ControllerOptions) {
 
   async function listVolumes(req: ListVolumesRequest) {
     if (req.max_entries < 0) throw new CsiError(status.INVALID_ARGUMENT, "max_entries cannot be negative");
-    const all = await volumes.list();
+    const all = csiEntries(await volumes.list());
     const start = req.starting_token === "" ? 0 : Number(req.starting_token);
     if (!Number.isInteger(start) || start < 0 || start > all.length) {
       throw new CsiError(
@@ -191,10 +257,15 @@ export function controllerService(o: ControllerOptions) {
     const end = req.max_entries > 0 ? Math.min(all.length, start + req.max_entries) : all.length;
     const zoneOf = await zones();
     return {
-      entries: all.slice(start, end).map((v) => ({
-        volume: csiVolume(v, (n) => zoneOf.get(n)),
-        status: { published_node_ids: v.attachedOn ? [v.attachedOn] : [] },
-      })),
+      entries: all.slice(start, end).map((entry) => {
+        const of = (n: string) => zoneOf.get(n);
+        const views = entry.kind === "set" ? entry.set.members : [entry.view];
+        const nodes = [...new Set(views.map((v) => v.attachedOn).filter((n) => n !== null))];
+        return {
+          volume: entry.kind === "set" ? csiSet(entry.set, of) : csiVolume(entry.view, of),
+          status: { published_node_ids: nodes },
+        };
+      }),
       next_token: end < all.length ? String(end) : "",
     };
   }
@@ -210,6 +281,13 @@ export function controllerService(o: ControllerOptions) {
   async function controllerExpandVolume(req: ExpandRequest) {
     const id = need(req.volume_id, "volume_id");
     const range = need(req.capacity_range, "capacity_range");
+    if (setNameOf(id) !== undefined) {
+      await mustFindSet(volumes, id);
+      throw new CsiError(
+        status.INVALID_ARGUMENT,
+        `volume ${id} is a set: its members grow one by one (holdfast volume update NAME.N --size)`,
+      );
+    }
     const view = await mustFindVolume(volumes, id);
     const size = sizeFor(range, view.blockSize);
     if (size <= view.size) {
@@ -263,15 +341,34 @@ function specFromParameters(name: string, parameters: Record<string, string>): P
       );
     }
   }
-  const spec = { ...specFromFields(keys), ...specFromFields({ name }), name };
-  // A CSI volume is one volume; a set would need NodePublish to pick a member per pod, which is not built.
-  if ((spec.scale ?? 1) > 1) {
-    throw new CsiError(
-      status.INVALID_ARGUMENT,
-      `parameters: scale=${spec.scale} makes a set of volumes, which CSI cannot serve yet; give each pod its own claim (a StatefulSet's volumeClaimTemplates)`,
-    );
+  return { ...specFromFields(keys), ...specFromFields({ name }), name };
+}
+
+/** What a CreateVolume made or found: one volume, or a set. */
+type Made =
+  | { kind: "volume"; view: VolumeView; created: boolean }
+  | { kind: "set"; set: VolumeSetView; created: boolean };
+
+/** One entry of ListVolumes: a volume, or a set standing for its members. */
+type Entry = { kind: "volume"; view: VolumeView } | { kind: "set"; set: VolumeSetView };
+
+/** The volumes as CSI lists them: each set once, where its first member is, instead of its members. */
+function csiEntries(all: VolumeView[]): Entry[] {
+  const entries: Entry[] = [];
+  const listed = new Set<string>();
+  for (const view of all) {
+    const base = view.scale > 1 ? view.name.replace(/\.\d+$/, "") : view.name;
+    if (base === view.name || memberIndex(base, view.scale, view.name) === undefined) {
+      entries.push({ kind: "volume", view });
+    } else if (!listed.has(base)) {
+      listed.add(base);
+      entries.push({
+        kind: "set",
+        set: { name: base, scale: view.scale, members: membersOf(all, base, view.scale) },
+      });
+    }
   }
-  return spec;
+  return entries;
 }
 
 function zonesOf(topologies: Topology[]): string[] {

@@ -1,7 +1,8 @@
 import { resolve } from "node:path";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { VolumeService, VolumeView } from "../../volumes/index.js";
+import { parseSpec } from "../../volume-spec/index.js";
+import { mountFreeMember, type VolumeService, type VolumeView } from "../../volumes/index.js";
 import { bindMount, checkGrowable, mountAt, publishedPaths, removeDir, unbindMount } from "./bind-mounts.js";
 import type {
   ExpandRequest,
@@ -11,7 +12,16 @@ import type {
   NodeUnstageRequest,
 } from "./messages.js";
 import { CsiError, need, unary } from "./status.js";
-import { checkCapability, findVolume, mustFindVolume, sizeFor, ZONE_KEY } from "./volumes.js";
+import {
+  checkCapability,
+  findSet,
+  findVolume,
+  mustFindSet,
+  mustFindVolume,
+  setNameOf,
+  sizeFor,
+  ZONE_KEY,
+} from "./volumes.js";
 
 export interface NodeOptions {
   volumes: VolumeService;
@@ -32,11 +42,20 @@ export function nodeService(o: NodeOptions) {
   const stagedHere = (view: VolumeView, path: string) =>
     view.attachedOn === o.nodeId && view.mountPath === resolve(path);
 
+  /** The volume `id` stands for at `staging`: itself, or for a set the member staged there (if any). */
+  async function volumeHere(id: string, staging: string): Promise<VolumeView | undefined> {
+    if (setNameOf(id) === undefined) return mustFindVolume(volumes, id);
+    const { members } = await mustFindSet(volumes, id);
+    return members.find((m) => stagedHere(m, staging));
+  }
+
   async function nodeStageVolume(req: NodeStageRequest) {
     const id = need(req.volume_id, "volume_id");
     const staging = resolve(need(req.staging_target_path, "staging_target_path"));
     const capability = need(req.volume_capability, "volume_capability");
-    checkCapability(capability);
+    const setName = setNameOf(id);
+    checkCapability(capability, setName !== undefined);
+    if (setName !== undefined) return stageSetMember(id, staging, capability.mount?.fs_type);
     const view = await mustFindVolume(volumes, id);
     const fsType = capability.mount?.fs_type;
     if (fsType && fsType !== view.fs) {
@@ -55,11 +74,35 @@ export function nodeService(o: NodeOptions) {
     return {};
   }
 
+  /** Stages a member of a set: the one staged here already, else a free one, as Docker's Mount takes one. */
+  async function stageSetMember(id: string, staging: string, fsType: string | undefined) {
+    const set = await mustFindSet(volumes, id);
+    const fs = set.members[0]?.fs;
+    if (fsType && fs && fsType !== fs) {
+      throw new CsiError(
+        status.INVALID_ARGUMENT,
+        `volume_capability: volume set has fs=${fs}, not ${fsType}`,
+      );
+    }
+    const asked = set.members[0] ? parseSpec(set.members[0].spec) : {};
+    const view = await mountFreeMember(
+      volumes,
+      { name: set.name, scale: set.scale, asked: { ...asked, name: set.name } },
+      {
+        nodeId: o.nodeId,
+        held: (m) => stagedHere(m, staging),
+        mount: (name) => volumes.mount(name, staging, { anywhere: true }),
+      },
+    );
+    logger.info({ volume: view.name, set: set.name, staging }, "csi set member staged");
+    return {};
+  }
+
   async function nodeUnstageVolume(req: NodeUnstageRequest) {
     const id = need(req.volume_id, "volume_id");
     const staging = resolve(need(req.staging_target_path, "staging_target_path"));
-    const view = await mustFindVolume(volumes, id);
-    if (!stagedHere(view, staging)) return {};
+    const view = await volumeHere(id, staging);
+    if (!view || !stagedHere(view, staging)) return {};
     const published = await publishedPaths(staging);
     if (published.length > 0) {
       throw new CsiError(
@@ -78,10 +121,10 @@ export function nodeService(o: NodeOptions) {
     const staging = resolve(need(req.staging_target_path, "staging_target_path"));
     const target = resolve(need(req.target_path, "target_path"));
     const capability = need(req.volume_capability, "volume_capability");
-    checkCapability(capability);
+    checkCapability(capability, setNameOf(id) !== undefined);
     const readOnly = req.readonly || capability.access_mode?.mode === "SINGLE_NODE_READER_ONLY";
-    const view = await mustFindVolume(volumes, id);
-    if (!stagedHere(view, staging)) {
+    const view = await volumeHere(id, staging);
+    if (!view || !stagedHere(view, staging)) {
       throw new CsiError(
         status.FAILED_PRECONDITION,
         `volume ${id} is not staged at ${staging} on ${o.nodeId}: NodeStageVolume first`,
@@ -106,25 +149,32 @@ export function nodeService(o: NodeOptions) {
   async function nodeUnpublishVolume(req: NodeUnpublishRequest) {
     const id = need(req.volume_id, "volume_id");
     const target = resolve(need(req.target_path, "target_path"));
-    const view = await findVolume(volumes, id);
+    const single = setNameOf(id) === undefined ? await findVolume(volumes, id) : undefined;
+    const views = single ? [single] : (await findSet(volumes, id))?.members;
     const mounted = await mountAt(target);
-    if (!view) throw new CsiError(status.NOT_FOUND, `volume ${id} does not exist`);
+    if (!views) throw new CsiError(status.NOT_FOUND, `volume ${id} does not exist`);
     if (!mounted) {
       await removeDir(target);
       return {};
     }
-    const source = view.attachedOn === o.nodeId && view.mountPath ? await mountAt(view.mountPath) : undefined;
-    if (mounted.device !== source?.device) {
-      throw new CsiError(status.FAILED_PRECONDITION, `${target} holds another file system than volume ${id}`);
+    for (const view of views) {
+      const source =
+        view.attachedOn === o.nodeId && view.mountPath ? await mountAt(view.mountPath) : undefined;
+      if (source && mounted.device === source.device) {
+        await unbindMount(target);
+        logger.info({ volume: view.name, target }, "csi volume unpublished");
+        return {};
+      }
     }
-    await unbindMount(target);
-    logger.info({ volume: view.name, target }, "csi volume unpublished");
-    return {};
+    throw new CsiError(status.FAILED_PRECONDITION, `${target} holds another file system than volume ${id}`);
   }
 
   async function nodeExpandVolume(req: ExpandRequest) {
     const id = need(req.volume_id, "volume_id");
     const path = resolve(need(req.volume_path, "volume_path"));
+    if (setNameOf(id) !== undefined) {
+      throw new CsiError(status.INVALID_ARGUMENT, `volume ${id} is a set: its members grow one by one`);
+    }
     const view = await mustFindVolume(volumes, id);
     if (!(await mountAt(path))) throw new CsiError(status.NOT_FOUND, `volume_path ${path} is not mounted`);
     if (view.attachedOn !== o.nodeId) {

@@ -2,9 +2,10 @@ import type { Logger } from "pino";
 import { ConflictError, NotFoundError, OperationError } from "../../errors.js";
 import { type PartialVolumeSpec, parseSpec } from "../../volume-spec/index.js";
 import {
+  describeMembers,
   memberName,
-  memberSpec,
   membersOf,
+  mountFreeMember,
   type VolumeService,
   type VolumeView,
 } from "../../volumes/index.js";
@@ -91,7 +92,7 @@ export class DockerVolumeDriver {
       if (busy.length > 0) {
         throw new ConflictError(
           "volume.attached",
-          `set "${target.name}" still has volumes in use: ${describe(busy)}; unmount them first`,
+          `set "${target.name}" still has volumes in use: ${describeMembers(busy)}; unmount them first`,
           "name",
         );
       }
@@ -217,45 +218,12 @@ export class DockerVolumeDriver {
   }
 
   /** A member of the set for container `id`: the one it holds already, else a free one (see the class doc). */
-  private async mountMember(set: Extract<Target, { kind: "set" }>, id: string): Promise<VolumeView> {
-    const members = await this.members(set);
-    const held = members.find((m) => this.holders.get(m.name)?.has(id));
-    if (held) return this.volumes.mount(held.name);
-
-    const localFirst = (a: VolumeView, b: VolumeView) =>
-      Number(!this.hasReplicaHere(a)) - Number(!this.hasReplicaHere(b));
-    const detached = members.filter((m) => m.attachedOn === null).sort(localFirst);
-    const elsewhere = members.filter((m) => m.attachedOn !== null && m.attachedOn !== this.nodeId);
-    const taken = new Set(members.map((m) => m.name));
-    // Members deleted one by one since the set was made are made again, as the set's own.
-    const missing = Array.from({ length: set.scale }, (_, i) =>
-      memberSpec({ ...set.asked, scale: set.scale }, i + 1),
-    ).filter((spec) => !taken.has(spec.name));
-    const refusals: string[] = [];
-    for (const m of [...detached, ...elsewhere]) {
-      try {
-        return await this.volumes.mount(m.name);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        // Taken meanwhile, or attached on a node that is alive: try the next one.
-        refusals.push(err.message);
-      }
-    }
-    for (const spec of missing) {
-      try {
-        await this.volumes.create(spec);
-        return await this.volumes.mount(spec.name);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        refusals.push(err.message);
-      }
-    }
-    const now = await this.members(set);
-    throw new ConflictError(
-      "volume.set_full",
-      `all ${set.scale} volumes of "${set.name}" (scale=${set.scale}) are in use: ${describe(now)}`,
-      "scale",
-    );
+  private mountMember(set: Extract<Target, { kind: "set" }>, id: string): Promise<VolumeView> {
+    return mountFreeMember(this.volumes, set, {
+      nodeId: this.nodeId,
+      held: (m) => this.holders.get(m.name)?.has(id) === true,
+      mount: (name) => this.volumes.mount(name),
+    });
   }
 
   /** The member of `set` that container `id` holds here. */
@@ -297,10 +265,6 @@ export class DockerVolumeDriver {
     return view.attachedOn === this.nodeId && view.mountPath ? view.mountPath : "";
   }
 
-  private hasReplicaHere(view: VolumeView): boolean {
-    return view.replicas.some((r) => r.node === this.nodeId);
-  }
-
   /** Runs `fn` after every earlier call on the same Docker name has finished. */
   private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(key) ?? Promise.resolve();
@@ -330,9 +294,4 @@ function status(view: VolumeView): Record<string, unknown> {
     size: view.size,
     repl: view.repl,
   };
-}
-
-/** `cache.1 on node1, cache.2 free` for messages. */
-function describe(views: VolumeView[]): string {
-  return views.map((v) => `${v.name} ${v.attachedOn ? `on ${v.attachedOn}` : "free"}`).join(", ");
 }
