@@ -1,6 +1,6 @@
 // Rewrites examples/<name>/snapshot.json from a fresh synthesis of each example, after a deliberate change to the
 // constructs or the examples:  node --import tsx scripts/refresh-snapshots.ts
-// Review the diff before committing it: the snapshot test (test/unit/constructs-examples.test.ts) compares
+// Review the diff before committing it: the snapshot test (test/integration/constructs-examples.test.ts) compares
 // against these files.
 import { execFileSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
