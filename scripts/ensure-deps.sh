@@ -24,6 +24,8 @@ declare -A needs=(
   [ruby]=ruby [rubocop]=rubocop [ohai]=ohai
   [ip]=iproute2
   [runuser]=util-linux
+  [ganesha.nfsd]=nfs-ganesha
+  [nfs-ls]=libnfs-utils
 )
 missing=()
 for cmd in "${!needs[@]}"; do
@@ -31,6 +33,9 @@ for cmd in "${!needs[@]}"; do
 done
 # fuse-native loads libfuse.so.2 at run time.
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
+# Shared volumes: Ganesha loads its VFS backend as a plugin; the tests' NFS client loads libnfs through koffi.
+[ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || [ -e /usr/lib/ganesha/libfsalvfs.so ] || missing+=(nfs-ganesha-vfs)
+ldconfig -p 2>/dev/null | grep -q 'libnfs\.so\.13' || missing+=(libnfs13)
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

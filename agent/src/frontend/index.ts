@@ -2,3 +2,4 @@
 export { cleanupStale, type ExposedVolume, exposeVolume, type HostVolumeOptions } from "./host-volume.js";
 export type { Logger } from "./log.js";
 export { type MountEntry, readMounts } from "./mountinfo.js";
+export { withoutFuse } from "./run.js";

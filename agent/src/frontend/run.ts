@@ -111,7 +111,7 @@ let devNull: number | undefined;
  * Read synchronously (procfs, never a FUSE mount) so that no mount opens a descriptor between the look and the
  * spawn.
  */
-function withoutFuse(): (number | "ignore")[] {
+export function withoutFuse(): (number | "ignore")[] {
   const fuse: number[] = [];
   for (const name of readdirSync("/proc/self/fd")) {
     try {
