@@ -52,6 +52,13 @@ export interface ReplicaServerOptions {
    * later are cut when the list sees it. None: every certificate from the CA is taken.
    */
   revocations?: RevocationCheck;
+  /**
+   * Other streams this port carries, by the ALPN protocol a peer asks for (a shared volume's relayed NFS): each gets
+   * the socket once the peer is authenticated and its certificate is known not to be revoked, and is cut like a
+   * replication connection when it is revoked later. A peer that asks for no protocol speaks replication.
+   * @default none
+   */
+  streams?: Readonly<Record<string, (socket: TLSSocket, peer: string) => void>>;
 }
 
 /** What the replication port asks of the revoked-serial list (enrollment/revocations.ts implements it). */
@@ -105,8 +112,11 @@ export class ReplicaServer {
 
   constructor(private readonly options: ReplicaServerOptions) {
     const handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
-    this.server = createServer({ ...serverTlsOptions(options.identity), handshakeTimeout }, (socket) =>
-      this.admit(socket, handshakeTimeout),
+    const streams = Object.keys(options.streams ?? {});
+    const ALPNProtocols = streams.length > 0 ? streams : undefined;
+    this.server = createServer(
+      { ...serverTlsOptions(options.identity), handshakeTimeout, ALPNProtocols },
+      (socket) => this.admit(socket, handshakeTimeout),
     );
     options.revocations?.onRevoked(({ serials, nodes }) => {
       for (const socket of this.sockets) {
@@ -141,7 +151,7 @@ export class ReplicaServer {
   private admit(socket: TLSSocket, firstRequestMs: number): void {
     const { revocations, logger } = this.options;
     if (!revocations) {
-      this.serve(socket, firstRequestMs);
+      this.route(socket, firstRequestMs);
       return;
     }
     const serial = serialOf(socket.getPeerCertificate());
@@ -152,7 +162,7 @@ export class ReplicaServer {
         this.sockets.delete(socket);
         if (socket.destroyed) return;
         if (!revoked) {
-          this.serve(socket, firstRequestMs);
+          this.route(socket, firstRequestMs);
           return;
         }
         logger.warn(
@@ -163,6 +173,19 @@ export class ReplicaServer {
       },
       () => socket.destroy(),
     );
+  }
+
+  /** Hands a connection that asked for another stream to its handler; the rest speak replication. */
+  private route(socket: TLSSocket, firstRequestMs: number): void {
+    const protocol = socket.alpnProtocol;
+    const stream = protocol ? this.options.streams?.[protocol] : undefined;
+    if (!stream) {
+      this.serve(socket, firstRequestMs);
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    stream(socket, verifiedPeerNodeId(socket) ?? "unknown");
   }
 
   /** Resolves with the port listened on. */
